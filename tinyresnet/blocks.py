@@ -1,0 +1,76 @@
+"""Building blocks as `x -> x` functions with predictable layer names."""
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="tinyresnet")
+class ChannelPad(layers.Layer):
+    """The paper's parameter-free shortcut: identity with zero-padded channels.
+
+    When the block narrows instead, the shortcut keeps the first `channels`.
+    """
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, x):
+        extra = self.channels - x.shape[-1]
+        if extra <= 0:
+            return x[..., : self.channels]
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+def _conv(filters, name, kernel_size=3):
+    # No bias: the BatchNorm that follows has its own shift.
+    return layers.Conv2D(filters, kernel_size, padding="same", use_bias=False,
+                         kernel_initializer="he_normal", name=name)
+
+
+def conv_bn_relu(x, filters, name):
+    """`Conv N` of the notation: conv3x3, BN, ReLU."""
+    x = _conv(filters, name + "_conv")(x)
+    x = layers.BatchNormalization(name=name + "_bn")(x)
+    return layers.ReLU(name=name + "_relu")(x)
+
+
+def basic_block(x, filters, name, dropout=0.5, residual=True, shortcut="pad"):
+    """`BB N`: conv3x3-BN-ReLU, dropout, conv3x3-BN, + shortcut, ReLU.
+
+    Args:
+        x: input tensor.
+        filters: width of both convs.
+        name: prefix of every layer name (`bb3` gives `bb3_conv1`, `bb3_add`).
+        dropout: rate of the dropout between the two convs (0 disables it).
+        residual: False gives the plain twin: the same layers, no shortcut.
+        shortcut: "pad" (parameter-free, zero-padded channels) or
+            "projection" (1x1 conv + BN) when the width changes.
+
+    Returns:
+        Output tensor.
+    """
+    y = _conv(filters, name + "_conv1")(x)
+    y = layers.BatchNormalization(name=name + "_bn1")(y)
+    y = layers.ReLU(name=name + "_relu1")(y)
+    if dropout:
+        y = layers.Dropout(dropout, name=name + "_dropout")(y)
+    y = _conv(filters, name + "_conv2")(y)
+    y = layers.BatchNormalization(name=name + "_bn2")(y)
+    if residual:
+        if x.shape[-1] != filters:
+            if shortcut == "projection":
+                x = _conv(filters, name + "_proj_conv", kernel_size=1)(x)
+                x = layers.BatchNormalization(name=name + "_proj_bn")(x)
+            elif shortcut == "pad":
+                x = ChannelPad(filters, name=name + "_pad")(x)
+            else:
+                raise ValueError(f"shortcut must be 'pad' or 'projection', got {shortcut!r}")
+        y = layers.Add(name=name + "_add")([x, y])
+    return layers.ReLU(name=name + "_out")(y)
