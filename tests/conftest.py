@@ -1,3 +1,23 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest
+
+SHARED = os.environ.get("TINYRESNET_SHARED_DATA")
+
+
+def shared_file(name):
+    """Path of a real-data archive, or skips the test with the reason."""
+    if not SHARED:
+        pytest.skip("real data not available: set TINYRESNET_SHARED_DATA (bash .ci/run does)")
+    path = os.path.join(SHARED, name)
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture
+def tiny_zip(tmp_path):
+    from fixtures import tiny_imagenet_files, write_zip
+    return write_zip(tmp_path / "tiny-imagenet-200.zip", tiny_imagenet_files())

@@ -5,3 +5,5 @@ from tinyresnet.spec import PRESETS, SpecError, count_layers, format_spec, parse
 from tinyresnet.models import build_model
 
 __version__ = "0.1.0"
+from tinyresnet.augment import PaperAugment
+from tinyresnet import data

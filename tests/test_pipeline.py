@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from fixtures import class_folder_files, jpeg, write_folder, write_zip
+from tinyresnet import data
+from tinyresnet.data.files import DataError
+from tinyresnet.data.pipeline import make_dataset, stratified_split
+
+
+def test_stratified_split_is_seeded_disjoint_and_per_class():
+    labels = np.repeat(np.arange(4), [10, 20, 30, 40])
+    train, val = stratified_split(labels, 0.1, seed=0)
+    assert np.bincount(labels[val]).tolist() == [1, 2, 3, 4]
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == 100
+    np.testing.assert_array_equal(val, stratified_split(labels, 0.1, seed=0)[1])
+    assert not np.array_equal(val, stratified_split(labels, 0.1, seed=1)[1])
+    with pytest.raises(ValueError, match=r"validation fraction must be in \(0, 1\)"):
+        stratified_split(labels, 1.0)
+
+
+def test_make_dataset_shuffles_per_epoch_batches_and_keeps_pairs():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1).repeat(3, -1)
+    labels = np.arange(10)
+    ds = make_dataset(images, labels, batch_size=4, training=True, seed=0)
+    epochs = [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(2)]
+    assert [len(y) for _, y in epochs[0]] == [4, 4]  # partial batch dropped when training
+    for x, y in epochs[0]:
+        np.testing.assert_array_equal(x[:, 0, 0, 0], y)
+    assert [y.tolist() for _, y in epochs[0]] != [y.tolist() for _, y in epochs[1]]
+    evaluation = [y.numpy().tolist() for _, y in make_dataset(images, labels, batch_size=4)]
+    assert evaluation == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_image_folder_zip_holds_out_a_stratified_validation(tmp_path):
+    path = write_zip(tmp_path / "pets.zip", class_folder_files(per_class=10), prefix="pets/")
+    ds = data.image_folder(path, batch_size=5, validation_fraction=0.2)
+    assert ds.class_names == ["cat", "dog"] and ds.image_shape == (32, 32, 3)
+    assert (ds.num_train, ds.num_validation) == (16, 4)
+    val_labels = np.concatenate([y.numpy() for _, y in ds.validation])
+    assert np.bincount(val_labels).tolist() == [2, 2]
+
+
+def test_image_folder_uses_a_val_folder_and_resizes(tmp_path):
+    files = class_folder_files(per_class=3)
+    files["val/cat/x.png"] = jpeg(1, size=(40, 48))
+    files["val/dog/y.jpg"] = jpeg(2, size=(32, 32), channels=1)
+    ds = data.image_folder(write_folder(tmp_path / "d", files), batch_size=2, augment=False)
+    assert (ds.num_train, ds.num_validation) == (6, 2)
+    images, labels = next(iter(ds.validation))
+    assert images.shape == (2, 32, 32, 3) and labels.numpy().tolist() == [0, 1]
+
+
+def test_image_folder_class_layout_without_splits(tmp_path):
+    files = {k.replace("train/", ""): v for k, v in class_folder_files(per_class=5).items()}
+    ds = data.image_folder(write_folder(tmp_path / "flat", files), validation_fraction=0.2)
+    assert (ds.num_train, ds.num_validation) == (8, 2)
+
+
+def test_image_folder_errors(tmp_path):
+    files = class_folder_files(per_class=2)
+    files["val/horse/z.jpg"] = jpeg(3)
+    with pytest.raises(DataError, match=r"val/horse: class 'horse' is not among train's classes"):
+        data.image_folder(write_folder(tmp_path / "a", files))
+    folder = write_folder(tmp_path / "b", class_folder_files(per_class=2))
+    (tmp_path / "b" / "train" / "emu").mkdir()
+    with pytest.raises(DataError, match=r"train/emu: class folder has no images"):
+        data.image_folder(folder)
+
+
+def test_file_cache_skips_decoding_the_second_time(tmp_path, tiny_zip, monkeypatch):
+    first = data.tiny_imagenet(tiny_zip, cache_dir=tmp_path / "c", file_cache=True, augment=False)
+    from tinyresnet.data import pipeline
+    monkeypatch.setattr(pipeline, "decode_images", lambda *a, **k: pytest.fail("decoded again"))
+    second = data.tiny_imagenet(tiny_zip, cache_dir=tmp_path / "c", file_cache=True, augment=False)
+    a = np.concatenate([x for x, _ in first.validation.as_numpy_iterator()])
+    b = np.concatenate([x for x, _ in second.validation.as_numpy_iterator()])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_cifar10_through_tfds(monkeypatch):
+    import tensorflow_datasets as tfds
+    with tfds.testing.mock_data(num_examples=20):
+        ds = data.cifar10(batch_size=5, augment=False)
+    assert ds.class_names[0] == "airplane" and ds.image_shape == (32, 32, 3)
+    assert (ds.num_train, ds.num_validation) == (20, 20)
+    images, labels = next(iter(ds.train))
+    assert images.shape == (5, 32, 32, 3) and images.dtype == "uint8"

@@ -1,0 +1,94 @@
+"""The paper's stochastic augmentation (section 4.2) as a Keras layer."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="tinyresnet")
+class PaperAugment(keras.layers.Layer):
+    """Per image: flip horizontally with `flip_prob`, then with `crop_prob` crop
+    a random `crop_size` window and rescale it to the input size (bilinear).
+
+    Both steps are one `crop_and_resize` per batch: an unflipped, uncropped
+    image gets the full box, which samples every pixel exactly, so it passes
+    through unchanged. Identity when `training=False`, so the layer can sit
+    inside a model (and run on its device) or in `tf.data.Dataset.map` on
+    batches. Output shape and dtype equal the input's.
+
+    Args:
+        flip_prob: probability of a horizontal flip (the paper's 0.5).
+        crop_prob: probability of a crop (the paper's 0.7).
+        crop_size: `(height, width)` or an int for the crop window; None takes
+            56/64 of the input size (the paper's 56x56 crops of 64x64 images).
+        seed: seed of the layer's `SeedGenerator`.
+    """
+
+    def __init__(self, flip_prob=0.5, crop_prob=0.7, crop_size=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, p in (("flip_prob", flip_prob), ("crop_prob", crop_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        self.flip_prob = flip_prob
+        self.crop_prob = crop_prob
+        self.crop_size = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = False
+
+    def window(self, height, width):
+        """The crop window for inputs of `height` x `width`."""
+        if self.crop_size is not None:
+            ch, cw = self.crop_size
+        else:
+            ch, cw = round(height * 56 / 64), round(width * 56 / 64)
+        if not (0 < ch <= height and 0 < cw <= width):
+            raise ValueError(f"crop_size {(ch, cw)} does not fit in {height}x{width} images")
+        return ch, cw
+
+    def sample(self, batch_size, height, width):
+        """Draws the random transformation of a batch.
+
+        Returns:
+            `(flip, crop, top, left)`: bool `[B]` flags and int32 `[B]` window
+            offsets (0 for images that are not cropped).
+        """
+        ch, cw = self.window(height, width)
+        u = keras.random.uniform((4, batch_size), seed=self.seed_generator)
+        flip = u[0] < self.flip_prob
+        crop = u[1] < self.crop_prob
+        # Offsets uniform over the valid range [0, size - window].
+        top = tf.cast(tf.floor(u[2] * (height - ch + 1)), tf.int32)
+        left = tf.cast(tf.floor(u[3] * (width - cw + 1)), tf.int32)
+        zero = tf.zeros_like(top)
+        return flip, crop, tf.where(crop, top, zero), tf.where(crop, left, zero)
+
+    def call(self, images, training=True):
+        if not training or (self.flip_prob == 0 and self.crop_prob == 0):
+            return images
+        dtype = images.dtype
+        shape = tf.shape(images)
+        height, width = images.shape[1], images.shape[2]
+        ch, cw = self.window(height, width)
+        flip, crop, top, left = self.sample(shape[0], height, width)
+        win_h = tf.where(crop, ch, height)
+        win_w = tf.where(crop, cw, width)
+        # Normalised box corners: pixel i of a side of n is at i / (n - 1).
+        y1 = tf.cast(top, tf.float32) / (height - 1)
+        y2 = tf.cast(top + win_h - 1, tf.float32) / (height - 1)
+        x1 = tf.cast(left, tf.float32) / (width - 1)
+        x2 = tf.cast(left + win_w - 1, tf.float32) / (width - 1)
+        # x1 > x2 makes crop_and_resize mirror the box: the flip for free.
+        x1, x2 = tf.where(flip, x2, x1), tf.where(flip, x1, x2)
+        boxes = tf.stack([y1, x1, y2, x2], axis=1)
+        out = tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes,
+                                       tf.range(shape[0]), (height, width), method="bilinear")
+        if dtype.is_integer:
+            out = tf.round(tf.clip_by_value(out, dtype.min, dtype.max))
+        return tf.cast(out, dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "flip_prob": self.flip_prob, "crop_prob": self.crop_prob,
+                "crop_size": self.crop_size, "seed": self.seed}

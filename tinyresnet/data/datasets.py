@@ -1,0 +1,114 @@
+"""One function per dataset, each returning ready tf.data pipelines and class names."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tinyresnet.data import folders
+from tinyresnet.data import tiny_imagenet_layout as tin
+from tinyresnet.data.files import DataError, FileTree
+from tinyresnet.data.pipeline import Arrays, build_datasets, load_arrays
+
+
+def _report_skipped(splits):
+    skipped = [name for arrays in splits.values() for name in arrays.skipped]
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable images, e.g. {skipped[0]}")
+
+
+def load_tiny_imagenet_arrays(data=None, cache_dir=None, skip_corrupt=False, file_cache=False,
+                              splits=tin.SPLITS):
+    """Decodes the splits of a Tiny ImageNet archive/folder (downloaded when `data` is None).
+
+    Returns:
+        `(arrays, layout)`: `{split: Arrays}` and the `TinyImageNet` listing.
+    """
+    layout = tin.read_layout(tin.locate(data, cache_dir))
+    decoded_cache = os.path.expanduser(cache_dir or "~/.keras/tinyresnet") if file_cache else None
+    arrays = {}
+    for split in splits:
+        s = layout.splits[split]
+        arrays[split] = load_arrays(layout.tree, s.files, s.labels, tin.IMAGE_SIZE,
+                                    skip_corrupt=skip_corrupt,
+                                    cache_dir=decoded_cache)
+    _report_skipped(arrays)
+    return arrays, layout
+
+
+def tiny_imagenet(data=None, batch_size=64, augment=True, seed=0, cache_dir=None,
+                  skip_corrupt=False, file_cache=False, validation_fraction=0.1):
+    """Tiny ImageNet pipelines from the official zip, its folder, or a download.
+
+    Args:
+        data: `tiny-imagenet-200.zip`, an extracted folder, or a class subset
+            in the same layout; None downloads the official archive (md5
+            checked) into `cache_dir`.
+        batch_size: images per batch.
+        augment: True for the paper's augmentation on training batches, a
+            layer of your own, or False.
+        seed: shuffle, augmentation and hold-out seed.
+        cache_dir: download folder (default `~/.keras`) and, with
+            `file_cache`, where decoded arrays are kept.
+        skip_corrupt: leave undecodable images out (and report them) instead
+            of failing.
+        file_cache: keep the decoded uint8 arrays in an .npz so the next run
+            skips decoding.
+        validation_fraction: hold-out fraction if the archive has no val split.
+
+    Returns:
+        `Datasets`: `train`, `validation`, `test` (labels -1) pipelines of
+        `(uint8 images [B, 64, 64, 3], int64 labels [B])`, `class_names` (from
+        words.txt, in wnids.txt order) and sizes.
+    """
+    arrays, layout = load_tiny_imagenet_arrays(data, cache_dir, skip_corrupt, file_cache)
+    return build_datasets(arrays, layout.class_names, batch_size, augment, seed, validation_fraction)
+
+
+def image_folder(data, image_size=None, batch_size=64, augment=True, seed=0, skip_corrupt=False,
+                 file_cache=False, cache_dir=None, validation_fraction=0.1):
+    """Pipelines from a class-per-folder dataset (folder or zip), e.g. the CIFAR-10 JPEGs.
+
+    Images of another size than `image_size` (default: the first image's)
+    are resized. Without a `val`/`validation` folder, a seeded stratified
+    `validation_fraction` of train is held out. Other arguments as in
+    `tiny_imagenet`.
+    """
+    tree, listing, class_names = folders.read_image_folder(data)
+    if image_size is None:
+        first = listing["train"][0][0]
+        probe = tf.io.decode_image(tree.read(first), channels=3, expand_animations=False)
+        image_size = tuple(probe.shape[:2])
+    decoded_cache = os.path.expanduser(cache_dir or "~/.keras/tinyresnet") if file_cache else None
+    arrays = {split: load_arrays(tree, files, labels, image_size, resize=True,
+                                 skip_corrupt=skip_corrupt, cache_dir=decoded_cache)
+              for split, (files, labels) in listing.items()}
+    _report_skipped(arrays)
+    return build_datasets(arrays, class_names, batch_size, augment, seed, validation_fraction)
+
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def cifar10(data=None, batch_size=64, augment=True, seed=0, validation_fraction=0.1, **kwargs):
+    """CIFAR-10 pipelines: `tfds.load("cifar10")` when `data` is None, else an image folder/zip.
+
+    With TFDS, `validation` is TFDS's `test` split. Other arguments as in
+    `image_folder`.
+    """
+    if data is not None:
+        return image_folder(data, batch_size=batch_size, augment=augment, seed=seed,
+                            validation_fraction=validation_fraction, **kwargs)
+    import tensorflow_datasets as tfds
+    arrays = {}
+    for split, tfds_split in (("train", "train"), ("validation", "test")):
+        ds = tfds.load("cifar10", split=tfds_split, as_supervised=True).batch(10_000)
+        batches = list(tfds.as_numpy(ds))
+        images = np.concatenate([x for x, _ in batches])
+        labels = np.concatenate([y for _, y in batches])
+        arrays[split] = Arrays(images.astype(np.uint8), labels.astype(np.int64),
+                               [f"{tfds_split}[{i}]" for i in range(len(labels))])
+    return build_datasets(arrays, CIFAR10_CLASSES, batch_size, augment, seed, validation_fraction)
+
+
+__all__ = ["DataError", "FileTree", "cifar10", "image_folder", "tiny_imagenet"]
