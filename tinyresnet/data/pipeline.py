@@ -28,9 +28,10 @@ class Arrays:
 class Datasets:
     """What every dataset function returns."""
 
-    train: tf.data.Dataset
+    train: tf.data.Dataset  # shuffled, augmented if asked, partial batch dropped
     validation: tf.data.Dataset
-    test: Optional[tf.data.Dataset]
+    test: Optional[tf.data.Dataset]  # labels -1 where unlabelled
+    train_eval: tf.data.Dataset  # train in order, not augmented: for inference-mode accuracy
     class_names: List[str]
     image_shape: tuple
     num_train: int
@@ -94,15 +95,15 @@ def make_dataset(images, labels, batch_size, training=False, augment=None, seed=
     ready while the model trains.
 
     Args:
-        images: uint8 `[N, H, W, 3]`.
+        images: uint8 `[N, H, W, 3]` (an array, or a tensor to share it between pipelines).
         labels: int `[N]`.
         batch_size: images per batch.
         training: shuffle each epoch (seeded), drop the last partial batch and augment.
         augment: a layer applied to training batches; None for none.
         seed: shuffle seed.
     """
-    images = tf.constant(images)
-    labels = tf.constant(np.asarray(labels, np.int64))
+    images = tf.convert_to_tensor(images)
+    labels = tf.convert_to_tensor(np.asarray(labels, np.int64))
     ds = tf.data.Dataset.range(int(images.shape[0]))
     if training:
         ds = ds.shuffle(int(images.shape[0]), seed=seed, reshuffle_each_iteration=True)
@@ -131,8 +132,11 @@ def build_datasets(splits, class_names, batch_size, augment=True, seed=0,
         train = Arrays(train.images[train_idx], train.labels[train_idx], [train.files[i] for i in train_idx])
     test = splits.get("test")
     layer = paper_augment(augment, seed)
+    # One copy of the train images, shared by the shuffled and the in-order pipeline.
+    images = tf.constant(train.images)
     return Datasets(
-        train=make_dataset(train.images, train.labels, batch_size, True, layer, seed),
+        train=make_dataset(images, train.labels, batch_size, True, layer, seed),
+        train_eval=make_dataset(images, train.labels, batch_size),
         validation=make_dataset(val.images, val.labels, batch_size),
         test=make_dataset(test.images, test.labels, batch_size) if test is not None and len(test.labels) else None,
         class_names=list(class_names),

@@ -1,0 +1,138 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from fixtures import class_folder_files, write_zip
+from tinyresnet import train
+from tinyresnet.callbacks import read_history
+from tinyresnet.config import Config, ConfigError
+
+TINY_SPEC = "Conv 8, BB 8, Avg 4, FC 10"
+
+
+@pytest.fixture
+def folder_zip(tmp_path):
+    return write_zip(tmp_path / "shapes.zip", class_folder_files(("a", "b", "c"), per_class=16, size=(16, 16)),
+                     prefix="shapes/")
+
+
+def tiny_config(data, **changes):
+    values = dict(spec=TINY_SPEC, dataset="folder", data=data, batch_size=8, epochs=1, verbose=0,
+                  learning_rate=0.01, warmup_epochs=0, validation_fraction=0.25)
+    values.update(changes)
+    return Config(**values)
+
+
+def test_one_step_end_to_end(tmp_path, folder_zip):
+    results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(tmp_path / "run"))
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["epoch"].tolist() == [0] and history["images"].tolist() == [8]
+    assert results["epochs"] == 1 and results["num_classes"] == 3 and results["layers"] == 4
+
+
+def test_one_epoch_writes_the_whole_run_directory(tmp_path, tiny_zip):
+    run = tmp_path / "run"
+    cfg = tiny_config(tiny_zip, dataset="tiny_imagenet", batch_size=4, epochs=2, augment_on="model")
+    results = train.train_and_evaluate(cfg, str(run))
+    for name in ("config.json", "spec.txt", "summary.txt", "class_names.json", "history.csv", "model.keras",
+                 "results.json", "curves.png", "checkpoints/best.keras", "checkpoints/last.keras"):
+        assert (run / name).exists(), name
+    assert os.listdir(run / "tensorboard")
+    history = pd.read_csv(run / "history.csv")
+    assert list(history.columns[:9]) == ["epoch", "loss", "top1", "top5", "val_loss", "val_top1", "val_top5",
+                                         "lr", "seconds"]
+    assert history["epoch"].tolist() == [0, 1] and history["images"].tolist() == [12, 12]
+    saved = json.loads((run / "results.json").read_text())
+    for key in ("val_top1", "val_top5", "best_val_top1", "train_top1", "gap", "params", "layers", "epochs",
+                "images_per_sec"):
+        assert key in saved
+    assert 0 <= saved["val_top1"] <= 1 and saved["gap"] == pytest.approx(saved["train_top1"] - saved["val_top1"])
+    assert saved["best_val_top1"] >= saved["val_top1"] - 1e-6
+    assert json.loads((run / "class_names.json").read_text()) == ["alpha", "beta", "gamma"]
+    # The saved model is the inference model: no augmentation layer inside.
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.output.shape == (None, 3) and "paper_augment" not in [l.name for l in model.layers]
+    assert saved["params"] == model.count_params()
+
+
+def test_a_run_dir_of_another_config_is_refused(tmp_path, folder_zip):
+    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=r"holds a run of a different config \(width: 1.0 -> 2.0\)"):
+        train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0), str(tmp_path / "run"))
+    results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0),
+                                       str(tmp_path / "run"), overwrite=True)
+    assert results["epochs"] == 1
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_state(tmp_path, folder_zip, monkeypatch):
+    class Explodes(keras.optimizers.schedules.LearningRateSchedule):
+        # Sane for the first epoch (4 steps), then a step size that overflows the weights.
+        def __call__(self, step):
+            return keras.ops.where(step < 4, 0.01, 1e38)
+
+        def get_config(self):
+            return {}
+
+    monkeypatch.setattr(train, "make_optimizer", lambda config, steps: keras.optimizers.SGD(Explodes()))
+    run = tmp_path / "run"
+    with pytest.raises(train.TrainingDiverged, match=r"loss became nan at epoch 1 step \d+; training stopped"):
+        train.train_and_evaluate(tiny_config(folder_zip, epochs=3, steps_per_epoch=4), str(run))
+    assert read_history(str(run / "history.csv"))[-1]["epoch"] == 0
+    good = keras.saving.load_model(run / "checkpoints" / "last.keras", compile=False)
+    assert all(np.isfinite(w).all() for w in good.get_weights())
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+
+
+def _train_command(data, run_dir, epochs):
+    return [sys.executable, "-m", "tinyresnet.cli", f"--spec={TINY_SPEC}", "--dataset=folder", f"--data={data}",
+            f"--run-dir={run_dir}", f"--epochs={epochs}", "--batch_size=4", "--warmup_epochs=0",
+            "--validation_fraction=0.25", "--quiet"]
+
+
+def test_killed_mid_run_resumes_without_losing_or_repeating_epochs(tmp_path):
+    data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=80, size=(32, 32)))
+    run = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(_train_command(data, run, 12), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(read_history(str(run / "history.csv"))) < 2:
+        time.sleep(0.05)
+    time.sleep(0.3)  # land somewhere inside a later epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(read_history(str(run / "history.csv")))
+    assert 2 <= done_before < 12, "the run must be killed mid-way"
+    resumed = subprocess.run(_train_command(data, run, 12), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first = int(resumed.stdout.split("Epoch ")[1].split("/")[0])  # Keras prints epochs 1-based
+    assert first - 1 >= done_before - 1 and first > 1
+    epochs = [row["epoch"] for row in read_history(str(run / "history.csv"))]
+    assert epochs == list(range(12))
+    assert json.loads((run / "results.json").read_text())["epochs"] == 12
+
+
+def test_cli_refuses_unknown_keys_and_lists_presets(capsys):
+    from tinyresnet.cli import train_main
+    assert train_main(["--epoch=3"]) == 2
+    assert "unknown config key(s) epoch; valid keys:" in capsys.readouterr().err
+    assert train_main(["--spec=Conv 8, Foo 2, FC 10", "--summary"]) == 2
+    assert "item 2 ('Foo 2'): unknown layer" in capsys.readouterr().err
+    assert train_main(["--list-presets"]) == 0
+    assert "net6" in capsys.readouterr().out
+
+
+def test_cli_summary_prints_counts(capsys):
+    from tinyresnet.cli import train_main
+    assert train_main(["--preset=net1", "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "layers:      15" in out and "parameters:  6,652,808" in out
+    assert "GFLOPs:      1.789 forward per 64x64 image, 5.367 per training image" in out

@@ -1,0 +1,93 @@
+"""Callbacks Keras does not ship: an idempotent per-epoch history and a NaN stop that keeps the last good state."""
+
+import csv
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+HISTORY_COLUMNS = ("epoch", "loss", "top1", "top5", "val_loss", "val_top1", "val_top5",
+                   "lr", "seconds", "train_seconds", "images")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def read_history(path):
+    """Rows of a `history.csv` as dicts of floats (epoch as int); [] if absent."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""} for row in rows]
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Writes `history.csv`, one row per finished epoch, rewritten atomically.
+
+    Rows are keyed by epoch: after a resume, rows of epochs that are run
+    again are dropped first, so no epoch is lost or repeated whatever moment
+    the previous process died at. `train_seconds` excludes validation;
+    `images` is the number of training images the epoch saw.
+    """
+
+    def __init__(self, path, batch_size):
+        super().__init__()
+        self.path = path
+        self.batch_size = batch_size
+        self.rows = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.rows is None:  # first epoch of this process: the resume point
+            self.rows = [r for r in read_history(self.path) if r["epoch"] < epoch]
+        self._start = time.perf_counter()
+        self._train_end = None
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        end = time.perf_counter()
+        lr = self.model.optimizer.learning_rate
+        row = {"epoch": epoch, **{k: float(logs[k]) for k in HISTORY_COLUMNS if k in logs},
+               "lr": float(np.asarray(lr)), "seconds": end - self._start,
+               "train_seconds": (self._train_end or end) - self._start,
+               "images": self._steps * self.batch_size}
+        self.rows = [r for r in self.rows if r["epoch"] != epoch] + [row]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Raises `TrainingDiverged` at the first non-finite loss.
+
+    Raising (rather than Keras' `TerminateOnNaN`, which lets the epoch end
+    and so lets checkpoints save the broken weights) leaves the backup and
+    checkpoints at the last good epoch.
+    """
+
+    def __init__(self, last_good):
+        super().__init__()
+        self.last_good = last_good
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"loss became {float(loss)} at epoch {self._epoch} step {batch}; training stopped. "
+                f"The last good state is kept ({self.last_good}); lower --learning_rate or use "
+                "--precision=float32, then rerun with --overwrite.")

@@ -1,0 +1,148 @@
+"""Console scripts: thin argparse front ends over the library functions."""
+
+import argparse
+import os
+import sys
+
+# Before TensorFlow loads: keep its C++ start-up chatter out of the way.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+IMAGE_SIZES = {"tiny_imagenet": 64, "cifar10": 32, "folder": 64}
+
+
+def _fail(message, code=2):
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _read_spec(value):
+    # --spec takes notation text or the path of a file holding it.
+    if os.path.isfile(value):
+        with open(value) as f:
+            return f.read()
+    return value
+
+
+def _train_parser():
+    from tinyresnet import config as config_lib
+    from tinyresnet.spec import PRESETS
+    keys = ", ".join(f"{f.name}={f.default!r}" for f in config_lib.fields().values())
+    parser = argparse.ArgumentParser(
+        prog="tinyresnet-train",
+        description="Train a residual net (or its plain twin) from a preset or a spec in the paper's notation, "
+                    "log curves, resume after a crash, and optionally export a SavedModel.",
+        epilog=f"Any config field can be set as --key=value (type-checked). Fields and defaults: {keys}. "
+               "Example: tinyresnet-train --preset=net1 --data=tiny-imagenet-200.zip --epochs=2 --width=0.25",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a Table 1 net or the CIFAR pair (default net1)")
+    parser.add_argument("--spec", help="network in the paper's notation, or a file holding it")
+    parser.add_argument("--data", help="archive or folder; omitted: download Tiny ImageNet / TFDS CIFAR-10")
+    parser.add_argument("--dataset", choices=sorted(config_lib.CHOICES["dataset"]))
+    parser.add_argument("--config", help="experiment file (.py, .yaml, .json) overriding the defaults")
+    parser.add_argument("--run-dir", help="run directory (default runs/<preset>-<variant>); rerun to resume")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in a run dir of another config")
+    parser.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the model with its layer, parameter and FLOP counts; do not train")
+    parser.add_argument("--export", metavar="DIR", help="export the trained model as a SavedModel under DIR")
+    parser.add_argument("--quiet", action="store_true", help="one log line per epoch instead of progress bars")
+    return parser
+
+
+def _resolve_config(args, overrides):
+    from tinyresnet import config as config_lib
+    cfg = config_lib.load_file(args.config) if args.config else config_lib.Config()
+    values = {}
+    if args.preset:
+        values.update(preset=args.preset, spec="")
+    if args.spec:
+        values["spec"] = _read_spec(args.spec)
+    if args.data:
+        values["data"] = args.data
+    if args.dataset:
+        values["dataset"] = args.dataset
+    if args.quiet:
+        values["verbose"] = 2
+    values.update(config_lib.parse_overrides(overrides))
+    return config_lib.override(cfg, values)
+
+
+def _print_summary(cfg):
+    from tinyresnet import spec as spec_lib
+    from tinyresnet.models import build_model
+    size = IMAGE_SIZES[cfg.dataset]
+    shape = (size, size, 3)
+    spec = spec_lib.parse_spec(cfg.spec or cfg.preset)
+    model = build_model(spec, shape, variant=cfg.variant, block_dropout=cfg.block_dropout,
+                        shortcut=cfg.shortcut, width=cfg.width)
+    model.summary()
+    flops = spec_lib.forward_flops(spec, shape, width=cfg.width, shortcut=cfg.shortcut)
+    print(f"spec:        {spec_lib.format_spec(spec)}")
+    print(f"variant:     {cfg.variant} (shortcut {cfg.shortcut}, width {cfg.width})")
+    print(f"layers:      {spec_lib.count_layers(spec)} (paper convention: convs + FC, a BB counts 2)")
+    print(f"parameters:  {model.count_params():,}")
+    print(f"GFLOPs:      {flops / 1e9:.3f} forward per {size}x{size} image, "
+          f"{3 * flops / 1e9:.3f} per training image (3x forward)")
+
+
+def train_main(argv=None):
+    parser = _train_parser()
+    args, overrides = parser.parse_known_args(argv)
+    from tinyresnet import config as config_lib
+    from tinyresnet import spec as spec_lib
+    if args.list_presets:
+        for name, text in spec_lib.PRESETS.items():
+            print(f"{name:8s} {spec_lib.count_layers(name):3d} layers  {text}")
+        return 0
+    try:
+        cfg = _resolve_config(args, overrides)
+        spec_lib.parse_spec(cfg.spec or cfg.preset)
+    except (config_lib.ConfigError, spec_lib.SpecError) as e:
+        return _fail(e)
+    if args.summary:
+        _print_summary(cfg)
+        return 0
+    from tinyresnet import train
+    from tinyresnet.data import DataError
+    run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset if not cfg.spec else 'spec'}-{cfg.variant}")
+    try:
+        results = train.train_and_evaluate(cfg, run_dir, overwrite=args.overwrite)
+    except (config_lib.ConfigError, spec_lib.SpecError, DataError) as e:
+        return _fail(e)
+    except train.TrainingDiverged as e:
+        return _fail(e, code=3)
+    except train.Interrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 130
+    print(f"\nrun directory: {run_dir}")
+    print(f"  train top-1 {results['train_top1']:.3f}  val top-1 {results['val_top1']:.3f}  "
+          f"val top-5 {results['val_top5']:.3f}  gap {results['gap']:.3f}  "
+          f"{results['images_per_sec']:.0f} images/s  {results['epochs']} epochs")
+    print(f"  curves: {run_dir}/curves.png  results: {run_dir}/results.json  model: {run_dir}/model.keras")
+    if args.export:
+        from tinyresnet import export
+        path = export.export_run(run_dir, args.export)
+        print(f"  exported: {path}")
+    return 0
+
+
+def report_main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="tinyresnet-report",
+        description="Compare finished runs: a table (CSV, Markdown) and their curves overlaid.")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--out", default="report", help="folder for comparison.{csv,md,png} (default report/)")
+    parser.add_argument("--names", nargs="+", help="labels of the runs (default: folder names)")
+    args = parser.parse_args(argv)
+    from tinyresnet import report
+    try:
+        table = report.compare(args.run_dirs, args.out, args.names)
+    except FileNotFoundError as e:
+        return _fail(e)
+    print(report.to_markdown(table))
+    print(f"\nwritten: {args.out}/comparison.csv, comparison.md, comparison.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(train_main())
