@@ -1,5 +1,10 @@
 """tinyresnet: residual networks and their plain twins from the paper's notation."""
 
+import os
+
+# Before TensorFlow loads: its C++ INFO/WARNING start-up lines drown the tools' output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 from tinyresnet import spec
 from tinyresnet.spec import PRESETS, SpecError, count_layers, format_spec, parse_spec
 from tinyresnet.models import build_model

@@ -144,5 +144,81 @@ def report_main(argv=None):
     return 0
 
 
+def export_main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="tinyresnet-export",
+        description="Export a trained run (or a .keras file) as a SavedModel for TensorFlow Serving, "
+                    "tf.saved_model.load and tinyresnet-predict, into OUT/<name>/<version>/.")
+    parser.add_argument("source", metavar="RUN_DIR_OR_KERAS_FILE")
+    parser.add_argument("--out", default="exported_models", help="root folder (default exported_models/)")
+    parser.add_argument("--name", help="model name (default: the model's, e.g. net1)")
+    parser.add_argument("--version", type=int, help="version number (default: the next free one)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    args = parser.parse_args(argv)
+    from tinyresnet import export
+    try:
+        path = export.export_run(args.source, args.out, args.name, args.version, args.overwrite)
+    except export.ExportError as e:
+        return _fail(e)
+    print(f"exported: {path}")
+    print("signatures: serving_default (float32 images), serving_uint8, serve_image_bytes (encoded images)")
+    return 0
+
+
+def predict_main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="tinyresnet-predict",
+        description="Classify image files (any size; JPEG, PNG, grayscale, RGBA) with an exported model.")
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="an exported version, e.g. exported_models/net1/1")
+    parser.add_argument("images", nargs="+", metavar="IMAGES", help="files, folders or glob patterns")
+    parser.add_argument("--output", help="write all predictions to a .csv or .json file")
+    parser.add_argument("--top", type=int, default=3, help="labels shown per image in the table (default 3)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    if not os.path.isfile(os.path.join(args.model_dir, "saved_model.pb")):
+        return _fail(f"{args.model_dir}: not an exported model (no saved_model.pb)")
+    from tinyresnet import predict
+    predictions = predict.predict_files(args.model_dir, args.images, args.batch_size)
+    print(predict.format_table(predictions, args.top))
+    if args.output:
+        predict.write_predictions(predictions, args.output)
+        print(f"written: {args.output}")
+    failed = [p for p in predictions if p.error]
+    if failed:
+        print(f"{len(failed)} of {len(predictions)} files could not be classified", file=sys.stderr)
+        return 1
+    return 0
+
+
+def bench_main(argv=None):
+    from tinyresnet import bench
+    defaults = bench.Settings()
+    parser = argparse.ArgumentParser(
+        prog="tinyresnet-bench",
+        description="Measure, in one run: matmul ceilings, training images/s (fp32 vs mixed_bfloat16) and their "
+                    "fraction of the ceiling, the real input pipeline vs in-memory data, and exported-model "
+                    "serving vs model.predict. Ratios are the point: the machine may be noisy.")
+    parser.add_argument("--preset", help=f"preset to train (default {defaults.preset})")
+    parser.add_argument("--width", type=float, help=f"conv width multiplier (default {defaults.width})")
+    parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
+    parser.add_argument("--steps", type=int, help=f"training steps per timed repeat (default {defaults.steps})")
+    parser.add_argument("--repeats", type=int, help=f"timed repeats, medians reported (default {defaults.repeats})")
+    parser.add_argument("--data", help="Tiny ImageNet archive/folder for the pipeline figures (default: skipped)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds-long run (cifar7 at width 0.25, few steps) for CI; explicit flags still apply")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = parser.parse_args(argv)
+    import dataclasses
+    import json
+    values = dict(bench.SMOKE) if args.smoke else {}
+    values.update({k: v for k, v in vars(args).items()
+                   if v is not None and k in {f.name for f in dataclasses.fields(defaults)}})
+    settings = dataclasses.replace(defaults, **values)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    result = bench.run(settings, log=log)
+    print(json.dumps(result, indent=2) if args.json else bench.format_table(result))
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(train_main())

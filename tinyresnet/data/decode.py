@@ -8,7 +8,8 @@ import tensorflow as tf
 from tinyresnet.data.files import DataError
 
 
-def _decode(blob, size, resize):
+def decode_image(blob, size, resize):
+    """One encoded image -> uint8 `[height, width, 3]`; resized when `resize`, else checked."""
     # channels=3: Tiny ImageNet has grayscale JPEGs; PNGs may carry alpha.
     image = tf.io.decode_image(blob, channels=3, expand_animations=False)
     if resize:
@@ -25,7 +26,7 @@ def _decode_all(blobs, size, resize):
     spec = tf.TensorSpec((*size, 3), tf.uint8)
 
     def decode_batch(batch):
-        return tf.map_fn(lambda blob: _decode(blob, size, resize), batch, fn_output_signature=spec)
+        return tf.map_fn(lambda blob: decode_image(blob, size, resize), batch, fn_output_signature=spec)
 
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(blobs)).batch(256)
     ds = ds.map(decode_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -35,7 +36,7 @@ def _decode_all(blobs, size, resize):
 def _decode_each(blobs, size, resize):
     """Slow path: image by image; bad ones are dropped and found again by their missing index."""
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(blobs), dtype=tf.int64), tf.constant(blobs)))
-    ds = ds.map(lambda i, b: (i, _decode(b, size, resize)), num_parallel_calls=tf.data.AUTOTUNE,
+    ds = ds.map(lambda i, b: (i, decode_image(b, size, resize)), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True)
     kept, images = [], []
     for index, batch in ds.ignore_errors().batch(1024).as_numpy_iterator():

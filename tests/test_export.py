@@ -1,0 +1,153 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fixtures import jpeg
+from tinyresnet import export
+from tinyresnet.models import build_model
+
+CLASSES = ["cat", "dog", "emu", "fox", "gnu", "hen", "owl"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory as training leaves it, with a model whose BN statistics are not trivial."""
+    run = tmp_path_factory.mktemp("run")
+    keras.utils.set_random_seed(0)
+    model = build_model("Conv 8, BB 16, Avg 2, Dropout 0.3, FC 7", (16, 16, 3), name="tiny")
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3)).astype("uint8")
+    model.fit(images, np.arange(32) % 7, epochs=1, verbose=0)
+    model.save(run / "model.keras")
+    (run / "class_names.json").write_text(json.dumps(CLASSES))
+    (run / "config.json").write_text(json.dumps({"dataset": "folder", "variant": "residual"}))
+    (run / "results.json").write_text(json.dumps({"spec": "Conv 8, BB 16, Avg 2, Dropout 0.3, FC 7",
+                                                  "val_top1": 0.25, "epochs": 1}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    return export.export_run(str(run_dir), str(tmp_path_factory.mktemp("exports")))
+
+
+def _images(n, seed=1):
+    return np.random.default_rng(seed).integers(0, 256, (n, 16, 16, 3)).astype("uint8")
+
+
+def test_layout_versions_and_metadata(exported, run_dir):
+    assert exported.endswith(os.path.join("tiny", "1"))
+    assert os.path.exists(os.path.join(exported, "saved_model.pb"))
+    meta = json.loads(open(os.path.join(exported, "metadata.json")).read())
+    assert meta["class_names"] == CLASSES and meta["input_shape"] == [16, 16, 3]
+    assert meta["spec"] == "Conv 8, BB 16, Avg 2, Dropout 0.3, FC 7" and meta["metrics"]["val_top1"] == 0.25
+    assert meta["versions"]["tensorflow"] == tf.__version__ and meta["training_config"]["dataset"] == "folder"
+    root = os.path.dirname(exported)
+    assert export.next_version(root) == 2
+    with pytest.raises(export.ExportError, match="exists; pass overwrite=True"):
+        export.export_run(str(run_dir), os.path.dirname(root), version=1)
+
+
+def test_predictions_equal_the_keras_model_in_inference_mode(exported, run_dir):
+    model = keras.saving.load_model(run_dir / "model.keras")
+    images = _images(10)
+    expected = tf.nn.softmax(model.predict(images, verbose=0)).numpy()
+    loaded = tf.saved_model.load(exported)
+    out = loaded.signatures["serving_default"](images=tf.constant(images, tf.float32))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+    out8 = loaded.signatures["serving_uint8"](images=tf.constant(images))
+    np.testing.assert_allclose(out8["probabilities"].numpy(), expected, atol=1e-5)
+    # Dropout is inactive: the same input gives the same output.
+    again = loaded.signatures["serving_default"](images=tf.constant(images, tf.float32))
+    np.testing.assert_array_equal(out["probabilities"].numpy(), again["probabilities"].numpy())
+    top = np.argsort(-expected, axis=1)[:, :5]
+    np.testing.assert_array_equal(out["top_k_indices"].numpy(), top)
+    assert [l.decode() for l in out["top_k_labels"].numpy()[0]] == [CLASSES[i] for i in top[0]]
+
+
+def test_bytes_signature_decodes_like_the_pipeline(exported, run_dir):
+    model = keras.saving.load_model(run_dir / "model.keras")
+    images = _images(3)
+    pngs = [tf.io.encode_png(image).numpy() for image in images]
+    out = tf.saved_model.load(exported).signatures["serve_image_bytes"](image_bytes=tf.constant(pngs))
+    np.testing.assert_allclose(out["probabilities"].numpy(), tf.nn.softmax(model(images)).numpy(), atol=1e-5)
+
+
+def test_wrong_input_shape_or_dtype_is_refused_clearly(exported):
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError),
+                       match=r"expected images of shape \[N, 16, 16, 3\]"):
+        serve(images=tf.zeros((2, 32, 32, 3)))
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError),
+                       match="expected to be a float tensor but is a int32 tensor"):
+        serve(images=tf.zeros((2, 16, 16, 3), tf.int32))
+
+
+def test_a_fresh_process_with_only_tensorflow_runs_both_signatures(exported, tmp_path):
+    image = tmp_path / "x.jpg"
+    image.write_bytes(jpeg(3, size=(40, 30), channels=1))  # other size, grayscale
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np, tensorflow as tf
+        m = tf.saved_model.load({exported!r})
+        a = m.signatures["serving_default"](images=tf.zeros((2, 16, 16, 3)))
+        b = m.signatures["serve_image_bytes"](image_bytes=tf.constant([open({str(image)!r}, "rb").read()]))
+        assert a["probabilities"].shape == (2, 7) and b["top_k_labels"].shape == (1, 5)
+        assert not any(name.startswith("tinyresnet") for name in sys.modules), "imported tinyresnet"
+        print("ok", b["top_k_labels"].numpy()[0][0].decode())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[1] in CLASSES
+
+
+def _saved_model_cli(*args):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return subprocess.run([cli, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_saved_model_cli_shows_and_runs_the_signatures(exported, tmp_path):
+    shown = _saved_model_cli("show", "--dir", exported, "--all")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    text = shown.stdout
+    for signature in ("serving_default", "serving_uint8", "serve_image_bytes"):
+        assert f"signature_def['{signature}']" in text
+    assert "inputs['images'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 16, 16, 3)" in text
+    assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in text
+    for output in ("probabilities", "top_k_indices", "top_k_scores", "top_k_labels"):
+        assert f"outputs['{output}']" in text
+    np.save(tmp_path / "batch.npy", _images(2).astype("float32"))
+    ran = _saved_model_cli("run", "--dir", exported, "--tag_set", "serve", "--signature_def", "serving_default",
+                           "--inputs", f"images={tmp_path / 'batch.npy'}")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "Result for output key probabilities" in ran.stdout and "top_k_labels" in ran.stdout
+
+
+def test_an_interrupted_export_leaves_no_version_behind(run_dir, tmp_path, monkeypatch):
+    def dies(self, path, **kwargs):
+        os.makedirs(os.path.join(path, "variables"))
+        open(os.path.join(path, "saved_model.pb"), "w").write("half")
+        raise KeyboardInterrupt
+
+    # ExportArchive() builds a backend-specific subclass; patch the class actually used.
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", dies)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_run(str(run_dir), str(tmp_path))
+    assert os.listdir(tmp_path / "tiny") == []
+
+
+def test_export_errors(tmp_path):
+    with pytest.raises(export.ExportError, match="no such model"):
+        export.export_run(str(tmp_path))
+    model = build_model("Conv 8, FC 3", (8, 8, 3))
+    with pytest.raises(export.ExportError, match="2 class names for a model of 3 outputs"):
+        export.export_model(model, str(tmp_path / "m" / "1"), ["a", "b"])

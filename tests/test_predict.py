@@ -1,0 +1,56 @@
+import json
+import os
+
+import pytest
+import tensorflow as tf
+
+from fixtures import jpeg
+from test_export import CLASSES, exported, run_dir  # noqa: F401  (module fixtures)
+from tinyresnet import predict
+from tinyresnet.cli import predict_main
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(jpeg(1, size=(16, 16)))
+    (folder / "b.png").write_bytes(tf.io.encode_png(tf.zeros((50, 20, 4), tf.uint8)).numpy())  # RGBA, other size
+    (folder / "sub" / "c.jpg").write_bytes(jpeg(2, size=(64, 64), channels=1))  # grayscale
+    (folder / "broken.jpg").write_bytes(jpeg(3)[:200])
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_predicts_folders_globs_and_files_of_any_size_and_mode(exported, images):  # noqa: F811
+    results = predict.predict_files(exported, [str(images / "a.jpg"), str(images / "sub"),
+                                               str(images / "*.png")], batch_size=2)
+    assert [os.path.basename(r.file) for r in results] == ["a.jpg", "c.jpg", "b.png"]
+    for r in results:
+        assert r.error is None and len(r.labels) == 5 and set(r.labels) <= set(CLASSES)
+        assert r.scores == sorted(r.scores, reverse=True) and 0 < sum(r.scores) <= 1.0001
+
+
+def test_unreadable_files_are_named_and_the_rest_go_on(exported, images, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "out.json"
+    code = predict_main([exported, str(images), str(images / "missing.jpg"), "--output", str(out)])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.out and "ERROR: not a decodable image" in captured.out
+    assert "missing.jpg  ERROR: cannot read file" in captured.out
+    assert "2 of 5 files could not be classified" in captured.err
+    saved = {os.path.basename(p["file"]): p for p in json.loads(out.read_text())}
+    assert saved["a.jpg"]["labels"][0] in CLASSES and saved["broken.jpg"]["error"]
+
+
+def test_csv_output_and_success_exit_code(exported, images, tmp_path):  # noqa: F811
+    out = tmp_path / "out.csv"
+    assert predict_main([exported, str(images / "a.jpg"), str(images / "b.png"), "--output", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "file,label,score,top_k_labels,top_k_scores,error"
+    assert len(lines) == 3 and lines[1].split(",")[1] in CLASSES
+
+
+def test_not_an_export(tmp_path, capsys):
+    assert predict_main([str(tmp_path), "x.jpg"]) == 2
+    assert "not an exported model" in capsys.readouterr().err

@@ -1,0 +1,117 @@
+"""Classify image files with an exported model (TensorFlow only; no Keras model needed)."""
+
+import csv
+import dataclasses
+import glob
+import io
+import json
+import os
+from typing import List, Optional
+
+import tensorflow as tf
+
+from tinyresnet.data.folders import IMAGE_EXTENSIONS
+
+
+@dataclasses.dataclass
+class Prediction:
+    file: str
+    labels: List[str] = dataclasses.field(default_factory=list)  # top-k, best first
+    indices: List[int] = dataclasses.field(default_factory=list)
+    scores: List[float] = dataclasses.field(default_factory=list)
+    error: Optional[str] = None
+
+
+def expand_inputs(inputs):
+    """Files, folders (searched recursively for images) and glob patterns -> file paths, in order.
+
+    A pattern or path that matches nothing is returned as is, so it is
+    reported as unreadable rather than silently dropped.
+    """
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = [os.path.join(folder, name) for folder, _, names in os.walk(item) for name in names
+                     if name.lower().endswith(IMAGE_EXTENSIONS)]
+            files += sorted(found)
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            files += sorted(glob.glob(item, recursive=True)) or [item]
+    return files
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+        tf.io.decode_image(blob, channels=3, expand_animations=False)  # fail here, named, not in a batch
+        return blob, None
+    except OSError as e:
+        return None, f"cannot read file ({e.strerror})"
+    except tf.errors.OpError:
+        return None, "not a decodable image (corrupt, truncated or unsupported format)"
+
+
+def predict_files(model_dir, inputs, batch_size=64):
+    """Runs the `serve_image_bytes` signature of an export over image files.
+
+    Args:
+        model_dir: an exported version folder (`exported_models/net1/1`).
+        inputs: files, folders or glob patterns.
+        batch_size: images per call.
+
+    Returns:
+        A `Prediction` per file, in input order; unreadable files carry `error`.
+    """
+    serve = tf.saved_model.load(model_dir).signatures["serve_image_bytes"]
+    results = []
+    batch = []
+
+    def flush():
+        if not batch:
+            return
+        out = serve(image_bytes=tf.constant([blob for _, blob in batch]))
+        for i, (prediction, _) in enumerate(batch):
+            prediction.labels = [label.decode() for label in out["top_k_labels"][i].numpy()]
+            prediction.indices = out["top_k_indices"][i].numpy().tolist()
+            prediction.scores = [float(s) for s in out["top_k_scores"][i].numpy()]
+        batch.clear()
+
+    for path in expand_inputs(inputs):
+        blob, error = _read(path)
+        prediction = Prediction(path, error=error)
+        results.append(prediction)
+        if blob is not None:
+            batch.append((prediction, blob))
+            if len(batch) == batch_size:
+                flush()
+    flush()
+    return results
+
+
+def format_table(predictions, top_k=3):
+    """A plain-text table: file, then the top labels with their scores."""
+    width = max([len(p.file) for p in predictions] + [4])
+    lines = [f"{'file':<{width}}  top-{top_k} (score)"]
+    for p in predictions:
+        shown = p.error and f"ERROR: {p.error}" or "  ".join(
+            f"{label} ({score:.3f})" for label, score in zip(p.labels[:top_k], p.scores[:top_k]))
+        lines.append(f"{p.file:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def write_predictions(predictions, path):
+    """Writes `.json` (a list of objects) or `.csv` (one row per file, top-k joined by '|')."""
+    if path.endswith(".json"):
+        with open(path, "w") as f:
+            json.dump([dataclasses.asdict(p) for p in predictions], f, indent=2)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "label", "score", "top_k_labels", "top_k_scores", "error"])
+    for p in predictions:
+        writer.writerow([p.file, p.labels[0] if p.labels else "", f"{p.scores[0]:.6f}" if p.scores else "",
+                         "|".join(p.labels), "|".join(f"{s:.6f}" for s in p.scores), p.error or ""])
+    with open(path, "w", newline="") as f:
+        f.write(buffer.getvalue())
