@@ -84,3 +84,17 @@ def test_bad_arguments_are_refused():
 def test_package_api():
     assert set(tinyresnet.PRESETS) == {"net1", "net2", "net3", "net4", "net5", "net6", "cifar7", "cifar9"}
     assert tinyresnet.build_model("net1", (64, 64, 3), 200).name == "net1_residual"
+
+
+def test_fused_batch_norm_matches_keras_batch_normalization():
+    from tinyresnet.blocks import BatchNorm
+    x = np.random.default_rng(0).normal(2, 3, (8, 5, 5, 4)).astype("float32")
+    reference, fused = layers.BatchNormalization(), BatchNorm()
+    np.testing.assert_allclose(fused(x, training=True), reference(x, training=True), atol=1e-5)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), reference.moving_mean.numpy(), atol=1e-6)
+    # The fused kernel averages the unbiased variance: n/(n-1) = 200/199 of Keras' update.
+    n = 8 * 5 * 5
+    expected = 0.99 + 0.01 * (reference.moving_variance.numpy() - 0.99) / 0.01 * n / (n - 1)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(fused(x, training=False), reference(x, training=False), atol=5e-3)
+    assert BatchNorm.from_config(fused.get_config()).get_config() == fused.get_config()

@@ -88,7 +88,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_state(tmp_p
     assert read_history(str(run / "history.csv"))[-1]["epoch"] == 0
     good = keras.saving.load_model(run / "checkpoints" / "last.keras", compile=False)
     assert all(np.isfinite(w).all() for w in good.get_weights())
-    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert json.loads((run / "backup" / "state.json").read_text())["epoch"] == 1
 
 
 def _train_command(data, run_dir, epochs):
@@ -136,3 +136,52 @@ def test_cli_summary_prints_counts(capsys):
     out = capsys.readouterr().out
     assert "layers:      15" in out and "parameters:  6,652,808" in out
     assert "GFLOPs:      1.789 forward per 64x64 image, 5.367 per training image" in out
+
+
+def test_ctrl_c_saves_and_exits_cleanly_then_resumes(tmp_path):
+    data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=80, size=(32, 32)))
+    run = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(_train_command(data, run, 8), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not read_history(str(run / "history.csv")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted; the last finished epoch is backed up" in err
+    assert (run / "checkpoints" / "interrupted.keras").exists()
+    resumed = subprocess.run(_train_command(data, run, 8), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [row["epoch"] for row in read_history(str(run / "history.csv"))] == list(range(8))
+
+
+def test_mirrored_strategy_and_label_smoothing(tmp_path, folder_zip):
+    cfg = tiny_config(folder_zip, steps_per_epoch=2, distribution="mirrored", label_smoothing=0.1)
+    results = train.train_and_evaluate(cfg, str(tmp_path / "run"))
+    assert results["epochs"] == 1 and 0 <= results["val_top1"] <= 1
+
+
+def test_backup_survives_a_death_while_writing(tmp_path, folder_zip, monkeypatch):
+    run = tmp_path / "run"
+    cfg = tiny_config(folder_zip, epochs=2, steps_per_epoch=2)
+    real_save = keras.Model.save_weights
+    calls = []
+
+    def dies_on_the_second_backup(self, filepath, overwrite=True, **kwargs):
+        calls.append(filepath)
+        if len(calls) == 2:  # epoch 1's backup: half a file, then the process "dies"
+            open(filepath, "wb").write(b"half a file")
+            raise KeyboardInterrupt
+        return real_save(self, filepath, overwrite=overwrite, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", dies_on_the_second_backup)
+    with pytest.raises(train.Interrupted):
+        train.train_and_evaluate(cfg, str(run))
+    monkeypatch.undo()
+    state = json.loads((run / "backup" / "state.json").read_text())
+    assert state["epoch"] == 1 and (run / "backup" / state["weights"]).exists()
+    results = train.train_and_evaluate(cfg, str(run))
+    assert results["epochs"] == 2
+    assert [row["epoch"] for row in read_history(str(run / "history.csv"))] == [0, 1]

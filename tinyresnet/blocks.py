@@ -1,7 +1,36 @@
 """Building blocks as `x -> x` functions with predictable layer names."""
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="tinyresnet")
+class BatchNorm(layers.BatchNormalization):
+    """Keras `BatchNormalization` computed by TensorFlow's fused kernel.
+
+    One fused op instead of Keras' moments + normalize chain: Net 1 trains
+    about 20% faster on CPU (see README, Performance). Same variables, config
+    and moving-average momentum as the Keras layer; like TensorFlow's fused
+    kernel, the moving variance takes the unbiased (n-1) batch variance.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or len(inputs.shape) != 4 or self.axis not in (-1, 3) or self.renorm \
+                or not (self.center and self.scale):
+            return super().call(inputs, training=training, mask=mask)
+        fused = tf.compat.v1.nn.fused_batch_norm
+        if training and self.trainable:
+            outputs, mean, variance = fused(
+                inputs, self.gamma.value, self.beta.value, mean=self.moving_mean.value,
+                variance=self.moving_variance.value, epsilon=self.epsilon, is_training=True,
+                exponential_avg_factor=1.0 - self.momentum)
+            self.moving_mean.assign(mean)
+            self.moving_variance.assign(variance)
+        else:
+            outputs, _, _ = fused(inputs, self.gamma.value, self.beta.value, mean=self.moving_mean.value,
+                                  variance=self.moving_variance.value, epsilon=self.epsilon, is_training=False)
+        return ops.cast(outputs, self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package="tinyresnet")
@@ -37,7 +66,7 @@ def _conv(filters, name, kernel_size=3):
 def conv_bn_relu(x, filters, name):
     """`Conv N` of the notation: conv3x3, BN, ReLU."""
     x = _conv(filters, name + "_conv")(x)
-    x = layers.BatchNormalization(name=name + "_bn")(x)
+    x = BatchNorm(name=name + "_bn")(x)
     return layers.ReLU(name=name + "_relu")(x)
 
 
@@ -57,17 +86,17 @@ def basic_block(x, filters, name, dropout=0.5, residual=True, shortcut="pad"):
         Output tensor.
     """
     y = _conv(filters, name + "_conv1")(x)
-    y = layers.BatchNormalization(name=name + "_bn1")(y)
+    y = BatchNorm(name=name + "_bn1")(y)
     y = layers.ReLU(name=name + "_relu1")(y)
     if dropout:
         y = layers.Dropout(dropout, name=name + "_dropout")(y)
     y = _conv(filters, name + "_conv2")(y)
-    y = layers.BatchNormalization(name=name + "_bn2")(y)
+    y = BatchNorm(name=name + "_bn2")(y)
     if residual:
         if x.shape[-1] != filters:
             if shortcut == "projection":
                 x = _conv(filters, name + "_proj_conv", kernel_size=1)(x)
-                x = layers.BatchNormalization(name=name + "_proj_bn")(x)
+                x = BatchNorm(name=name + "_proj_bn")(x)
             elif shortcut == "pad":
                 x = ChannelPad(filters, name=name + "_pad")(x)
             else:

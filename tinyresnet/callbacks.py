@@ -1,6 +1,8 @@
-"""Callbacks Keras does not ship: an idempotent per-epoch history and a NaN stop that keeps the last good state."""
+"""Callbacks Keras does not ship: an idempotent per-epoch history, a NaN stop that keeps the
+last good state, and a kill-safe backup."""
 
 import csv
+import json
 import math
 import os
 import time
@@ -91,3 +93,65 @@ class StopOnNaN(keras.callbacks.Callback):
                 f"loss became {float(loss)} at epoch {self._epoch} step {batch}; training stopped. "
                 f"The last good state is kept ({self.last_good}); lower --learning_rate or use "
                 "--precision=float32, then rerun with --overwrite.")
+
+
+class AtomicBackup(keras.callbacks.Callback):
+    """`keras.callbacks.BackupAndRestore`, made safe against a kill at any instant.
+
+    Keras' callback writes its weights file in place, so a process killed
+    mid-write leaves a file that cannot be loaded (and `double_checkpoint`
+    only covers OSError). Here each backup is a new weights file, written
+    under a temporary name and renamed; then `state.json` (epoch + file
+    name) is replaced the same way. A kill at any point leaves `state.json`
+    naming a complete file. Mid-epoch backups (`save_steps`) resume at the
+    start of that epoch with the newer weights.
+    """
+
+    def __init__(self, backup_dir, save_steps=0):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.save_steps = save_steps
+        self._epoch = 0
+        self._count = 0
+
+    @property
+    def _state_path(self):
+        return os.path.join(self.backup_dir, "state.json")
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self._state_path):
+            return
+        with open(self._state_path) as f:
+            state = json.load(f)
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        self._count = state["count"]
+        # The hook Keras' own BackupAndRestore uses: fit() starts at this epoch.
+        self.model._initial_epoch = state["epoch"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_steps and (batch + 1) % self.save_steps == 0:
+            self._save(self._epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(epoch + 1)
+
+    def _save(self, next_epoch):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self._count += 1
+        name = f"backup-{self._count}.weights.h5"
+        tmp = os.path.join(self.backup_dir, f".tmp-{os.getpid()}.weights.h5")
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, os.path.join(self.backup_dir, name))
+        state_tmp = self._state_path + ".tmp"
+        with open(state_tmp, "w") as f:
+            json.dump({"epoch": next_epoch, "weights": name, "count": self._count}, f)
+        os.replace(state_tmp, self._state_path)
+        for old in os.listdir(self.backup_dir):
+            if old.startswith("backup-") and old != name:
+                os.remove(os.path.join(self.backup_dir, old))

@@ -22,7 +22,7 @@ from tinyresnet import config as config_lib
 from tinyresnet import data as data_lib
 from tinyresnet import spec as spec_lib
 from tinyresnet.augment import PaperAugment
-from tinyresnet.callbacks import EpochHistory, StopOnNaN, TrainingDiverged, read_history
+from tinyresnet.callbacks import AtomicBackup, EpochHistory, StopOnNaN, TrainingDiverged, read_history
 from tinyresnet.models import build_model
 
 __all__ = ["train_and_evaluate", "TrainingDiverged", "Interrupted"]
@@ -207,8 +207,7 @@ def train_and_evaluate(config, workdir, overwrite=False):
     callbacks = [
         StopOnNaN(os.path.join(checkpoints, "last.keras")),
         EpochHistory(history_path, config.batch_size),
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup"), double_checkpoint=True,
-                                         save_freq=config.checkpoint_steps or "epoch", delete_checkpoint=False),
+        AtomicBackup(os.path.join(workdir, "backup"), save_steps=config.checkpoint_steps),
         best,
         keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, "last.keras")),
         keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), write_graph=False),
