@@ -16,6 +16,7 @@ if [ -e "$DATA" ]; then data_arg=(--data="$DATA"); else
   tinyresnet-train --preset=net1 "${data_arg[@]}" --width=0.25 --epochs=3 --warmup_epochs=0.5 \
   --run-dir="$RUN" --quiet "$@"
 model=$(tinyresnet-export "$RUN" | sed -n 's/^exported: //p')
+echo "exported: $model"
 du -sh "$RUN"
 # A few of the archive's unlabelled test images, to classify with the export.
 python - "$DATA" <<'PY'
