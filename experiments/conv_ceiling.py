@@ -10,25 +10,12 @@ them does not change Net 1's training images/s), so the conv kernels'
 fraction of the matmul ceiling is the bound on the training fraction.
 """
 
-import statistics
-import time
-
 import tensorflow as tf
 
-from tinyresnet.bench import matmul_ceiling
+from tinyresnet.bench import matmul_ceiling, median_seconds
 
 # (feature map size, in channels, out channels) of Net 1's 3x3 convs.
 CONVS = [(64, 64, 64), (32, 64, 128), (32, 128, 128), (16, 128, 256), (16, 256, 256), (4, 256, 512), (4, 512, 512)]
-
-
-def seconds(fn, repeats=5):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(batch=64):
@@ -49,8 +36,8 @@ def main(batch=64):
                 y = tf.nn.conv2d(x, w, 1, "SAME")
             return tape.gradient(y, [x, w])
 
-        f = flops / seconds(lambda: forward().numpy()) / 1e9
-        t = 3 * flops / seconds(lambda: [g.numpy() for g in step()]) / 1e9
+        f = flops / median_seconds(lambda: forward().numpy(), 5) / 1e9
+        t = 3 * flops / median_seconds(lambda: [g.numpy() for g in step()], 5) / 1e9
         print(f"| {size}x{size}, {cin} -> {cout} | {f:.0f} | {f / ceiling:.2f} | {t:.0f} | {t / ceiling:.2f} |")
 
 

@@ -7,26 +7,15 @@ A raw `tf.function` step (no Keras fit loop), batch 64 at 64x64. With
 `tinyresnet.blocks.BatchNorm`, to compare the two.
 """
 
-import statistics
 import sys
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tinyresnet import blocks, spec
+from tinyresnet.bench import median_seconds
 from tinyresnet.models import build_model
-
-
-def seconds(fn, repeats=3):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(batch=64):
@@ -50,7 +39,7 @@ def main(batch=64):
     forward_infer = tf.function(lambda: model(x, training=False))
     forward_train = tf.function(lambda: model(x, training=True))
     flops = spec.forward_flops("net1", (64, 64, 3)) * batch
-    s, fi, ft = (seconds(lambda f=f: f().numpy()) for f in (step, forward_infer, forward_train))
+    s, fi, ft = (median_seconds(lambda f=f: f().numpy(), 3) for f in (step, forward_infer, forward_train))
     print(f"BN: {'keras' if '--keras-bn' in sys.argv else 'fused'}")
     print(f"train step      {s:.2f} s  {batch / s:.1f} images/s  {3 * flops / s / 1e9:.0f} GFLOP/s")
     print(f"forward (infer) {fi:.2f} s  {flops / fi / 1e9:.0f} GFLOP/s")

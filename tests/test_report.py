@@ -1,5 +1,4 @@
 import pandas as pd
-import pytest
 
 from fixtures import class_folder_files, write_zip
 from test_train import tiny_config

@@ -5,7 +5,6 @@ import os
 import threading
 import zipfile
 
-import numpy as np
 import pytest
 
 from fixtures import WNIDS, jpeg, tiny_imagenet_files, write_folder, write_zip

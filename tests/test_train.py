@@ -51,6 +51,7 @@ def test_one_epoch_writes_the_whole_run_directory(tmp_path, tiny_zip):
                                          "lr", "seconds"]
     assert history["epoch"].tolist() == [0, 1] and history["images"].tolist() == [12, 12]
     saved = json.loads((run / "results.json").read_text())
+    assert saved == json.loads(json.dumps(results))
     for key in ("val_top1", "val_top5", "best_val_top1", "train_top1", "gap", "params", "layers", "epochs",
                 "images_per_sec"):
         assert key in saved

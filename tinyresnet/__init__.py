@@ -12,3 +12,6 @@ from tinyresnet.models import build_model
 __version__ = "0.1.0"
 from tinyresnet.augment import PaperAugment
 from tinyresnet import data
+
+__all__ = ["PRESETS", "PaperAugment", "SpecError", "build_model", "count_layers", "data", "format_spec",
+           "parse_spec", "spec"]

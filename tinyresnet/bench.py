@@ -45,7 +45,7 @@ class Settings:
 SMOKE = dict(preset="cifar7", width=0.25, batch_size=16, steps=2, repeats=2, matmul_sizes=(256,), latency_calls=5)
 
 
-def _median_seconds(fn, repeats):
+def median_seconds(fn, repeats):
     fn()  # warm-up: tracing, allocation
     times = []
     for _ in range(repeats):
@@ -61,7 +61,7 @@ def matmul_ceiling(dtype, sizes, repeats=3):
     for n in sizes:
         a = tf.cast(tf.random.normal((n, n)), dtype)
         matmul = tf.function(tf.linalg.matmul)
-        seconds = _median_seconds(lambda: matmul(a, a).numpy(), repeats)
+        seconds = median_seconds(lambda: matmul(a, a).numpy(), repeats)
         best = max(best, 2 * n ** 3 / seconds / 1e9)
     return best
 
@@ -149,7 +149,7 @@ def _pipeline(settings, model, in_memory, log):
                                     augment=augment).repeat()
     log("pipeline: one augmented epoch from cache, no model ...")
     epoch = data_lib.make_dataset(train.images, train.labels, settings.batch_size, training=True, augment=augment)
-    seconds = _median_seconds(lambda: [None for _ in epoch], max(1, settings.repeats // 2))
+    seconds = median_seconds(lambda: [None for _ in epoch], max(1, settings.repeats // 2))
     result["augmented_epoch_ips"] = len(train.labels) // settings.batch_size * settings.batch_size / seconds
     log("pipeline: training, real pipeline vs in memory ...")
     seconds = _interleaved({"memory": _fit_seconds(model, in_memory, settings.steps),

@@ -15,7 +15,6 @@ import shutil
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tinyresnet import config as config_lib

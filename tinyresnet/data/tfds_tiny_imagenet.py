@@ -6,7 +6,6 @@ number of classes; otherwise the official archive is downloaded and its md5
 verified. The number of classes is read from the archive's `wnids.txt`.
 """
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from tinyresnet.data import tiny_imagenet_layout as tin
