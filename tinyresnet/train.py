@@ -54,9 +54,9 @@ def spec_text(config):
     return spec_lib.format_spec(config.spec or config.preset)
 
 
-def load_datasets(config):
-    """The `Datasets` of `config.dataset`, without augmentation (the model or `fit` adds it)."""
-    common = dict(batch_size=config.batch_size, augment=False, seed=config.seed,
+def load_datasets(config, augment=None):
+    """The `Datasets` of `config.dataset`; `augment` (a layer or None) runs on training batches."""
+    common = dict(batch_size=config.batch_size, augment=augment or False, seed=config.seed,
                   validation_fraction=config.validation_fraction, skip_corrupt=config.skip_corrupt,
                   file_cache=config.file_cache, cache_dir=config.cache_dir or None)
     data = config.data or None
@@ -159,7 +159,8 @@ def train_and_evaluate(config, workdir, overwrite=False):
     spec = spec_lib.parse_spec(config.spec or config.preset)
     prepare_workdir(config, workdir, overwrite)
     keras.utils.set_random_seed(config.seed)
-    datasets = load_datasets(config)
+    augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed) if config.augment else None
+    datasets = load_datasets(config, augment if config.augment_on == "data" else None)
     num_classes = len(datasets.class_names)
     steps = datasets.num_train // config.batch_size
     if steps == 0:
@@ -167,11 +168,7 @@ def train_and_evaluate(config, workdir, overwrite=False):
             f"batch_size {config.batch_size} exceeds the {datasets.num_train} training images")
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
-    augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed) if config.augment else None
-    train = datasets.train
-    if augment is not None and config.augment_on == "data":
-        train = train.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    train = train.repeat().prefetch(tf.data.AUTOTUNE)
+    train = datasets.train.repeat()
 
     with _dtype_policy(config.precision), _strategy(config).scope():
         model = build_model(spec, datasets.image_shape, num_classes, variant=config.variant,
