@@ -36,6 +36,7 @@ def test_one_step_end_to_end(tmp_path, folder_zip):
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["epoch"].tolist() == [0] and history["images"].tolist() == [8]
     assert results["epochs"] == 1 and results["num_classes"] == 3 and results["layers"] == 4
+    assert results["skipped_images"] == 0
 
 
 def test_one_epoch_writes_the_whole_run_directory(tmp_path, tiny_zip):

@@ -258,6 +258,7 @@ def _evaluate(config, spec, model, datasets, history_path, wall):
         "images_per_sec": images / train_seconds if train_seconds else 0.0,
         "wall_seconds": wall,
         "num_train": datasets.num_train, "num_validation": datasets.num_validation,
+        "skipped_images": datasets.skipped,
         "num_classes": len(datasets.class_names), "image_shape": list(shape),
         "spec": spec_lib.format_spec(spec), "preset": "" if config.spec else config.preset,
         "variant": config.variant, "dataset": config.dataset, "precision": config.precision,
