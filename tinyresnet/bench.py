@@ -164,11 +164,10 @@ def _pipeline(settings, model, in_memory, log):
     if model.input_shape[1:] != train.images.shape[1:]:
         log(f"pipeline: preset input {model.input_shape[1:]} differs from the data's; training figures skipped")
         return result
-    augment = PaperAugment(seed=0)
-    dataset = data_lib.make_dataset(train.images, train.labels, settings.batch_size, training=True,
-                                    augment=augment).repeat()
+    epoch = data_lib.make_dataset(train.images, train.labels, settings.batch_size, training=True,
+                                  augment=PaperAugment(seed=0))
+    dataset = epoch.repeat()
     log("pipeline: one augmented epoch from cache, no model ...")
-    epoch = data_lib.make_dataset(train.images, train.labels, settings.batch_size, training=True, augment=augment)
     seconds = median_seconds(lambda: [None for _ in epoch], max(1, settings.repeats // 2))
     result["augmented_epoch_ips"] = len(train.labels) // settings.batch_size * settings.batch_size / seconds
     log("pipeline: training, real pipeline vs in memory ...")

@@ -11,6 +11,11 @@ from tinyresnet.data.files import DataError, FileTree
 from tinyresnet.data.pipeline import Arrays, build_datasets, load_arrays
 
 
+def _decoded_cache_dir(cache_dir, file_cache):
+    """Where `file_cache` keeps decoded arrays; None when it is off."""
+    return os.path.expanduser(cache_dir or "~/.keras/tinyresnet") if file_cache else None
+
+
 def _report_skipped(splits):
     skipped = [name for arrays in splits.values() for name in arrays.skipped]
     if skipped:
@@ -25,7 +30,7 @@ def load_tiny_imagenet_arrays(data=None, cache_dir=None, skip_corrupt=False, fil
         `(arrays, layout)`: `{split: Arrays}` and the `TinyImageNet` listing.
     """
     layout = tin.read_layout(tin.locate(data, cache_dir))
-    decoded_cache = os.path.expanduser(cache_dir or "~/.keras/tinyresnet") if file_cache else None
+    decoded_cache = _decoded_cache_dir(cache_dir, file_cache)
     arrays = {}
     for split in splits:
         s = layout.splits[split]
@@ -79,7 +84,7 @@ def image_folder(data, image_size=None, batch_size=64, augment=True, seed=0, ski
         first = listing["train"][0][0]
         probe = tf.io.decode_image(tree.read(first), channels=3, expand_animations=False)
         image_size = tuple(probe.shape[:2])
-    decoded_cache = os.path.expanduser(cache_dir or "~/.keras/tinyresnet") if file_cache else None
+    decoded_cache = _decoded_cache_dir(cache_dir, file_cache)
     arrays = {split: load_arrays(tree, files, labels, image_size, resize=True,
                                  skip_corrupt=skip_corrupt, cache_dir=decoded_cache)
               for split, (files, labels) in listing.items()}

@@ -42,6 +42,7 @@ class FileTree:
         else:
             raise DataError(f"{self.path}: no such file or folder")
         self.names = sorted(names)
+        self._name_set = set(names)
         # Folders, also those holding no file (zips often list no folders at all).
         parents = set(dirs)
         for name in names:
@@ -57,13 +58,7 @@ class FileTree:
         return min(hits, key=lambda n: (n.count("/"), n)) if hits else None
 
     def exists(self, name):
-        return name in self._set
-
-    @property
-    def _set(self):
-        if not hasattr(self, "_names_set"):
-            self._names_set = set(self.names)
-        return self._names_set
+        return name in self._name_set
 
     def read(self, name):
         """The bytes of one file; a missing one is a `DataError` naming it."""
