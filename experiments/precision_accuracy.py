@@ -25,7 +25,7 @@ def main():
     args = parser.parse_args()
     runs = []
     for precision in ("float32", "mixed_bfloat16"):
-        config = Config(preset=args.preset, dataset="folder", data=args.data, epochs=args.epochs,
+        config = Config(net=args.preset, dataset="folder", data=args.data, epochs=args.epochs,
                         width=args.width, precision=precision, batch_size=128, learning_rate=0.1,
                         warmup_epochs=0.5, seed=0, verbose=2)
         run_dir = os.path.join(args.out, precision)

@@ -3,20 +3,25 @@
 Usage: python experiments/preset_table.py
 """
 
+import os
+import sys
+
 from tinyresnet import spec
 from tinyresnet.models import build_model
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paper import PAPER_RESULTS  # noqa: E402
 
 
 def main():
     print("| preset | notation | layers (computed) | layers (Table 1) | parameters | forward GFLOPs | input |")
     print("|---|---|---|---|---|---|---|")
-    for name, text in spec.PRESETS.items():
-        size = 32 if name.startswith("cifar") else 64
-        shape = (size, size, 3)
-        printed = spec.PAPER_RESULTS.get(name, {}).get("layers", "-")
+    for name, preset in spec.PRESETS.items():
+        shape, size = preset.input_shape, preset.input_size
+        printed = PAPER_RESULTS.get(name, {}).get("layers", "-")
         params = build_model(name, shape).count_params()
         gflops = spec.forward_flops(name, shape) / 1e9
-        print(f"| `{name}` | {spec.format_spec(text)} | {spec.count_layers(name)} | {printed} "
+        print(f"| `{name}` | {spec.format_spec(preset.notation)} | {spec.count_layers(name)} | {printed} "
               f"| {params:,} | {gflops:.3f} | {size}x{size}x3 |")
 
 

@@ -21,3 +21,11 @@ def shared_file(name):
 def tiny_zip(tmp_path):
     from fixtures import tiny_imagenet_files, write_zip
     return write_zip(tmp_path / "tiny-imagenet-200.zip", tiny_imagenet_files())
+
+
+@pytest.fixture
+def folder_zip(tmp_path):
+    """A 3-class archive of 16x16 JPEGs, 16 per class, in `shapes/<class>/`."""
+    from fixtures import class_folder_files, write_zip
+    return write_zip(tmp_path / "shapes.zip", class_folder_files(("a", "b", "c"), per_class=16, size=(16, 16)),
+                     prefix="shapes/")

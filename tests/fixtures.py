@@ -57,3 +57,15 @@ def write_folder(root, files):
 def class_folder_files(classes=("cat", "dog"), per_class=10, size=(32, 32)):
     return {f"train/{c}/{i:04d}.jpg": jpeg(50 * j + i, size)
             for j, c in enumerate(classes) for i in range(per_class)}
+
+
+TINY_SPEC = "Conv 8, BB 8, Avg 4, FC 10"
+
+
+def tiny_config(data, **changes):
+    """A `Config` that trains `TINY_SPEC` on a small class-folder archive in seconds."""
+    from tinyresnet.config import Config
+    values = dict(net=TINY_SPEC, dataset="folder", data=data, batch_size=8, epochs=1, verbose=0,
+                  learning_rate=0.01, warmup_epochs=0, validation_fraction=0.25)
+    values.update(changes)
+    return Config(**values)

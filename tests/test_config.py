@@ -1,5 +1,5 @@
-import dataclasses
 import json
+import os
 
 import pytest
 
@@ -9,7 +9,7 @@ from tinyresnet.config import Config, ConfigError
 
 def test_defaults_are_the_reference_run():
     cfg = Config()
-    assert (cfg.preset, cfg.variant, cfg.dataset, cfg.block_dropout, cfg.augment) == \
+    assert (cfg.net, cfg.variant, cfg.dataset, cfg.block_dropout, cfg.augment) == \
         ("net1", "residual", "tiny_imagenet", 0.5, True)
     assert (cfg.flip_prob, cfg.crop_prob) == (0.5, 0.7)
 
@@ -28,7 +28,9 @@ def test_overrides_are_type_checked():
     ({"precision": "fp8"}, r"precision: expected one of float32, mixed_bfloat16, mixed_float16"),
     ({"width": "0"}, r"width must be > 0"),
     ({"block_dropout": "1"}, r"block_dropout must be in \[0, 1\)"),
-    ({"epoch": "3"}, r"unknown config key\(s\) epoch; valid keys: preset, spec, variant"),
+    ({"epoch": "3"}, r"unknown config key\(s\) epoch; valid keys: net, variant"),
+    ({"net": "Conv 8, Foo, FC 10"}, r"item 2 \('Foo'\): unknown layer"),
+    ({"distribution": "multi_worker"}, r"'multi_worker' is not supported: Keras 3 .*keras-team/keras#20585"),
 ])
 def test_bad_overrides_are_refused(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -41,22 +43,63 @@ def test_override_syntax():
     assert config_lib.parse_overrides(["--block-dropout=0.3"]) == {"block_dropout": "0.3"}
 
 
+def test_both_spellings_of_a_flag_and_bare_booleans():
+    # The corrupt-image hint names both; each must be accepted.
+    for args in (["--skip_corrupt=true"], ["--skip-corrupt=true"], ["--skip-corrupt"], ["--skip_corrupt"]):
+        cfg = config_lib.override(Config(), config_lib.parse_overrides(args))
+        assert cfg.skip_corrupt is True, args
+    with pytest.raises(ConfigError, match="expected --key=value, got '--width'"):
+        config_lib.parse_overrides(["--width"])
+
+
+def _changed(cfg):
+    """The fields of `cfg` that differ from the defaults."""
+    return {k: v for k, v in config_lib.to_dict(cfg).items() if v != config_lib.to_dict(Config())[k]}
+
+
 def test_experiment_files(tmp_path):
-    (tmp_path / "a.yaml").write_text("epochs: 4\nvariant: plain\n")
-    (tmp_path / "b.json").write_text(json.dumps({"width": 0.5}))
-    (tmp_path / "c.py").write_text("from tinyresnet.config import Config\nconfig = Config(preset='net3', epochs=7)\n")
-    (tmp_path / "d.py").write_text("overrides = {'batch_size': 32}\n")
+    (tmp_path / "a.yaml").write_text("epochs: 4\nvariant: plain\npreset: net3\n")
+    (tmp_path / "b.json").write_text(json.dumps({"width": 0.5, "spec": "Conv 8, FC 10"}))
+    (tmp_path / "c.py").write_text("from tinyresnet.config import Config\nconfig = Config(net='net3', epochs=7)\n")
+    (tmp_path / "d.py").write_text("overrides = {'batch_size': 32, 'augment': False}\n")
     (tmp_path / "e.yaml").write_text("batchsize: 32\n")
-    assert config_lib.load_file(str(tmp_path / "a.yaml")).variant == "plain"
-    assert config_lib.load_file(str(tmp_path / "b.json")).width == 0.5
-    assert dataclasses.astuple(config_lib.load_file(str(tmp_path / "c.py")))[:1] == ("net3",)
-    assert config_lib.load_file(str(tmp_path / "d.py")).batch_size == 32
+    # Every field each file sets, and nothing else.
+    assert _changed(config_lib.load_file(str(tmp_path / "a.yaml"))) == {"epochs": 4, "variant": "plain", "net": "net3"}
+    assert _changed(config_lib.load_file(str(tmp_path / "b.json"))) == {"width": 0.5, "net": "Conv 8, FC 10"}
+    assert _changed(config_lib.load_file(str(tmp_path / "c.py"))) == {"net": "net3", "epochs": 7}
+    assert _changed(config_lib.load_file(str(tmp_path / "d.py"))) == {"batch_size": 32, "augment": False}
+    example = os.path.join(os.path.dirname(__file__), "..", "experiments", "example.yaml")
+    assert _changed(config_lib.load_file(example)) == {"net": "net6", "width": 0.25, "epochs": 3,
+                                                       "warmup_epochs": 0.5}
     with pytest.raises(ConfigError, match="unknown config key"):
         config_lib.load_file(str(tmp_path / "e.yaml"))
     with pytest.raises(ConfigError, match="no such experiment file"):
         config_lib.load_file(str(tmp_path / "missing.yaml"))
 
 
+@pytest.mark.parametrize("source, message", [
+    ("from tinyresnet.config import Config\nconfig = Config(epochs='3')\n", r"x.py: epochs: expected int, got '3'"),
+    ("from tinyresnet.config import Config\nconfig = Config(epoch=3)\n",
+     r"x.py, line 2: TypeError: .*unexpected keyword argument 'epoch'"),
+    ("overrides = {'epochs': 'three'}\n", r"x.py: epochs: expected int, got 'three'"),
+    ("x = 1 +\n", r"x.py.*SyntaxError"),
+])
+def test_python_experiment_files_with_mistakes_give_clear_errors(tmp_path, source, message):
+    (tmp_path / "x.py").write_text(source)
+    with pytest.raises(ConfigError, match=message):
+        config_lib.load_file(str(tmp_path / "x.py"))
+
+
+def test_execution_keys_do_not_define_a_run():
+    a = config_lib.to_dict(Config(epochs=3))
+    b = config_lib.to_dict(Config(epochs=3, verbose=0, checkpoint_steps=5, cache_dir="/x", file_cache=True))
+    assert config_lib.run_defining(a) == config_lib.run_defining(b)
+    assert config_lib.run_defining(a) != config_lib.run_defining(config_lib.to_dict(Config(epochs=4)))
+    # A run directory written with the older preset/spec keys is the same run.
+    old = {k: v for k, v in a.items() if k != "net"}
+    assert config_lib.run_defining({**old, "preset": "net1", "spec": ""}) == config_lib.run_defining(a)
+
+
 def test_round_trip_through_a_dict():
-    cfg = Config(epochs=3, spec="Conv 8, FC 10")
+    cfg = Config(epochs=3, net="Conv 8, FC 10")
     assert config_lib.from_dict(config_lib.to_dict(cfg)) == cfg

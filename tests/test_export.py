@@ -151,3 +151,60 @@ def test_export_errors(tmp_path):
     model = build_model("Conv 8, FC 3", (8, 8, 3))
     with pytest.raises(export.ExportError, match="2 class names for a model of 3 outputs"):
         export.export_model(model, str(tmp_path / "m" / "1"), ["a", "b"])
+
+
+def test_a_checkpoint_of_an_in_model_augmentation_run_exports_its_inference_model(tmp_path, folder_zip):
+    from fixtures import tiny_config
+    from tinyresnet import train
+    run = tmp_path / "run"
+    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, augment_on="model"), str(run))
+    checkpoint = keras.saving.load_model(run / "checkpoints" / "best.keras", compile=False)
+    assert any(isinstance(layer, export.PaperAugment) for layer in checkpoint.layers)  # the training wrapper
+    path = export.export_run(str(run / "checkpoints" / "best.keras"), str(tmp_path / "out"))
+    meta = json.loads(open(os.path.join(path, "metadata.json")).read())
+    assert meta["class_names"] == ["a", "b", "c"] and meta["labels_from"] == "run"
+    assert meta["training_config"]["augment_on"] == "model" and meta["spec"] == "Conv 8, BB 8, Avg 4, FC 3"
+    inner = export.inference_model(checkpoint)
+    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("float32")
+    out = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_allclose(out["probabilities"].numpy(), tf.nn.softmax(inner(images)).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["../outside", "a/b", "/abs", "..", ""])
+def test_a_name_cannot_leave_the_output_root(run_dir, tmp_path, name):
+    with pytest.raises(export.ExportError, match="use letters, digits"):
+        export.export_run(str(run_dir), str(tmp_path / "root"), name=name)
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "root").exists()
+
+
+def test_version_zero_is_refused(run_dir, tmp_path):
+    with pytest.raises(export.ExportError, match="version must be an integer >= 1, got 0"):
+        export.export_run(str(run_dir), str(tmp_path), version=0)
+
+
+def test_overwrite_keeps_the_old_version_until_the_new_one_is_in_place(run_dir, tmp_path, monkeypatch):
+    path = export.export_run(str(run_dir), str(tmp_path), version=1)
+    before = open(os.path.join(path, "saved_model.pb"), "rb").read()
+
+    def dies(self, folder, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", dies)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_run(str(run_dir), str(tmp_path), version=1, overwrite=True)
+    assert open(os.path.join(path, "saved_model.pb"), "rb").read() == before
+    assert sorted(os.listdir(tmp_path / "tiny")) == ["1"]
+    monkeypatch.undo()
+    assert export.export_run(str(run_dir), str(tmp_path), version=1, overwrite=True) == path
+    assert sorted(os.listdir(tmp_path / "tiny")) == ["1"]
+
+
+def test_work_folders_of_killed_exports_are_cleaned(run_dir, tmp_path):
+    root = tmp_path / "tiny"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    for name in (f".tmp-3-{dead}", f".old-1-{dead}", f".tmp-4-{os.getppid()}", ".tmp-mine"):
+        (root / name).mkdir(parents=True)
+    export.export_run(str(run_dir), str(tmp_path))
+    # A dead process's work folders go; a live process's, and folders that are not ours, stay.
+    assert sorted(os.listdir(root)) == [".tmp-4-" + str(os.getppid()), ".tmp-mine", "1"]

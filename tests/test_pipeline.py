@@ -85,3 +85,70 @@ def test_cifar10_through_tfds(monkeypatch):
     assert (ds.num_train, ds.num_validation) == (20, 20)
     images, labels = next(iter(ds.train))
     assert images.shape == (5, 32, 32, 3) and images.dtype == "uint8"
+
+
+def _coordinate_images(n, size=16):
+    # Every image the same: channel 0 = 8 * column, channel 1 = 8 * row, so an
+    # augmented batch shows each image's flip and crop.
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    image = np.stack([cols * 8, rows * 8, np.zeros_like(cols)], -1).astype(np.uint8)
+    return np.repeat(image[None], n, axis=0)
+
+
+def _epochs(ds, count, steps):
+    it = iter(ds)
+    return [[next(it) for _ in range(steps)] for _ in range(count)]
+
+
+def test_fresh_augmented_pipelines_give_identical_batches_and_no_batch_repeats_another():
+    from tinyresnet.augment import PaperAugment
+    images, labels = _coordinate_images(512), np.arange(512)
+
+    def pipeline():
+        return make_dataset(images, labels, 16, training=True, augment=PaperAugment(seed=0), seed=0,
+                            initial_epoch=0)
+
+    first, second, third = (_epochs(pipeline(), 1, 32)[0] for _ in range(3))
+    for a, b, c in zip(first, second, third):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[0], c[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    draws = {x.numpy().tobytes() for x, _ in first}
+    assert len(draws) == 32, f"only {len(draws)} distinct augmentations among 32 batches"
+
+
+def test_a_resumed_pipeline_replays_the_remaining_epochs():
+    from tinyresnet.augment import PaperAugment
+    images, labels = _coordinate_images(64), np.arange(64)
+    kwargs = dict(batch_size=8, training=True, augment=PaperAugment(seed=4), seed=4, steps_per_epoch=5)
+    whole = _epochs(make_dataset(images, labels, initial_epoch=0, **kwargs), 4, 5)
+    resumed = _epochs(make_dataset(images, labels, initial_epoch=2, **kwargs), 2, 5)
+    for a, b in zip(whole[2] + whole[3], resumed[0] + resumed[1]):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(whole[0][0][1], whole[1][0][1])  # epochs differ
+
+
+def test_the_file_cache_sees_a_renamed_class_and_a_rewritten_image(tmp_path):
+    files = class_folder_files(("cat", "dog"), per_class=4, size=(16, 16))
+    root = write_folder(tmp_path / "pets", files)
+    cache = tmp_path / "cache"
+    first = data.image_folder(root, augment=False, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    assert first.class_names == ["cat", "dog"]
+    # Rename a class folder: the same names, sizes and count of files as before.
+    (tmp_path / "pets" / "train" / "dog").rename(tmp_path / "pets" / "train" / "aardvark")
+    renamed = data.image_folder(root, augment=False, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    assert renamed.class_names == ["aardvark", "cat"]
+    labels = np.concatenate([renamed.splits[s].labels for s in ("train", "validation")])
+    names = renamed.splits["train"].files + renamed.splits["validation"].files
+    for name, label in zip(names, labels):
+        assert name.split("/")[-2] == renamed.class_names[label]
+    # Rewrite one image in place.
+    target = tmp_path / "pets" / "train" / "cat" / "0000.jpg"
+    target.write_bytes(jpeg(999, size=(16, 16)))
+    rewritten = data.image_folder(root, augment=False, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    both = {n: img for s in ("train", "validation") for n, img in
+            zip(rewritten.splits[s].files, rewritten.splits[s].images)}
+    import tensorflow as tf
+    np.testing.assert_array_equal(both["train/cat/0000.jpg"], tf.io.decode_jpeg(target.read_bytes()).numpy())
+    assert len(list(cache.iterdir())) == 3

@@ -54,3 +54,26 @@ def test_csv_output_and_success_exit_code(exported, images, tmp_path):  # noqa: 
 def test_not_an_export(tmp_path, capsys):
     assert predict_main([str(tmp_path), "x.jpg"]) == 2
     assert "not an exported model" in capsys.readouterr().err
+
+
+def test_globs_take_image_files_only(exported, images):  # noqa: F811
+    (images / "folder.jpg").mkdir()
+    results = predict.predict_files(exported, [str(images / "*")])
+    assert sorted(os.path.basename(r.file) for r in results) == ["a.jpg", "b.png", "broken.jpg"]
+
+
+def test_a_batch_the_model_refuses_is_reported_per_file(exported, images, monkeypatch):  # noqa: F811
+    poisoned = (images / "a.jpg").read_bytes()
+    real = tf.saved_model.load(exported).signatures["serve_image_bytes"]
+
+    class Loaded:
+        signatures = {"serve_image_bytes": lambda image_bytes: (_ for _ in ()).throw(
+            tf.errors.InvalidArgumentError(None, None, "cannot take this image"))
+            if poisoned in image_bytes.numpy().tolist() else real(image_bytes=image_bytes)}
+
+    monkeypatch.setattr(predict.tf.saved_model, "load", lambda path: Loaded())
+    results = predict.predict_files(exported, [str(images / "a.jpg"), str(images / "sub"), str(images / "b.png")],
+                                    batch_size=8)
+    assert [r.error is None for r in results] == [False, True, True]
+    assert "could not classify it (cannot take this image)" in results[0].error
+    assert results[1].labels and results[2].labels

@@ -36,6 +36,7 @@ def test_the_cifar10_folder_archive():
 def test_tfds_load_of_the_20_class_archive_from_the_manual_dir(tmp_path):
     import os
     import shutil
+    import tinyresnet.data.tfds_tiny_imagenet  # noqa: F401  (registers the builder)
     import tensorflow_datasets as tfds
     manual = tmp_path / "manual"
     manual.mkdir()

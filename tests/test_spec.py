@@ -35,7 +35,6 @@ def test_layer_counts_follow_the_paper_convention():
     # Table 1 prints 21 and 15 for Nets 4 and 5; their columns give 19 and 13.
     assert counts == {"net1": 15, "net2": 12, "net3": 17, "net4": 19, "net5": 13, "net6": 15,
                       "cifar7": 7, "cifar9": 9}
-    assert {n: r["layers"] for n, r in spec.PAPER_RESULTS.items()}["net4"] == 21
 
 
 def test_net6_is_net1_with_every_bb_written_as_two_convs():
@@ -89,3 +88,47 @@ def test_width_scales_convs_with_a_floor_of_eight():
     assert [spec.scale_width(f, 0.25) for f in (16, 64, 200)] == [8, 16, 50]
     shapes = [s for _, s in spec.feature_shapes("Conv 64, BB 128, FC 10", (8, 8, 3), width=0.5)]
     assert shapes == [(8, 8, 32), (8, 8, 64)]
+
+
+@pytest.mark.parametrize("rate", [0.9999999, 0.1234567, 0.3, 0.0, 1e-9, 0.5000001])
+def test_dropout_rates_round_trip_exactly(rate):
+    text = spec.format_spec((Conv(8), Dropout(rate), FC(10)))
+    assert spec.parse_spec(text) == (Conv(8), Dropout(rate), FC(10)), text
+
+
+@pytest.mark.parametrize("layers, message", [
+    ((Conv(0), FC(10)), r"width must be a positive integer, got 0"),
+    ((Conv(8.5), FC(10)), r"width must be a positive integer, got 8.5"),
+    ((BasicBlock(-1), FC(10)), r"width must be a positive integer, got -1"),
+    ((Conv(8), Dropout(1.5), FC(10)), r"dropout rate must be in \[0, 1\), got 1.5"),
+    ((Conv(8), Pool("min", 2), FC(10)), r"pooling kind must be one of avg, max, got 'min'"),
+    ((Conv(8), Pool("avg", 0), FC(10)), r"pool size must be a positive integer, got 0"),
+    ((Conv(8), FC(0)), r"FC units must be a positive integer, got 0"),
+    ((Conv(8), "BB 8", FC(10)), r"not a spec layer: 'BB 8'"),
+])
+def test_spec_tuples_are_validated_like_text(layers, message):
+    with pytest.raises(SpecError, match=message):
+        spec.parse_spec(layers)
+
+
+def test_comments_may_hold_commas():
+    text = "Conv 8  # stem, as in Net 1\nBB 16, Avg 2  # one stage, then pool\nFC 10"
+    assert spec.parse_spec(text) == (Conv(8), BasicBlock(16), Pool("avg", 2), FC(10))
+
+
+def test_repeat_counts_are_bounded():
+    assert len(spec.parse_spec(f"(Conv 8) x {spec.MAX_REPEAT}, FC 10")) == spec.MAX_REPEAT + 1
+    with pytest.raises(SpecError, match=r"item 1 .*repeat count 1000000000 is over the limit of 1000"):
+        spec.parse_spec("(Conv 8) x 1000000000, FC 10")
+
+
+def test_the_spec_as_built_has_the_data_s_classes():
+    assert spec.format_spec(spec.with_classes("Conv 8, FC 200", 20)) == "Conv 8, FC 20"
+    assert spec.with_classes("net1", None) == spec.parse_spec("net1")
+
+
+def test_presets_carry_their_input_size():
+    assert spec.PRESETS["net1"].input_shape == (64, 64, 3)
+    assert spec.PRESETS["cifar7"].input_shape == (32, 32, 3)
+    for name, preset in spec.PRESETS.items():
+        list(spec.feature_shapes(name, preset.input_shape))  # every preset fits its own input size

@@ -153,7 +153,22 @@ def test_download_with_a_wrong_md5_leaves_nothing_behind(tmp_path, http_server):
         tin.download(tmp_path / "cache", url=f"{url}/missing.zip", md5=None)
 
 
+def test_a_class_subset_without_test_folder_has_no_test_split(tmp_path):
+    import tinyresnet.data.tfds_tiny_imagenet  # noqa: F401  (registers the builder)
+    import tensorflow_datasets as tfds
+    files = {k: v for k, v in tiny_imagenet_files().items() if not k.startswith("test/")}
+    os.makedirs(tmp_path / "manual")
+    archive = write_zip(tmp_path / "manual" / "tiny-imagenet-200.zip", files)
+    ds = data.tiny_imagenet(archive, batch_size=4)
+    assert ds.test is None and (ds.num_train, ds.num_validation) == (12, 6)
+    config = tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual"))
+    builder = tfds.builder("tiny_imagenet", data_dir=tmp_path / "tfds")
+    builder.download_and_prepare(download_config=config)
+    assert set(builder.info.splits) == {"train", "validation"}
+
+
 def test_tfds_builder_uses_a_zip_in_the_manual_dir(tmp_path, tiny_zip):
+    import tinyresnet.data.tfds_tiny_imagenet  # noqa: F401  (registers the builder)
     import tensorflow_datasets as tfds
     config = tfds.download.DownloadConfig(manual_dir=os.path.dirname(tiny_zip))
     splits, info = tfds.load("tiny_imagenet", data_dir=tmp_path / "tfds", with_info=True,
@@ -170,6 +185,7 @@ def test_tfds_builder_uses_a_zip_in_the_manual_dir(tmp_path, tiny_zip):
 
 
 def test_tfds_builder_downloads_with_checksum(tmp_path, http_server, monkeypatch):
+    import tinyresnet.data.tfds_tiny_imagenet  # noqa: F401  (registers the builder)
     import tensorflow_datasets as tfds
     served, url = http_server
     archive = write_zip(served / "tiny-imagenet-200.zip", tiny_imagenet_files())

@@ -10,26 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fixtures import class_folder_files, write_zip
-from tinyresnet import train
-from tinyresnet.callbacks import read_history
+from fixtures import TINY_SPEC, class_folder_files, tiny_config, write_zip
+from tinyresnet import runs, train
 from tinyresnet.config import Config, ConfigError
-
-TINY_SPEC = "Conv 8, BB 8, Avg 4, FC 10"
-
-
-@pytest.fixture
-def folder_zip(tmp_path):
-    return write_zip(tmp_path / "shapes.zip", class_folder_files(("a", "b", "c"), per_class=16, size=(16, 16)),
-                     prefix="shapes/")
-
-
-def tiny_config(data, **changes):
-    values = dict(spec=TINY_SPEC, dataset="folder", data=data, batch_size=8, epochs=1, verbose=0,
-                  learning_rate=0.01, warmup_epochs=0, validation_fraction=0.25)
-    values.update(changes)
-    return Config(**values)
-
+from tinyresnet.runs import RunDirError, read_history
 
 def test_one_step_end_to_end(tmp_path, folder_zip):
     results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(tmp_path / "run"))
@@ -67,7 +51,7 @@ def test_one_epoch_writes_the_whole_run_directory(tmp_path, tiny_zip):
 
 def test_a_run_dir_of_another_config_is_refused(tmp_path, folder_zip):
     train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(tmp_path / "run"))
-    with pytest.raises(ConfigError, match=r"holds a run of a different config \(width: 1.0 -> 2.0\)"):
+    with pytest.raises(RunDirError, match=r"holds a run of a different config \(width: 1.0 -> 2.0\)"):
         train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0), str(tmp_path / "run"))
     results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0),
                                        str(tmp_path / "run"), overwrite=True)
@@ -85,12 +69,41 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_state(tmp_p
 
     monkeypatch.setattr(train, "make_optimizer", lambda config, steps: keras.optimizers.SGD(Explodes()))
     run = tmp_path / "run"
-    with pytest.raises(train.TrainingDiverged, match=r"loss became nan at epoch 1 step \d+; training stopped"):
+    with pytest.raises(train.TrainingDiverged, match=r"at epoch 1 step \d+; training stopped"):
         train.train_and_evaluate(tiny_config(folder_zip, epochs=3, steps_per_epoch=4), str(run))
     assert read_history(str(run / "history.csv"))[-1]["epoch"] == 0
     good = keras.saving.load_model(run / "checkpoints" / "last.keras", compile=False)
     assert all(np.isfinite(w).all() for w in good.get_weights())
     assert json.loads((run / "backup" / "state.json").read_text())["epoch"] == 1
+
+
+class _ExplodesAtStep(keras.optimizers.schedules.LearningRateSchedule):
+    """A sane step size, then one that overflows the weights at exactly step `at` (0-based)."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def __call__(self, step):
+        return keras.ops.where(keras.ops.equal(step, self.at), float("inf"), 0.01)
+
+    def get_config(self):
+        return {"at": self.at}
+
+
+@pytest.mark.parametrize("checkpoint_steps, at, where", [(0, 3, "end"), (2, 1, "step 1")])
+def test_weights_broken_by_the_last_step_of_an_epoch_or_interval_are_never_saved(
+        tmp_path, folder_zip, monkeypatch, checkpoint_steps, at, where):
+    # The loss of step `at` is computed before its update, so it is finite; the
+    # update breaks the weights just before the epoch end (or a mid-epoch backup).
+    monkeypatch.setattr(train, "make_optimizer", lambda config, steps: keras.optimizers.SGD(_ExplodesAtStep(at)))
+    run = tmp_path / "run"
+    with pytest.raises(train.TrainingDiverged, match=f"at epoch 0 {where}"):
+        train.train_and_evaluate(tiny_config(folder_zip, epochs=3, steps_per_epoch=4,
+                                             checkpoint_steps=checkpoint_steps), str(run))
+    assert read_history(str(run / "history.csv")) == []
+    assert not (run / "checkpoints" / "last.keras").exists() and not (run / "checkpoints" / "best.keras").exists()
+    state = runs.read_json(str(run / "backup" / "state.json"))
+    assert state is None  # the only backups due were of broken weights, so none was written
 
 
 def _train_command(data, run_dir, epochs):
@@ -163,6 +176,24 @@ def test_mirrored_strategy_and_label_smoothing(tmp_path, folder_zip):
     cfg = tiny_config(folder_zip, steps_per_epoch=2, distribution="mirrored", label_smoothing=0.1)
     results = train.train_and_evaluate(cfg, str(tmp_path / "run"))
     assert results["epochs"] == 1 and 0 <= results["val_top1"] <= 1
+    # The checkpoint carries the smoothed loss, and smoothing changes its value.
+    trainer = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    loss = trainer.loss
+    assert loss.label_smoothing == 0.1
+    logits, labels = np.array([[4.0, 0.0, -2.0]]), np.array([0])
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    # With smoothing 0.1 over 3 classes the target is [0.933, 0.033, 0.033]: a larger loss.
+    assert float(loss(labels, logits)) > float(plain) + 0.05
+
+
+def test_a_smoothed_model_loads_without_importing_train(tmp_path, folder_zip):
+    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, label_smoothing=0.1), str(tmp_path / "run"))
+    code = ("import sys, keras, tinyresnet.models; "
+            f"m = keras.saving.load_model({str(tmp_path / 'run' / 'checkpoints' / 'last.keras')!r}); "
+            "assert 'tinyresnet.train' not in sys.modules; print(type(m.loss).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "SmoothedSparseCrossentropy"
 
 
 def test_backup_survives_a_death_while_writing(tmp_path, folder_zip, monkeypatch):
@@ -187,3 +218,82 @@ def test_backup_survives_a_death_while_writing(tmp_path, folder_zip, monkeypatch
     results = train.train_and_evaluate(cfg, str(run))
     assert results["epochs"] == 2
     assert [row["epoch"] for row in read_history(str(run / "history.csv"))] == [0, 1]
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path, folder_zip):
+    project = tmp_path / "my_project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match=r"is not a tinyresnet run directory .* nothing was deleted"):
+        train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(project), overwrite=True)
+    assert (project / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_removes_only_the_run_s_own_files(tmp_path, folder_zip):
+    run = tmp_path / "run"
+    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(run))
+    (run / "my_notes.txt").write_text("keep me")
+    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0), str(run), overwrite=True)
+    assert (run / "my_notes.txt").read_text() == "keep me"
+    assert json.loads((run / "config.json").read_text())["width"] == 2.0
+
+
+def test_execution_keys_may_change_on_a_rerun(tmp_path, folder_zip):
+    run = str(tmp_path / "run")
+    train.train_and_evaluate(tiny_config(folder_zip, epochs=1, steps_per_epoch=1), run)
+    again = tiny_config(folder_zip, epochs=1, steps_per_epoch=1, verbose=2, checkpoint_steps=1,
+                        file_cache=True, cache_dir=str(tmp_path / "cache"))
+    assert train.train_and_evaluate(again, run)["epochs"] == 1
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["verbose"] == 2
+
+
+def test_a_bad_data_path_leaves_no_run_directory(tmp_path, folder_zip):
+    from tinyresnet.data import DataError
+    run = tmp_path / "run"
+    with pytest.raises(DataError, match="no such file or folder"):
+        train.train_and_evaluate(tiny_config(str(tmp_path / "typo.zip"), steps_per_epoch=1), str(run))
+    with pytest.raises(ConfigError, match="batch_size 512 exceeds the 36 training images"):
+        train.train_and_evaluate(tiny_config(folder_zip, batch_size=512), str(run))
+    assert not run.exists()
+    assert train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(run))["epochs"] == 1
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(tmp_path, folder_zip, monkeypatch):
+    cfg = tiny_config(folder_zip, epochs=3, steps_per_epoch=3, learning_rate=0.05, warmup_epochs=1)
+    train.train_and_evaluate(cfg, str(tmp_path / "whole"))
+
+    real = train.make_callbacks
+
+    def stops_before_epoch_2(config, workdir):
+        class Stop(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == 2:
+                    raise KeyboardInterrupt
+        return real(config, workdir) + [Stop()]
+
+    monkeypatch.setattr(train, "make_callbacks", stops_before_epoch_2)
+    with pytest.raises(train.Interrupted):
+        train.train_and_evaluate(cfg, str(tmp_path / "split"))
+    monkeypatch.undo()
+    assert runs.resume_epoch(str(tmp_path / "split")) == 2
+    train.train_and_evaluate(cfg, str(tmp_path / "split"))
+
+    whole = keras.saving.load_model(tmp_path / "whole" / "checkpoints" / "last.keras")
+    split = keras.saving.load_model(tmp_path / "split" / "checkpoints" / "last.keras")
+    # The learning-rate step (optimizer iterations), the momentum slots and the weights all
+    # continue as if the run had never stopped; the data order of epoch 2 is replayed too.
+    assert int(split.optimizer.iterations) == int(whole.optimizer.iterations) == 9
+    for a, b in zip(whole.optimizer.variables, split.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    for a, b in zip(whole.get_weights(), split.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    lr_whole = [r["lr"] for r in read_history(str(tmp_path / "whole" / "history.csv"))]
+    lr_split = [r["lr"] for r in read_history(str(tmp_path / "split" / "history.csv"))]
+    np.testing.assert_allclose(lr_split, lr_whole, rtol=1e-6)
+
+
+def test_multi_worker_is_refused_with_the_way_to_scale_out(tmp_path, folder_zip):
+    with pytest.raises(ConfigError, match=r"keras-team/keras#20585.*tinyresnet-tune"):
+        train.train_and_evaluate(Config(**{**vars(tiny_config(folder_zip)), "distribution": "multi_worker"}),
+                                 str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

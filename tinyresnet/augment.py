@@ -15,6 +15,12 @@ class PaperAugment(keras.layers.Layer):
     inside a model (and run on its device) or in `tf.data.Dataset.map` on
     batches. Output shape and dtype equal the input's.
 
+    Random draws: given `seed=` (a `[2]` int tensor) in the call, they are a
+    pure function of it (stateless random ops), so parallel `tf.data` maps
+    stay reproducible; the pipeline passes one derived from (layer seed,
+    epoch, batch index). Without it, as inside a model under `fit`, they come
+    from the layer's `SeedGenerator`, one draw per call in order.
+
     Args:
         flip_prob: probability of a horizontal flip (the paper's 0.5).
         crop_prob: probability of a crop (the paper's 0.7).
@@ -45,15 +51,22 @@ class PaperAugment(keras.layers.Layer):
             raise ValueError(f"crop_size {(ch, cw)} does not fit in {height}x{width} images")
         return ch, cw
 
-    def sample(self, batch_size, height, width):
+    def sample(self, batch_size, height, width, seed=None):
         """Draws the random transformation of a batch.
+
+        Args:
+            seed: a `[2]` int tensor for stateless draws; None draws from the
+                layer's `SeedGenerator`.
 
         Returns:
             `(flip, crop, top, left)`: bool `[B]` flags and int32 `[B]` window
             offsets (0 for images that are not cropped).
         """
         ch, cw = self.window(height, width)
-        u = keras.random.uniform((4, batch_size), seed=self.seed_generator)
+        if seed is None:
+            u = keras.random.uniform((4, batch_size), seed=self.seed_generator)
+        else:
+            u = tf.random.stateless_uniform((4, batch_size), seed=seed)
         flip = u[0] < self.flip_prob
         crop = u[1] < self.crop_prob
         # Offsets uniform over the valid range [0, size - window].
@@ -62,14 +75,19 @@ class PaperAugment(keras.layers.Layer):
         zero = tf.zeros_like(top)
         return flip, crop, tf.where(crop, top, zero), tf.where(crop, left, zero)
 
-    def call(self, images, training=True):
+    def batch_seed(self, epoch, batch):
+        """The stateless seed of batch `batch` of epoch `epoch`: `[2]` int64."""
+        base = tf.stack([tf.constant(self.seed or 0, tf.int64), tf.cast(epoch, tf.int64)])
+        return tf.random.experimental.stateless_fold_in(base, tf.cast(batch, tf.int64))
+
+    def call(self, images, training=True, seed=None):
         if not training or (self.flip_prob == 0 and self.crop_prob == 0):
             return images
         dtype = images.dtype
         shape = tf.shape(images)
         height, width = images.shape[1], images.shape[2]
         ch, cw = self.window(height, width)
-        flip, crop, top, left = self.sample(shape[0], height, width)
+        flip, crop, top, left = self.sample(shape[0], height, width, seed)
         win_h = tf.where(crop, ch, height)
         win_w = tf.where(crop, cw, width)
         # Normalised box corners: pixel i of a side of n is at i / (n - 1).

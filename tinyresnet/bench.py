@@ -127,7 +127,7 @@ def run(settings: Settings, log=print):
     out["ceiling_gflops_fp32"] = matmul_ceiling(tf.float32, settings.matmul_sizes)
     out["ceiling_gflops_bf16"] = matmul_ceiling(tf.bfloat16, settings.matmul_sizes)
 
-    shape = (32, 32, 3) if settings.preset.startswith("cifar") else (64, 64, 3)
+    shape = spec_lib.PRESETS[settings.preset].input_shape
     classes = spec_lib.parse_spec(settings.preset)[-1].units
     train_flops = 3 * spec_lib.forward_flops(settings.preset, shape, classes, settings.width)
     out["train_gflops_per_image"] = train_flops / 1e9

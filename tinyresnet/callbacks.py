@@ -1,7 +1,6 @@
 """Callbacks Keras does not ship: an idempotent per-epoch history, a NaN stop that keeps the
 last good state, and a kill-safe backup."""
 
-import csv
 import json
 import math
 import os
@@ -10,21 +9,11 @@ import time
 import keras
 import numpy as np
 
-HISTORY_COLUMNS = ("epoch", "loss", "top1", "top5", "val_loss", "val_top1", "val_top5",
-                   "lr", "seconds", "train_seconds", "images")
+from tinyresnet.runs import HISTORY_COLUMNS, read_history, write_history, write_json
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def read_history(path):
-    """Rows of a `history.csv` as dicts of floats (epoch as int); [] if absent."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""} for row in rows]
 
 
 class EpochHistory(keras.callbacks.Callback):
@@ -62,37 +51,54 @@ class EpochHistory(keras.callbacks.Callback):
                "train_seconds": (self._train_end or end) - self._start,
                "images": self._steps * self.batch_size}
         self.rows = [r for r in self.rows if r["epoch"] != epoch] + [row]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(tmp, self.path)
+        write_history(self.path, self.rows)
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Raises `TrainingDiverged` at the first non-finite loss.
+    """Raises `TrainingDiverged` at the first non-finite loss or weight, before anything saves it.
 
-    Raising (rather than Keras' `TerminateOnNaN`, which lets the epoch end
-    and so lets checkpoints save the broken weights) leaves the backup and
-    checkpoints at the last good epoch.
+    The batch loss is computed with the weights from before that batch's
+    update, so the last update of an epoch (or of a `check_steps` interval)
+    can break the weights unseen. Hence the weights and `val_loss` are also
+    checked at the end of each epoch and every `check_steps` batches. This
+    callback must come first, so that it runs before the history, backup and
+    checkpoint callbacks of the same event; raising (rather than Keras'
+    `TerminateOnNaN`) leaves them at the last good state.
     """
 
-    def __init__(self, last_good):
+    def __init__(self, last_good, check_steps=0):
         super().__init__()
         self.last_good = last_good
+        self.check_steps = check_steps
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def _fail(self, what, where):
+        raise TrainingDiverged(
+            f"{what} at epoch {self._epoch} {where}; training stopped. "
+            f"The last good state is kept ({self.last_good}); lower --learning_rate or use "
+            "--precision=float32, then rerun with --overwrite.")
+
+    def _check_weights(self, where):
+        for variable in self.model.trainable_variables:
+            if not np.isfinite(keras.ops.convert_to_numpy(variable)).all():
+                self._fail(f"weight {variable.path} became non-finite", where)
+
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise TrainingDiverged(
-                f"loss became {float(loss)} at epoch {self._epoch} step {batch}; training stopped. "
-                f"The last good state is kept ({self.last_good}); lower --learning_rate or use "
-                "--precision=float32, then rerun with --overwrite.")
+            self._fail(f"loss became {float(loss)}", f"step {batch}")
+        if self.check_steps and (batch + 1) % self.check_steps == 0:
+            self._check_weights(f"step {batch}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                self._fail(f"{key} became {float(value)}", "end")
+        self._check_weights("end")
 
 
 class AtomicBackup(keras.callbacks.Callback):
@@ -105,6 +111,10 @@ class AtomicBackup(keras.callbacks.Callback):
     name) is replaced the same way. A kill at any point leaves `state.json`
     naming a complete file. Mid-epoch backups (`save_steps`) resume at the
     start of that epoch with the newer weights.
+
+    Keras' weight files leave out the layers' random seed states (dropout,
+    in-model augmentation); they go into `state.json`, so a resumed run draws
+    the same dropout masks as an uninterrupted one.
     """
 
     def __init__(self, backup_dir, save_steps=0):
@@ -127,6 +137,11 @@ class AtomicBackup(keras.callbacks.Callback):
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        seeds = state.get("seeds", [])
+        variables = _seed_states(self.model)
+        if len(seeds) == len(variables):  # same architecture, same order (names carry global counters)
+            for variable, value in zip(variables, seeds):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
         self._count = state["count"]
         # The hook Keras' own BackupAndRestore uses: fit() starts at this epoch.
         self.model._initial_epoch = state["epoch"]
@@ -148,10 +163,13 @@ class AtomicBackup(keras.callbacks.Callback):
         tmp = os.path.join(self.backup_dir, f".tmp-{os.getpid()}.weights.h5")
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, os.path.join(self.backup_dir, name))
-        state_tmp = self._state_path + ".tmp"
-        with open(state_tmp, "w") as f:
-            json.dump({"epoch": next_epoch, "weights": name, "count": self._count}, f)
-        os.replace(state_tmp, self._state_path)
+        seeds = [np.asarray(v).tolist() for v in _seed_states(self.model)]
+        write_json(self._state_path, {"epoch": next_epoch, "weights": name, "count": self._count, "seeds": seeds})
         for old in os.listdir(self.backup_dir):
             if old.startswith("backup-") and old != name:
                 os.remove(os.path.join(self.backup_dir, old))
+
+
+def _seed_states(model):
+    """The `SeedGenerator` state variables of a model's layers (in `model.variables`, not in its weights)."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]

@@ -4,10 +4,11 @@ import argparse
 import os
 import sys
 
-# Before TensorFlow loads: keep its C++ start-up chatter out of the way.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Before TensorFlow loads: keep its C++ INFO/WARNING start-up lines out of the way
+# (a value the user set is kept). Only the commands set it, not the library.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-IMAGE_SIZES = {"tiny_imagenet": 64, "cifar10": 32, "folder": 64}
+IMAGE_SIZES = {"tiny_imagenet": 64, "cifar10": 32}
 
 
 def _fail(message, code=2):
@@ -31,16 +32,20 @@ def _train_parser():
         prog="tinyresnet-train",
         description="Train a residual net (or its plain twin) from a preset or a spec in the paper's notation, "
                     "log curves, resume after a crash, and optionally export a SavedModel.",
-        epilog=f"Any config field can be set as --key=value (type-checked). Fields and defaults: {keys}. "
-               "Example: tinyresnet-train --preset=net1 --data=tiny-imagenet-200.zip --epochs=2 --width=0.25",
+        epilog=f"Any config field can be set as --key=value (type-checked; --skip-corrupt alone means true). "
+               f"Fields and defaults: {keys}. A rerun in the same --run-dir resumes it; "
+               f"{', '.join(sorted(config_lib.EXECUTION_KEYS))} may change on a rerun, the other fields "
+               "define the run. Example: tinyresnet-train --preset=net1 --data=tiny-imagenet-200.zip "
+               "--epochs=2 --width=0.25",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a Table 1 net or the CIFAR pair (default net1)")
-    parser.add_argument("--spec", help="network in the paper's notation, or a file holding it")
+    parser.add_argument("--spec", help="network in the paper's notation, or a file holding it (# comments allowed)")
     parser.add_argument("--data", help="archive or folder; omitted: download Tiny ImageNet / TFDS CIFAR-10")
     parser.add_argument("--dataset", choices=sorted(config_lib.CHOICES["dataset"]))
     parser.add_argument("--config", help="experiment file (.py, .yaml, .json) overriding the defaults")
     parser.add_argument("--run-dir", help="run directory (default runs/<preset>-<variant>); rerun to resume")
-    parser.add_argument("--overwrite", action="store_true", help="start afresh in a run dir of another config")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in a run dir of another config (only ever removes a run's own files)")
     parser.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     parser.add_argument("--summary", action="store_true",
                         help="print the model with its layer, parameter and FLOP counts; do not train")
@@ -53,10 +58,10 @@ def _resolve_config(args, overrides):
     from tinyresnet import config as config_lib
     cfg = config_lib.load_file(args.config) if args.config else config_lib.Config()
     values = {}
-    if args.preset:
-        values.update(preset=args.preset, spec="")
-    if args.spec:
-        values["spec"] = _read_spec(args.spec)
+    if args.preset and args.spec:
+        raise config_lib.ConfigError("give --preset or --spec, not both")
+    if args.preset or args.spec:
+        values["net"] = args.preset or _read_spec(args.spec)
     if args.data:
         values["data"] = args.data
     if args.dataset:
@@ -67,12 +72,25 @@ def _resolve_config(args, overrides):
     return config_lib.override(cfg, values)
 
 
+def _input_shape(cfg):
+    """The image shape a run of `cfg` would see: the dataset's, a folder's first image, or the preset's."""
+    from tinyresnet import spec as spec_lib
+    if cfg.dataset in IMAGE_SIZES and not (cfg.dataset == "cifar10" and cfg.data):
+        size = IMAGE_SIZES[cfg.dataset]
+        return (size, size, 3)
+    if cfg.data:
+        from tinyresnet.data import folders
+        return (*folders.first_image_size(cfg.data), 3)
+    preset = spec_lib.preset_name(cfg.net)
+    return spec_lib.PRESETS[preset].input_shape if preset else (64, 64, 3)
+
+
 def _print_summary(cfg):
     from tinyresnet import spec as spec_lib
     from tinyresnet.models import build_model
-    size = IMAGE_SIZES[cfg.dataset]
-    shape = (size, size, 3)
-    spec = spec_lib.parse_spec(cfg.spec or cfg.preset)
+    shape = _input_shape(cfg)
+    size = shape[0]
+    spec = spec_lib.parse_spec(cfg.net)
     model = build_model(spec, shape, variant=cfg.variant, block_dropout=cfg.block_dropout,
                         shortcut=cfg.shortcut, width=cfg.width)
     model.summary()
@@ -81,7 +99,7 @@ def _print_summary(cfg):
     print(f"variant:     {cfg.variant} (shortcut {cfg.shortcut}, width {cfg.width})")
     print(f"layers:      {spec_lib.count_layers(spec)} (paper convention: convs + FC, a BB counts 2)")
     print(f"parameters:  {model.count_params():,}")
-    print(f"GFLOPs:      {flops / 1e9:.3f} forward per {size}x{size} image, "
+    print(f"GFLOPs:      {flops / 1e9:.3f} forward per {size}x{shape[1]} image, "
           f"{3 * flops / 1e9:.3f} per training image (3x forward)")
 
 
@@ -91,23 +109,34 @@ def train_main(argv=None):
     from tinyresnet import config as config_lib
     from tinyresnet import spec as spec_lib
     if args.list_presets:
-        for name, text in spec_lib.PRESETS.items():
-            print(f"{name:8s} {spec_lib.count_layers(name):3d} layers  {text}")
+        for name, preset in spec_lib.PRESETS.items():
+            print(f"{name:8s} {spec_lib.count_layers(name):3d} layers  {preset.input_size}x{preset.input_size}  "
+                  f"{preset.notation}")
         return 0
     try:
         cfg = _resolve_config(args, overrides)
-        spec_lib.parse_spec(cfg.spec or cfg.preset)
     except (config_lib.ConfigError, spec_lib.SpecError) as e:
         return _fail(e)
     if args.summary:
-        _print_summary(cfg)
+        from tinyresnet.data import DataError
+        try:
+            _print_summary(cfg)
+        except (spec_lib.SpecError, DataError) as e:
+            return _fail(e)
         return 0
+    from tinyresnet import runs
+    run_dir = args.run_dir or os.path.join("runs", f"{spec_lib.preset_name(cfg.net) or 'spec'}-{cfg.variant}")
+    try:
+        # Checked before TensorFlow loads, so a wrong --run-dir fails at once.
+        runs.check(run_dir, config_lib.to_dict(cfg), config_lib.run_defining, args.overwrite)
+    except runs.RunDirError as e:
+        return _fail(e)
     from tinyresnet import train
     from tinyresnet.data import DataError
-    run_dir = args.run_dir or os.path.join("runs", f"{cfg.preset if not cfg.spec else 'spec'}-{cfg.variant}")
     try:
-        results = train.train_and_evaluate(cfg, run_dir, overwrite=args.overwrite)
-    except (config_lib.ConfigError, spec_lib.SpecError, DataError) as e:
+        strategy = train.make_strategy(cfg)  # before any other TensorFlow op
+        results = train.train_and_evaluate(cfg, run_dir, overwrite=args.overwrite, strategy=strategy)
+    except (config_lib.ConfigError, spec_lib.SpecError, DataError, runs.RunDirError) as e:
         return _fail(e)
     except train.TrainingDiverged as e:
         return _fail(e, code=3)
@@ -151,9 +180,10 @@ def export_main(argv=None):
                     "tf.saved_model.load and tinyresnet-predict, into OUT/<name>/<version>/.")
     parser.add_argument("source", metavar="RUN_DIR_OR_KERAS_FILE")
     parser.add_argument("--out", default="exported_models", help="root folder (default exported_models/)")
-    parser.add_argument("--name", help="model name (default: the model's, e.g. net1)")
-    parser.add_argument("--version", type=int, help="version number (default: the next free one)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.add_argument("--name", help="model name, one folder under --out (default: the model's, e.g. net1)")
+    parser.add_argument("--version", type=int, help="version number >= 1 (default: the next free one)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing version (the old one stays until the new one is in place)")
     args = parser.parse_args(argv)
     from tinyresnet import export
     try:

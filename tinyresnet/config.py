@@ -10,16 +10,18 @@ import dataclasses
 import json
 import os
 import runpy
+import traceback
 from typing import Any, Dict
 
 import yaml
+
+from tinyresnet import spec as spec_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     # Model.
-    preset: str = "net1"  # a key of tinyresnet.spec.PRESETS; ignored when `spec` is set
-    spec: str = ""  # the paper's notation, e.g. "Conv 64, Avg 2, BB 64, FC 200"
+    net: str = "net1"  # a key of tinyresnet.spec.PRESETS, or the paper's notation ("Conv 64, Avg 2, BB 64, FC 200")
     variant: str = "residual"  # or "plain": the same layers without shortcuts
     width: float = 1.0  # multiplier of every conv width (min 8 filters)
     block_dropout: float = 0.5  # dropout between the two convs of each BB
@@ -53,7 +55,7 @@ class Config:
 
     # Execution.
     precision: str = "float32"  # "float32", "mixed_bfloat16" or "mixed_float16"
-    distribution: str = "default"  # "default", "mirrored" or "multi_worker" (reads TF_CONFIG)
+    distribution: str = "default"  # "default" (one device) or "mirrored" (all local GPUs)
     seed: int = 0
     checkpoint_steps: int = 0  # 0: back up at each epoch end; >0: also every N steps
     verbose: int = 1  # Keras progress bars: 1 bar, 2 a line per epoch, 0 silent
@@ -67,8 +69,20 @@ CHOICES = {
     "schedule": ("cosine", "step", "constant"),
     "augment_on": ("data", "model"),
     "precision": ("float32", "mixed_bfloat16", "mixed_float16"),
-    "distribution": ("default", "mirrored", "multi_worker"),
+    "distribution": ("default", "mirrored"),
 }
+
+# Keys that change how a run is carried out or logged, not its result: a
+# rerun in the same run directory may change them (the others define the run).
+EXECUTION_KEYS = frozenset({"verbose", "checkpoint_steps", "cache_dir", "file_cache"})
+
+# Older names, still read from experiment files and run directories.
+ALIASES = {"preset": "net", "spec": "net"}
+
+_NO_MULTI_WORKER = (
+    "distribution: 'multi_worker' is not supported: Keras 3 does not run MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585). Use 'mirrored' for the GPUs of one machine, and a distributed search "
+    "(tinyresnet-tune --workers / --role) to spread trials across machines")
 
 
 class ConfigError(ValueError):
@@ -80,6 +94,8 @@ def fields():
 
 
 def _convert(key, value):
+    if key == "distribution" and value == "multi_worker":
+        raise ConfigError(_NO_MULTI_WORKER)
     field = fields()[key]
     kind = type(field.default)
     if kind is bool:
@@ -102,8 +118,27 @@ def _convert(key, value):
     return converted
 
 
+def _check_types(config: Config) -> None:
+    for key, field in fields().items():
+        value, kind = getattr(config, key), type(field.default)
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
+
+
 def validate(config: Config) -> Config:
-    """Checks ranges that types alone do not; returns the config."""
+    """Checks types, ranges and the network's notation; returns the config.
+
+    Raises:
+        ConfigError: naming the key (and, for `net`, the item of the notation).
+    """
+    _check_types(config)
+    try:
+        spec_lib.parse_spec(config.net)
+    except spec_lib.SpecError as e:
+        raise ConfigError(f"net: {e}") from None
     checks = [
         ("width", config.width > 0, "must be > 0"),
         ("block_dropout", 0 <= config.block_dropout < 1, "must be in [0, 1)"),
@@ -127,9 +162,20 @@ def validate(config: Config) -> Config:
     return config
 
 
+def _unalias(values: Dict[str, Any]) -> Dict[str, Any]:
+    # {"preset": "net3", "spec": ""} -> {"net": "net3"}: a non-empty spec wins, as it always did.
+    values = dict(values)
+    old = {key: values.pop(key) for key in ALIASES if key in values}
+    chosen = old.get("spec") or old.get("preset")
+    if chosen and "net" not in values:
+        values["net"] = chosen
+    return values
+
+
 def override(config: Config, values: Dict[str, Any]) -> Config:
     """Returns `config` with `values` applied, type-checked; unknown keys are refused."""
     known = fields()
+    values = _unalias(values)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}")
@@ -138,13 +184,24 @@ def override(config: Config, values: Dict[str, Any]) -> Config:
 
 
 def parse_overrides(args):
-    """`["--epochs=3", "--width=0.25"]` -> `{"epochs": "3", "width": "0.25"}`."""
+    """`["--epochs=3", "--skip-corrupt"]` -> `{"epochs": "3", "skip_corrupt": "true"}`.
+
+    Dashes and underscores are the same in keys; a true/false key given
+    alone (`--skip-corrupt`) means true.
+    """
     values = {}
+    known = fields()
     for arg in args:
-        if not arg.startswith("--") or "=" not in arg:
+        if not arg.startswith("--"):
             raise ConfigError(f"expected --key=value, got {arg!r}")
-        key, value = arg[2:].split("=", 1)
-        values[key.replace("-", "_")] = value
+        key, has_value, value = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if not has_value:
+            if key in known and type(known[key].default) is bool:
+                value = "true"
+            else:
+                raise ConfigError(f"expected --key=value, got {arg!r}")
+        values[key] = value
     return values
 
 
@@ -158,17 +215,48 @@ def load_file(path, base: Config = Config()) -> Config:
     if not os.path.exists(path):
         raise ConfigError(f"{path}: no such experiment file")
     if path.endswith(".py"):
-        namespace = runpy.run_path(path)
-        if isinstance(namespace.get("config"), Config):
-            return validate(namespace["config"])
-        if isinstance(namespace.get("overrides"), dict):
-            return override(base, namespace["overrides"])
+        # The file is executed as Python code; its mistakes are reported as config errors.
+        try:
+            namespace = runpy.run_path(path)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        except Exception as e:
+            line = _line_in(e, path)
+            raise ConfigError(f"{path}{line}: {type(e).__name__}: {e}") from None
+        try:
+            if isinstance(namespace.get("config"), Config):
+                return validate(namespace["config"])
+            if isinstance(namespace.get("overrides"), dict):
+                return override(base, namespace["overrides"])
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
         raise ConfigError(f"{path}: define `config = Config(...)` or a dict `overrides`")
     with open(path) as f:
         values = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys to values")
-    return override(base, values)
+    try:
+        return override(base, values)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def _line_in(error, path):
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if os.path.abspath(f.filename) == os.path.abspath(path)]
+    return f", line {frames[-1].lineno}" if frames else ""
+
+
+def run_defining(values: Dict[str, Any]) -> Dict[str, Any]:
+    """The keys of a config dict that define a run's result (all but `EXECUTION_KEYS`).
+
+    Older key names are read as today's, so a run directory written before a
+    rename still matches the same config.
+    """
+    try:
+        values = to_dict(from_dict(values))
+    except (ConfigError, ValueError):
+        values = dict(values)  # not a valid config today: compared as written
+    return {key: value for key, value in values.items() if key not in EXECUTION_KEYS}
 
 
 def to_dict(config: Config) -> Dict[str, Any]:

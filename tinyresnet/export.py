@@ -16,15 +16,21 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 
 import keras
 import tensorflow as tf
 
 import tinyresnet
+from tinyresnet import runs
+from tinyresnet.augment import PaperAugment
 from tinyresnet.data.decode import decode_image
 
 DEFAULT_ROOT = "exported_models"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Folders of an export in progress (or killed): .tmp-<version>-<pid>, .old-<version>-<pid>.
+_WORK_FOLDER = re.compile(r"^\.(tmp|old)-(?P<version>\d+)-(?P<pid>\d+)$")
 
 
 class ExportError(ValueError):
@@ -62,6 +68,37 @@ def _serving_functions(model, class_names, top_k):
     }
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(model_root):
+    """Removes the work folders of exports whose process is gone (killed mid-export)."""
+    if not os.path.isdir(model_root):
+        return []
+    removed = []
+    for name in os.listdir(model_root):
+        match = _WORK_FOLDER.match(name)
+        if match and int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+            shutil.rmtree(os.path.join(model_root, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def check_name(name):
+    """A model name is one folder name: letters, digits, '_', '.', '-' (no paths)."""
+    if not _NAME.match(name or "") or name in (".", ".."):
+        raise ExportError(f"model name {name!r}: use letters, digits, '_', '.' and '-' only "
+                          "(one folder under the output root, no path)")
+    return name
+
+
 def next_version(model_root):
     """1 + the largest numeric version under `model_root` (1 if none)."""
     if not os.path.isdir(model_root):
@@ -94,7 +131,9 @@ def export_model(model, out_dir, class_names, metadata=None, top_k=5, overwrite=
         raise ExportError(f"{out_dir} exists; pass overwrite=True (--overwrite) or choose another version")
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".tmp-{os.path.basename(out_dir)}-{os.getpid()}")
+    clean_stale(parent)
+    version = os.path.basename(out_dir)
+    tmp = os.path.join(parent, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         archive = keras.export.ExportArchive()
@@ -112,53 +151,74 @@ def export_model(model, out_dir, class_names, metadata=None, top_k=5, overwrite=
                              "keras": keras.__version__, "python": platform.python_version()}}
         with open(os.path.join(tmp, "metadata.json"), "w") as f:
             json.dump(meta, f, indent=2)
+        # The old version is moved aside, not deleted, until the new one is in place.
+        old = os.path.join(parent, f".old-{version}-{os.getpid()}")
         if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
+            os.rename(out_dir, old)
+        try:
+            os.rename(tmp, out_dir)
+        except BaseException:
+            if os.path.exists(old) and not os.path.exists(out_dir):
+                os.rename(old, out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
 
 
-def _read_json(path, default=None):
-    if not os.path.exists(path):
-        return default
-    with open(path) as f:
-        return json.load(f)
+def inference_model(model):
+    """The inference model inside a training wrapper (`augment_on=model` checkpoints), else `model`."""
+    if not any(isinstance(layer, PaperAugment) for layer in model.layers):
+        return model
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(inner) != 1:
+        raise ExportError(f"model {model.name!r} holds an augmentation layer but no single inner model to export")
+    return inner[0]
 
 
 def export_run(source, out=None, name=None, version=None, overwrite=False):
-    """Exports a run directory (its `model.keras`) or a `.keras` file.
+    """Exports a run directory (its `model.keras`) or a `.keras` file (e.g. `RUN/checkpoints/best.keras`).
+
+    The class names, config and metrics come from the run directory the file
+    belongs to; a `.keras` file of no run needs `class_names.json` beside it,
+    or its labels are the class indices (said in the metadata).
 
     Args:
         source: a run directory written by `train_and_evaluate`, or a `.keras` file.
         out: root folder (default `exported_models/`).
-        name: model name (default: the Keras model's name).
-        version: integer version (default: the next free one).
-        overwrite: replace an existing version.
+        name: model name (default: the Keras model's name); one folder name.
+        version: integer version >= 1 (default: the next free one).
+        overwrite: replace an existing version (the old one stays until the new one is in place).
 
     Returns:
         The path of the exported version.
     """
-    run_dir = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
-    keras_file = os.path.join(source, "model.keras") if os.path.isdir(source) else source
+    if version is not None and (not isinstance(version, int) or version < 1):
+        raise ExportError(f"version must be an integer >= 1, got {version!r}")
+    if name is not None:
+        check_name(name)
+    keras_file = os.path.join(source, runs.MODEL) if os.path.isdir(source) else source
     if not os.path.exists(keras_file):
         raise ExportError(f"{keras_file}: no such model (has the run finished?)")
-    model = keras.saving.load_model(keras_file, compile=False)
+    run_dir = runs.find_run_dir(keras_file) or os.path.dirname(os.path.abspath(keras_file))
+    model = inference_model(keras.saving.load_model(keras_file, compile=False))
     num_classes = model.output_shape[-1]
-    class_names = _read_json(os.path.join(run_dir, "class_names.json")) or [str(i) for i in range(num_classes)]
-    config = _read_json(os.path.join(run_dir, "config.json"), {})
-    results = _read_json(os.path.join(run_dir, "results.json"), {})
+    class_names = runs.read_json(os.path.join(run_dir, runs.CLASS_NAMES))
+    labels_from = "run" if class_names else "class indices (no class_names.json found)"
+    class_names = class_names or [str(i) for i in range(num_classes)]
+    config = runs.read_json(os.path.join(run_dir, runs.CONFIG), {})
+    results = runs.read_json(os.path.join(run_dir, runs.RESULTS), {})
     metadata = {
         "name": name or model.name, "spec": results.get("spec"), "preset": results.get("preset"),
         "variant": results.get("variant", config.get("variant")), "dataset": config.get("dataset"),
-        "training_config": config,
+        "training_config": config, "labels_from": labels_from,
         "metrics": {k: results[k] for k in ("val_top1", "val_top5", "best_val_top1", "train_top1", "gap",
                                             "epochs") if k in results},
         "source": os.path.abspath(keras_file),
     }
-    model_root = os.path.join(out or DEFAULT_ROOT, name or model.name)
+    model_root = os.path.join(out or DEFAULT_ROOT, check_name(name or model.name))
     version = version or next_version(model_root)
     return export_model(model, os.path.join(model_root, str(version)), class_names, metadata,
                         overwrite=overwrite)

@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from tinyresnet import blocks
+from tinyresnet import losses  # noqa: F401  (registers the losses that saved models refer to)
 from tinyresnet import spec as spec_lib
 
 VARIANTS = ("residual", "plain")
@@ -32,7 +33,7 @@ def build_model(spec, input_shape=(64, 64, 3), num_classes=None, variant="residu
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if shortcut not in ("pad", "projection"):
         raise ValueError(f"shortcut must be 'pad' or 'projection', got {shortcut!r}")
-    preset = spec if isinstance(spec, str) and spec.strip() in spec_lib.PRESETS else None
+    preset = spec_lib.preset_name(spec)
     parsed = spec_lib.parse_spec(spec)
     # Fails early, naming the item, if pooling would go below 1x1.
     list(spec_lib.feature_shapes(parsed, input_shape, width))

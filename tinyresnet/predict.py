@@ -25,19 +25,24 @@ class Prediction:
 def expand_inputs(inputs):
     """Files, folders (searched recursively for images) and glob patterns -> file paths, in order.
 
-    A pattern or path that matches nothing is returned as is, so it is
-    reported as unreadable rather than silently dropped.
+    Folders and patterns give their image files only (by extension); a file
+    named explicitly is taken whatever its name. A pattern or path that
+    matches nothing is returned as is, so it is reported rather than dropped.
     """
+    def images_in(folder):
+        return sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
+                      if name.lower().endswith(IMAGE_EXTENSIONS))
+
     files = []
     for item in inputs:
         if os.path.isdir(item):
-            found = [os.path.join(folder, name) for folder, _, names in os.walk(item) for name in names
-                     if name.lower().endswith(IMAGE_EXTENSIONS)]
-            files += sorted(found)
+            files += images_in(item)
         elif os.path.exists(item):
             files.append(item)
         else:
-            files += sorted(glob.glob(item, recursive=True)) or [item]
+            matches = sorted(glob.glob(item, recursive=True))
+            found = [m for m in matches if os.path.isfile(m) and m.lower().endswith(IMAGE_EXTENSIONS)]
+            files += found or [item]
     return files
 
 
@@ -68,14 +73,25 @@ def predict_files(model_dir, inputs, batch_size=64):
     results = []
     batch = []
 
-    def flush():
-        if not batch:
-            return
-        out = serve(image_bytes=tf.constant([blob for _, blob in batch]))
-        for i, (prediction, _) in enumerate(batch):
+    def run(items):
+        out = serve(image_bytes=tf.constant([blob for _, blob in items]))
+        for i, (prediction, _) in enumerate(items):
             prediction.labels = [label.decode() for label in out["top_k_labels"][i].numpy()]
             prediction.indices = out["top_k_indices"][i].numpy().tolist()
             prediction.scores = [float(s) for s in out["top_k_scores"][i].numpy()]
+
+    def flush():
+        if not batch:
+            return
+        try:
+            run(batch)
+        except tf.errors.OpError:
+            # One image the model cannot take fails the whole call: find it, keep the rest.
+            for item in batch:
+                try:
+                    run([item])
+                except tf.errors.OpError as e:
+                    item[0].error = f"the model could not classify it ({e.message.splitlines()[0][:200]})"
         batch.clear()
 
     for path in expand_inputs(inputs):

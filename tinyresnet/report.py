@@ -1,6 +1,5 @@
 """Compare runs: a pandas table (CSV and Markdown) and overlaid training curves."""
 
-import json
 import os
 
 import matplotlib
@@ -10,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tinyresnet.callbacks import read_history  # noqa: E402
+from tinyresnet import runs  # noqa: E402
 
 TABLE_COLUMNS = ("run", "variant", "train_top1", "val_top1", "gap", "best_val_top1", "layers", "params",
                  "epochs", "images_per_sec")
@@ -47,11 +46,8 @@ def _plot(histories, path):
 
 def load_run(run_dir):
     """`(results, history)` of a run directory; raises FileNotFoundError naming what is missing."""
-    path = os.path.join(run_dir, "results.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir}: no results.json (has the run finished?)")
-    with open(path) as f:
-        return json.load(f), read_history(os.path.join(run_dir, "history.csv"))
+    run = runs.load(run_dir)
+    return run["results"], run["history"]
 
 
 def compare(run_dirs, out_dir=None, names=None):

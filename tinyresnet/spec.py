@@ -56,37 +56,45 @@ class FC:
 Layer = Union[Conv, BasicBlock, Pool, Dropout, FC]
 Spec = Tuple[Layer, ...]
 
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named net: its notation and the square image size it was designed for."""
+
+    notation: str
+    input_size: int  # pixels per side
+
+    @property
+    def input_shape(self):
+        return (self.input_size, self.input_size, 3)
+
+
 # One line per net, exactly as Table 1 prints its columns (Net 6 is the plain
-# ConvNet twin of Net 1). The CIFAR pair is ours: the paper compares a 7- and a
-# 9-layer net on CIFAR-10 without printing them; see README.md.
+# ConvNet twin of Net 1), for 64x64 Tiny ImageNet. The CIFAR pair (32x32) is
+# ours: the paper compares a 7- and a 9-layer net on CIFAR-10 without printing
+# them; see README.md.
 PRESETS = {
-    "net1": "(Conv 64) x 2, Avg 2, BB 64, BB 128, Avg 2, BB 128, BB 256, Avg 2, BB 256, Avg 2, BB 512, Avg 2, FC 200",
-    "net2": "Conv 64, Avg 2, BB 128, Avg 2, BB 128, BB 256, Avg 2, BB 256, Avg 2, BB 512, Avg 4, FC 200",
-    "net3": "Conv 32, Conv 64, Max 2, (BB 64) x 2, Avg 2, (BB 128) x 3, Avg 2, BB 128, Avg 2, BB 256, Avg 2, FC 200",
-    "net4": "(Conv 64) x 2, Avg 2, (BB 64) x 3, Max 2, (BB 128) x 3, Max 2, BB 256, BB512, Avg 2, Dropout, FC 200",
-    "net5": "(Conv 64) x 2, Avg 2, BB 128, Max 2, (BB 256) x 2, Max 2, (BB 512) x 2, Avg 2, Dropout, FC 200",
-    "net6": "(Conv 64) x 2, Avg 2, (Conv 64) x 2, (Conv 128) x 2, Avg 2, (Conv 128) x 2, (Conv 256) x 2, Avg 2, (Conv 256) x 2, Avg 2, (Conv 512) x 2, Avg2, FC 200",
-    "cifar7": "(Conv 32) x 2, Avg 2, BB 64, Avg 2, BB 128, Avg 2, FC 10",
-    "cifar9": "(Conv 32) x 2, Avg 2, BB 64, Avg 2, BB 128, Avg 2, BB 256, Avg 2, FC 10",
+    "net1": Preset("(Conv 64) x 2, Avg 2, BB 64, BB 128, Avg 2, BB 128, BB 256, Avg 2, BB 256, Avg 2, BB 512, Avg 2, FC 200", 64),
+    "net2": Preset("Conv 64, Avg 2, BB 128, Avg 2, BB 128, BB 256, Avg 2, BB 256, Avg 2, BB 512, Avg 4, FC 200", 64),
+    "net3": Preset("Conv 32, Conv 64, Max 2, (BB 64) x 2, Avg 2, (BB 128) x 3, Avg 2, BB 128, Avg 2, BB 256, Avg 2, FC 200", 64),
+    "net4": Preset("(Conv 64) x 2, Avg 2, (BB 64) x 3, Max 2, (BB 128) x 3, Max 2, BB 256, BB512, Avg 2, Dropout, FC 200", 64),
+    "net5": Preset("(Conv 64) x 2, Avg 2, BB 128, Max 2, (BB 256) x 2, Max 2, (BB 512) x 2, Avg 2, Dropout, FC 200", 64),
+    "net6": Preset("(Conv 64) x 2, Avg 2, (Conv 64) x 2, (Conv 128) x 2, Avg 2, (Conv 128) x 2, (Conv 256) x 2, Avg 2, (Conv 256) x 2, Avg 2, (Conv 512) x 2, Avg2, FC 200", 64),
+    "cifar7": Preset("(Conv 32) x 2, Avg 2, BB 64, Avg 2, BB 128, Avg 2, FC 10", 32),
+    "cifar9": Preset("(Conv 32) x 2, Avg 2, BB 64, Avg 2, BB 128, Avg 2, BB 256, Avg 2, FC 10", 32),
 }
 
-# What Table 1 prints in its "Number of layers" row, and its accuracies.
-PAPER_RESULTS = {
-    "net1": {"layers": 15, "train_top1": 0.72, "val_top1": 0.49},
-    "net2": {"layers": 12, "train_top1": 0.69, "val_top1": 0.46},
-    "net3": {"layers": 17, "train_top1": 0.62, "val_top1": 0.46},
-    "net4": {"layers": 21, "train_top1": 0.44, "val_top1": 0.36},
-    "net5": {"layers": 15, "train_top1": 0.55, "val_top1": 0.42},
-    "net6": {"layers": 15, "train_top1": 0.43, "val_top1": 0.36},
-}
+# A repeat such as "(BB 64) x N" beyond this is a typo, not a network.
+MAX_REPEAT = 1000
 
 _KINDS = {"conv": "Conv", "bb": "BB", "avg": "Avg", "max": "Max", "dropout": "Dropout", "fc": "FC"}
 _REPEAT = re.compile(r"^\((?P<body>[^()]*)\)\s*[x×*]\s*(?P<count>\S+)$", re.IGNORECASE)
+_POOL_KINDS = ("avg", "max")
 _ITEM = re.compile(r"^(?P<kind>[A-Za-z]+)\s*(?P<arg>\S*)$")
 
 
 def _normalise(text: str) -> str:
-    # The paper's extracted text writes repeats as LaTeX: "$(BB 64) \times 3$".
+    # The paper's extracted text writes repeats as LaTeX: "$(BB 64) \\times 3$".
     return text.replace("\\times", "×").replace("\\ ", " ").replace("$", "").strip()
 
 
@@ -122,9 +130,14 @@ def _parse_item(text: str, where: str) -> Layer:
         rate = float(arg)
     except ValueError:
         raise SpecError(f"{where}: dropout rate must be a number, got {arg!r}") from None
-    if not 0.0 <= rate < 1.0:
-        raise SpecError(f"{where}: dropout rate must be in [0, 1), got {rate}")
     return Dropout(rate)
+
+
+def _items(text: str):
+    """The items of a notation text: comments (`# ...` to the end of a line) dropped, then split."""
+    lines = [line.split("#", 1)[0] for line in _normalise(text).split("\n")]
+    items = [item.strip() for line in lines for item in re.split(r"[,;]", line)]
+    return [item for item in items if item]
 
 
 def parse_spec(text: Union[str, Sequence[Layer]]) -> Spec:
@@ -132,8 +145,9 @@ def parse_spec(text: Union[str, Sequence[Layer]]) -> Spec:
 
     Args:
         text: items separated by commas or new lines, e.g.
-            `"(Conv 64) x 2, Avg 2, BB 64, FC 200"`; a key of `PRESETS`; or an
-            already parsed sequence of layers (validated and returned as tuple).
+            `"(Conv 64) x 2, Avg 2, BB 64, FC 200"`, with optional `# comments`;
+            a key of `PRESETS`; or an already parsed sequence of layers
+            (validated and returned as a tuple).
 
     Returns:
         A tuple of `Conv`, `BasicBlock`, `Pool`, `Dropout` and `FC` items,
@@ -147,9 +161,8 @@ def parse_spec(text: Union[str, Sequence[Layer]]) -> Spec:
         validate_spec(spec)
         return spec
     if text.strip() in PRESETS:
-        text = PRESETS[text.strip()]
-    items = [item.strip() for item in re.split(r"[,\n;]", _normalise(text))]
-    items = [item for item in items if item and not item.startswith("#")]
+        text = PRESETS[text.strip()].notation
+    items = _items(text)
     if not items:
         raise SpecError("empty spec: expected items such as 'Conv 64, Avg 2, BB 64, FC 200'")
     layers = []
@@ -158,21 +171,52 @@ def parse_spec(text: Union[str, Sequence[Layer]]) -> Spec:
         repeat = _REPEAT.match(item)
         if repeat:
             count = _positive_int(repeat.group("count"), where, "repeat count")
+            if count > MAX_REPEAT:
+                raise SpecError(f"{where}: repeat count {count} is over the limit of {MAX_REPEAT}")
             layer = _parse_item(repeat.group("body").strip(), where)
+            _check_layer(layer, where)
             layers.extend([layer] * count)
         elif "(" in item or ")" in item:
             raise SpecError(f"{where}: bad repeat; write it as '(Conv 64) x 2'")
         else:
-            layers.append(_parse_item(item, where))
+            layer = _parse_item(item, where)
+            _check_layer(layer, where)
+            layers.append(layer)
     spec = tuple(layers)
     validate_spec(spec)
     return spec
 
 
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_layer(layer, where: str) -> None:
+    """Checks the fields of one layer, so that tuples built in code meet the parser's rules."""
+    if isinstance(layer, (Conv, BasicBlock)):
+        if not _is_positive_int(layer.filters):
+            raise SpecError(f"{where}: width must be a positive integer, got {layer.filters!r}")
+    elif isinstance(layer, Pool):
+        if layer.kind not in _POOL_KINDS:
+            raise SpecError(f"{where}: pooling kind must be one of {', '.join(_POOL_KINDS)}, got {layer.kind!r}")
+        if not _is_positive_int(layer.size):
+            raise SpecError(f"{where}: pool size must be a positive integer, got {layer.size!r}")
+    elif isinstance(layer, Dropout):
+        if isinstance(layer.rate, bool) or not isinstance(layer.rate, (int, float)) or not 0.0 <= layer.rate < 1.0:
+            raise SpecError(f"{where}: dropout rate must be in [0, 1), got {layer.rate!r}")
+    elif isinstance(layer, FC):
+        if not _is_positive_int(layer.units):
+            raise SpecError(f"{where}: FC units must be a positive integer, got {layer.units!r}")
+    else:
+        raise SpecError(f"{where}: not a spec layer: {layer!r}")
+
+
 def validate_spec(spec: Spec) -> None:
-    """Checks the structure of a spec: ends in one FC, has a weight layer."""
+    """Checks every layer's fields and the structure: ends in one FC, has a weight layer."""
     if not spec:
         raise SpecError("empty spec")
+    for number, layer in enumerate(spec, start=1):
+        _check_layer(layer, f"layer {number} ({layer!r})")
     for number, layer in enumerate(spec, start=1):
         if isinstance(layer, FC) and number != len(spec):
             raise SpecError(f"layer {number} ({format_layer(layer)!r}): FC must be the last layer")
@@ -190,14 +234,18 @@ def format_layer(layer: Layer) -> str:
     if isinstance(layer, Pool):
         return f"{layer.kind.capitalize()} {layer.size}"
     if isinstance(layer, Dropout):
-        return "Dropout" if layer.rate == 0.5 else f"Dropout {layer.rate:g}"
+        # repr() is the shortest text that reads back as the same float.
+        return "Dropout" if layer.rate == 0.5 else f"Dropout {float(layer.rate)!r}"
     if isinstance(layer, FC):
         return f"FC {layer.units}"
     raise SpecError(f"not a spec layer: {layer!r}")
 
 
 def format_spec(spec: Union[str, Sequence[Layer]]) -> str:
-    """Formats a spec in canonical notation; runs of equal items become `(X) x N`."""
+    """Formats a spec in canonical notation; runs of equal items become `(X) x N`.
+
+    `parse_spec(format_spec(s)) == parse_spec(s)` for every valid spec.
+    """
     spec = parse_spec(spec)
     parts, i = [], 0
     while i < len(spec):
@@ -208,6 +256,21 @@ def format_spec(spec: Union[str, Sequence[Layer]]) -> str:
         parts.append(f"({text}) x {run}" if run > 1 else text)
         i += run
     return ", ".join(parts)
+
+
+def with_classes(spec, num_classes: Optional[int]) -> Spec:
+    """The spec as built for `num_classes` outputs: its FC gets that many units."""
+    spec = parse_spec(spec)
+    if not num_classes or spec[-1].units == num_classes:
+        return spec
+    return spec[:-1] + (FC(int(num_classes)),)
+
+
+def preset_name(net) -> Optional[str]:
+    """The preset `net` names, or None for notation text and parsed specs."""
+    if isinstance(net, str) and net.strip() in PRESETS:
+        return net.strip()
+    return None
 
 
 def count_layers(spec: Union[str, Sequence[Layer]]) -> int:

@@ -1,17 +1,13 @@
 """`train_and_evaluate(config, workdir)`: the one way models get trained.
 
-The CLI, the tests, the experiments and the tuner all call it. A run
-directory holds everything a run leaves:
-
-    config.json  spec.txt  summary.txt  class_names.json
-    history.csv  tensorboard/  backup/  checkpoints/{best,last}.keras
-    model.keras  results.json  curves.png
+The CLI, the tests, the experiments and the tuner all call it. It is made of
+small named steps that other drivers reuse: `make_strategy`, `load_datasets`,
+`build_trainer`, `make_callbacks`, `fit`, `evaluate`. The run directory's
+layout lives in `tinyresnet.runs`.
 """
 
 import contextlib
-import json
 import os
-import shutil
 import time
 
 import keras
@@ -19,9 +15,11 @@ import tensorflow as tf
 
 from tinyresnet import config as config_lib
 from tinyresnet import data as data_lib
+from tinyresnet import runs
 from tinyresnet import spec as spec_lib
 from tinyresnet.augment import PaperAugment
-from tinyresnet.callbacks import AtomicBackup, EpochHistory, StopOnNaN, TrainingDiverged, read_history
+from tinyresnet.callbacks import AtomicBackup, EpochHistory, StopOnNaN, TrainingDiverged
+from tinyresnet.losses import classification_loss
 from tinyresnet.models import build_model
 
 __all__ = ["train_and_evaluate", "TrainingDiverged", "Interrupted"]
@@ -31,42 +29,42 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during training; the run directory can be resumed."""
 
 
-@keras.saving.register_keras_serializable(package="tinyresnet")
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Sparse softmax cross-entropy on logits with label smoothing."""
-
-    def __init__(self, label_smoothing=0.0, name="smoothed_sparse_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"),
-                                    keras.ops.shape(y_pred)[-1])
-        return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=True,
-                                                     label_smoothing=self.label_smoothing)
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+# The decoded data of the last run in this process, reused by the next run on
+# the same data (tuning trials, experiment arms): decoding happens once.
+_DECODED = {}
 
 
-def spec_text(config):
-    """The network of `config` in canonical notation."""
-    return spec_lib.format_spec(config.spec or config.preset)
+def _data_key(config):
+    data = os.path.abspath(os.path.expanduser(config.data)) if config.data else ""
+    return (config.dataset, data, config.validation_fraction, config.skip_corrupt, config.file_cache,
+            config.cache_dir)
 
 
-def load_datasets(config, augment=None):
-    """The `Datasets` of `config.dataset`; `augment` (a layer or None) runs on training batches."""
-    common = dict(batch_size=config.batch_size, augment=augment or False, seed=config.seed,
-                  validation_fraction=config.validation_fraction, skip_corrupt=config.skip_corrupt,
-                  file_cache=config.file_cache, cache_dir=config.cache_dir or None)
+def load_datasets(config, reuse=True):
+    """The decoded `Datasets` of `config`; the same object for the same data within a process.
+
+    The returned object holds no per-run settings (batch size, seed and
+    augmentation are given when its pipelines are made), so any run on the
+    same data can use it.
+    """
+    key = _data_key(config)
+    if reuse and key in _DECODED:
+        return _DECODED[key]
+    common = dict(augment=False, validation_fraction=config.validation_fraction,
+                  skip_corrupt=config.skip_corrupt, file_cache=config.file_cache,
+                  cache_dir=config.cache_dir or None)
     data = config.data or None
     if config.dataset == "tiny_imagenet":
-        return data_lib.tiny_imagenet(data, **common)
-    if config.dataset == "cifar10":
-        return data_lib.cifar10(data, **common)
-    if data is None:
+        datasets = data_lib.tiny_imagenet(data, with_test=False, **common)
+    elif config.dataset == "cifar10":
+        datasets = data_lib.cifar10(data, **common)
+    elif data is None:
         raise config_lib.ConfigError("dataset 'folder' needs --data=PATH (a folder or zip of class folders)")
-    return data_lib.image_folder(data, **common)
+    else:
+        datasets = data_lib.image_folder(data, **common)
+    _DECODED.clear()  # hold one dataset, not one per data source ever seen
+    _DECODED[key] = datasets
+    return datasets
 
 
 def make_optimizer(config, steps_per_epoch):
@@ -93,11 +91,14 @@ def make_optimizer(config, steps_per_epoch):
     return optimizer
 
 
-def _strategy(config):
+def make_strategy(config):
+    """The `tf.distribute` strategy of `config.distribution`.
+
+    Create it before any other TensorFlow op of the process (some strategies
+    configure the runtime) and pass it to `train_and_evaluate(strategy=)`.
+    """
     if config.distribution == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if config.distribution == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 
@@ -111,75 +112,33 @@ def _dtype_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
-def prepare_workdir(config, workdir, overwrite=False):
-    """Creates `workdir`, or checks that it belongs to `config` (refused unless `overwrite`)."""
-    path = os.path.join(workdir, "config.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
-        current = config_lib.to_dict(config)
-        differ = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-        if differ and not overwrite:
-            details = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in differ)
-            raise config_lib.ConfigError(
-                f"{workdir} holds a run of a different config ({details}); "
-                "pass --overwrite to start it afresh, or choose another --run-dir")
-        if differ:
-            shutil.rmtree(workdir)
-    elif overwrite and os.path.isdir(workdir):
-        shutil.rmtree(workdir)
-    os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
-    _write_json(path, config_lib.to_dict(config))
-
-
-def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
-
-
-def train_and_evaluate(config, workdir, overwrite=False):
-    """Trains `config` in `workdir`, resuming from its backup if there is one.
-
-    Args:
-        config: a `Config`.
-        workdir: the run directory; a rerun of the same config resumes it.
-        overwrite: start afresh even if `workdir` holds a different config.
-
-    Returns:
-        The dict written to `results.json`.
-
-    Raises:
-        ConfigError: for a bad config or a run directory of another config.
-        TrainingDiverged: if the loss became NaN/inf (last good state kept).
-        Interrupted: on Ctrl-C, after saving the current model.
-    """
-    config = config_lib.validate(config)
-    spec = spec_lib.parse_spec(config.spec or config.preset)
-    prepare_workdir(config, workdir, overwrite)
-    keras.utils.set_random_seed(config.seed)
-    augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed) if config.augment else None
-    datasets = load_datasets(config, augment if config.augment_on == "data" else None)
-    num_classes = len(datasets.class_names)
+def steps_per_epoch(config, datasets):
+    """Training steps per epoch; a batch larger than the training set is a `ConfigError`."""
     steps = datasets.num_train // config.batch_size
     if steps == 0:
         raise config_lib.ConfigError(
             f"batch_size {config.batch_size} exceeds the {datasets.num_train} training images")
-    if config.steps_per_epoch:
-        steps = min(steps, config.steps_per_epoch)
-    train = datasets.train.repeat()
+    return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
 
-    with _dtype_policy(config.precision), _strategy(config).scope():
+
+def build_trainer(config, spec, datasets, strategy, steps):
+    """Compiles the model and the one that trains (with the augmentation inside, if `augment_on=model`).
+
+    Returns:
+        `(model, trainer)`: the inference model, and the model `fit` trains
+        (the same object unless the augmentation is a layer of the model).
+    """
+    num_classes = len(datasets.class_names)
+    with _dtype_policy(config.precision), strategy.scope():
         model = build_model(spec, datasets.image_shape, num_classes, variant=config.variant,
                             block_dropout=config.block_dropout, shortcut=config.shortcut,
-                            width=config.width, name=config.preset if not config.spec else "spec")
+                            width=config.width, name=spec_lib.preset_name(config.net) or "spec")
         trainer = model
-        if augment is not None and config.augment_on == "model":
+        if config.augment and config.augment_on == "model":
+            augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed)
             inputs = keras.Input(datasets.image_shape, name="images")
             trainer = keras.Model(inputs, model(augment(inputs)), name=model.name + "_augmented")
-        loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
-                else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        loss = classification_loss(config.label_smoothing)
 
         def metrics():
             return [keras.metrics.SparseCategoricalAccuracy(name="top1"),
@@ -188,56 +147,118 @@ def train_and_evaluate(config, workdir, overwrite=False):
         trainer.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=metrics())
         if trainer is not model:  # the inference model is evaluated on its own
             model.compile(loss=loss, metrics=metrics())
+    return model, trainer
 
-    _write_run_files(workdir, config, spec, model, datasets)
-    history_path = os.path.join(workdir, "history.csv")
-    checkpoints = os.path.join(workdir, "checkpoints")
-    best = keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, "best.keras"), monitor="val_top1",
+
+def training_data(config, datasets, initial_epoch, steps):
+    """The endless training stream from `initial_epoch`: what an uninterrupted run sees from there."""
+    augment = None
+    if config.augment and config.augment_on == "data":
+        augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed)
+    return datasets.training(config.batch_size, augment=augment, seed=config.seed,
+                             initial_epoch=initial_epoch, steps_per_epoch=steps)
+
+
+def make_callbacks(config, workdir):
+    """NaN stop, history, kill-safe backup, best/last checkpoints and TensorBoard, in that order."""
+    history_path = os.path.join(workdir, runs.HISTORY)
+    best = keras.callbacks.ModelCheckpoint(os.path.join(workdir, runs.BEST), monitor="val_top1",
                                            mode="max", save_best_only=True)
-    previous = [r["val_top1"] for r in read_history(history_path) if "val_top1" in r]
+    previous = [r["val_top1"] for r in runs.read_history(history_path) if "val_top1" in r]
     if previous:  # a resumed run must not replace its best with a worse epoch
         best.best = max(previous)
-    # Order matters: the history row of an epoch is written before its backup,
-    # so a kill between the two repeats the epoch (and its row is replaced)
-    # rather than losing the row.
-    callbacks = [
-        StopOnNaN(os.path.join(checkpoints, "last.keras")),
+    # Order matters: the NaN check runs before anything saves; the history row
+    # of an epoch is written before its backup, so a kill between the two
+    # repeats the epoch (and its row is replaced) rather than losing the row.
+    return [
+        StopOnNaN(os.path.join(workdir, runs.LAST), check_steps=config.checkpoint_steps),
         EpochHistory(history_path, config.batch_size),
-        AtomicBackup(os.path.join(workdir, "backup"), save_steps=config.checkpoint_steps),
+        AtomicBackup(os.path.join(workdir, runs.BACKUP), save_steps=config.checkpoint_steps),
         best,
-        keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, "last.keras")),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"), write_graph=False),
+        keras.callbacks.ModelCheckpoint(os.path.join(workdir, runs.LAST)),
+        keras.callbacks.TensorBoard(os.path.join(workdir, runs.TENSORBOARD), write_graph=False),
     ]
+
+
+def fit(config, model, trainer, train, validation, steps, callbacks, workdir):
+    """Runs `trainer.fit`; Ctrl-C saves the model and raises `Interrupted`. Returns the wall seconds."""
     start = time.perf_counter()
     try:
-        trainer.fit(train, epochs=config.epochs, steps_per_epoch=steps, validation_data=datasets.validation,
+        trainer.fit(train, epochs=config.epochs, steps_per_epoch=steps, validation_data=validation,
                     callbacks=callbacks, verbose=config.verbose, shuffle=False)
     except KeyboardInterrupt:
-        model.save(os.path.join(checkpoints, "interrupted.keras"))
-        raise Interrupted(f"interrupted; the last finished epoch is backed up in {workdir}/backup; "
+        model.save(os.path.join(workdir, runs.INTERRUPTED))
+        raise Interrupted(f"interrupted; the last finished epoch is backed up in {workdir}/{runs.BACKUP}; "
                           "rerun the same command to resume") from None
-    wall = time.perf_counter() - start
-    model.save(os.path.join(workdir, "model.keras"))
-    results = _evaluate(config, spec, model, datasets, history_path, wall)
-    _write_json(os.path.join(workdir, "results.json"), results)
+    return time.perf_counter() - start
+
+
+def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy=None):
+    """Trains `config` in `workdir`, resuming from its backup if there is one.
+
+    Nothing is written to `workdir` until the config, the run directory, the
+    data and the batch size have been checked.
+
+    Args:
+        config: a `Config`.
+        workdir: the run directory; a rerun of the same config resumes it
+            (keys in `config.EXECUTION_KEYS` may differ).
+        overwrite: start afresh if `workdir` holds a run of another config
+            (only ever removes a run directory's own files).
+        datasets: decoded `Datasets` to use (default: `load_datasets(config)`,
+            reused within a process).
+        strategy: a `tf.distribute` strategy made before any TensorFlow op
+            (default: `make_strategy(config)`).
+
+    Returns:
+        The dict written to `results.json`.
+
+    Raises:
+        ConfigError: for a bad config or batch size.
+        RunDirError: for a run directory of another config, or one that is not a run.
+        TrainingDiverged: if the loss or weights became NaN/inf (last good state kept).
+        Interrupted: on Ctrl-C, after saving the current model.
+    """
+    config = config_lib.validate(config)
+    spec = spec_lib.parse_spec(config.net)
+    values = config_lib.to_dict(config)
+    remove = runs.check(workdir, values, config_lib.run_defining, overwrite)
+    strategy = strategy or make_strategy(config)
+    datasets = datasets or load_datasets(config)
+    steps = steps_per_epoch(config, datasets)
+    spec_lib.with_classes(spec, len(datasets.class_names))
+    list(spec_lib.feature_shapes(spec, datasets.image_shape, config.width))  # pooling fits the images
+    if remove:
+        runs.remove_run(workdir)
+    runs.start(workdir, values)
+
+    keras.utils.set_random_seed(config.seed)
+    model, trainer = build_trainer(config, spec, datasets, strategy, steps)
+    _write_run_files(workdir, spec, model, datasets)
+    train = training_data(config, datasets, runs.resume_epoch(workdir), steps)
+    callbacks = make_callbacks(config, workdir)
+    wall = fit(config, model, trainer, train, datasets.validation, steps, callbacks, workdir)
+    model.save(os.path.join(workdir, runs.MODEL))
+    results = evaluate(config, spec, model, datasets, workdir, wall)
+    runs.write_json(os.path.join(workdir, runs.RESULTS), results)
     from tinyresnet import report
-    report.plot_curves(read_history(history_path), os.path.join(workdir, "curves.png"),
+    report.plot_curves(runs.read_history(workdir), os.path.join(workdir, runs.CURVES),
                        title=f"{model.name} ({config.variant})")
     return results
 
 
-def _write_run_files(workdir, config, spec, model, datasets):
-    with open(os.path.join(workdir, "spec.txt"), "w") as f:
-        f.write(spec_lib.format_spec(spec) + "\n")
+def _write_run_files(workdir, spec, model, datasets):
+    built = spec_lib.with_classes(spec, len(datasets.class_names))
+    runs.write_text(os.path.join(workdir, runs.SPEC), spec_lib.format_spec(built) + "\n")
     lines = []
     model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
-    with open(os.path.join(workdir, "summary.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    _write_json(os.path.join(workdir, "class_names.json"), datasets.class_names)
+    runs.write_text(os.path.join(workdir, runs.SUMMARY), "\n".join(lines) + "\n")
+    runs.write_json(os.path.join(workdir, runs.CLASS_NAMES), datasets.class_names)
 
 
-def _evaluate(config, spec, model, datasets, history_path, wall):
-    history = read_history(history_path)
+def evaluate(config, spec, model, datasets, workdir, wall):
+    """Validation and inference-mode train accuracy, sizes and speed: the `results.json` dict."""
+    history = runs.read_history(workdir)
     val = model.evaluate(datasets.validation, verbose=0, return_dict=True)
     # Train accuracy in inference mode (no dropout, no augmentation), as the paper reports it.
     train = model.evaluate(datasets.train_eval, verbose=0, return_dict=True)
@@ -245,6 +266,7 @@ def _evaluate(config, spec, model, datasets, history_path, wall):
     train_seconds = sum(r.get("train_seconds", 0) for r in timed)
     images = sum(r.get("images", 0) for r in timed)
     shape = datasets.image_shape
+    num_classes = len(datasets.class_names)
     return {
         "val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"],
         "best_val_top1": max([r.get("val_top1", 0.0) for r in history] + [val["top1"]]),
@@ -252,14 +274,14 @@ def _evaluate(config, spec, model, datasets, history_path, wall):
         "gap": train["top1"] - val["top1"],
         "params": model.count_params(),
         "layers": spec_lib.count_layers(spec),
-        "forward_gflops": spec_lib.forward_flops(spec, shape, len(datasets.class_names), config.width,
-                                                 config.shortcut) / 1e9,
+        "forward_gflops": spec_lib.forward_flops(spec, shape, num_classes, config.width, config.shortcut) / 1e9,
         "epochs": len(history),
         "images_per_sec": images / train_seconds if train_seconds else 0.0,
         "wall_seconds": wall,
         "num_train": datasets.num_train, "num_validation": datasets.num_validation,
         "skipped_images": datasets.skipped,
-        "num_classes": len(datasets.class_names), "image_shape": list(shape),
-        "spec": spec_lib.format_spec(spec), "preset": "" if config.spec else config.preset,
+        "num_classes": num_classes, "image_shape": list(shape),
+        "spec": spec_lib.format_spec(spec_lib.with_classes(spec, num_classes)),
+        "preset": spec_lib.preset_name(config.net) or "",
         "variant": config.variant, "dataset": config.dataset, "precision": config.precision,
     }

@@ -3,7 +3,6 @@
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from tinyresnet.data import folders
 from tinyresnet.data import tiny_imagenet_layout as tin
@@ -34,6 +33,8 @@ def load_tiny_imagenet_arrays(data=None, cache_dir=None, skip_corrupt=False, fil
     arrays = {}
     for split in splits:
         s = layout.splits[split]
+        if split == "test" and not s.files:  # a class subset may have only train/ and val/
+            continue
         arrays[split] = load_arrays(layout.tree, s.files, s.labels, tin.IMAGE_SIZE,
                                     skip_corrupt=skip_corrupt,
                                     cache_dir=decoded_cache)
@@ -42,7 +43,7 @@ def load_tiny_imagenet_arrays(data=None, cache_dir=None, skip_corrupt=False, fil
 
 
 def tiny_imagenet(data=None, batch_size=64, augment=True, seed=0, cache_dir=None,
-                  skip_corrupt=False, file_cache=False, validation_fraction=0.1):
+                  skip_corrupt=False, file_cache=False, validation_fraction=0.1, with_test=True):
     """Tiny ImageNet pipelines from the official zip, its folder, or a download.
 
     Args:
@@ -60,13 +61,16 @@ def tiny_imagenet(data=None, batch_size=64, augment=True, seed=0, cache_dir=None
         file_cache: keep the decoded uint8 arrays in an .npz so the next run
             skips decoding.
         validation_fraction: hold-out fraction if the archive has no val split.
+        with_test: decode the unlabelled test split too (training never uses it).
 
     Returns:
-        `Datasets`: `train`, `validation`, `test` (labels -1) pipelines of
+        `Datasets`: `train`, `validation`, `test` (labels -1; None without a
+        test split) pipelines of
         `(uint8 images [B, 64, 64, 3], int64 labels [B])`, `class_names` (from
         words.txt, in wnids.txt order) and sizes.
     """
-    arrays, layout = load_tiny_imagenet_arrays(data, cache_dir, skip_corrupt, file_cache)
+    splits = tin.SPLITS if with_test else tuple(s for s in tin.SPLITS if s != "test")
+    arrays, layout = load_tiny_imagenet_arrays(data, cache_dir, skip_corrupt, file_cache, splits)
     return build_datasets(arrays, layout.class_names, batch_size, augment, seed, validation_fraction)
 
 
@@ -81,9 +85,7 @@ def image_folder(data, image_size=None, batch_size=64, augment=True, seed=0, ski
     """
     tree, listing, class_names = folders.read_image_folder(data)
     if image_size is None:
-        first = listing["train"][0][0]
-        probe = tf.io.decode_image(tree.read(first), channels=3, expand_animations=False)
-        image_size = tuple(probe.shape[:2])
+        image_size = folders.first_image_size(tree)
     decoded_cache = _decoded_cache_dir(cache_dir, file_cache)
     arrays = {split: load_arrays(tree, files, labels, image_size, resize=True,
                                  skip_corrupt=skip_corrupt, cache_dir=decoded_cache)

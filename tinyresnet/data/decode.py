@@ -84,5 +84,5 @@ def decode_images(blobs, names, size, resize=False, skip_corrupt=False):
         first = int(bad[0])
         raise DataError(f"{names[first]}: {_why(blobs[first], size)}"
                         + (f" (and {len(bad) - 1} more bad images)" if len(bad) > 1 else "")
-                        + "; pass skip_corrupt=True (--skip-corrupt) to leave them out")
+                        + "; pass skip_corrupt=True (--skip_corrupt=true or --skip-corrupt) to leave them out")
     return images, kept

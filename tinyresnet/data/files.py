@@ -70,6 +70,14 @@ class FileTree:
         except (KeyError, FileNotFoundError):
             raise DataError(f"{self.describe(name)}: file not found") from None
 
+    def fingerprint(self, name):
+        """What changes when the file's content changes: size and CRC in a zip, size and mtime in a folder."""
+        if self._zip is not None:
+            info = self._zip.getinfo(name)
+            return f"{info.file_size}:{info.CRC:08x}"
+        st = os.stat(os.path.join(self.path, name))
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
     def read_text(self, name):
         return self.read(name).decode("utf-8")
 

@@ -17,6 +17,15 @@ def _children(tree, parent):
                   if d.startswith(prefix) and d.count("/") == depth)
 
 
+def first_image_size(source):
+    """`(height, width)` of the first train image of a class-per-folder dataset (folder or zip)."""
+    import tensorflow as tf
+    tree, listing, _ = read_image_folder(source)
+    first = listing["train"][0][0]
+    probe = tf.io.decode_image(tree.read(first), channels=3, expand_animations=False)
+    return tuple(int(d) for d in probe.shape[:2])
+
+
 def read_image_folder(source):
     """Lists the images of a class-per-folder dataset, in a folder or a zip.
 

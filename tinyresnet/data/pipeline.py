@@ -3,7 +3,7 @@
 import dataclasses
 import hashlib
 import os
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import tensorflow as tf
@@ -24,19 +24,85 @@ class Arrays:
     skipped: List[str] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
 class Datasets:
-    """What every dataset function returns."""
+    """Decoded splits held in memory, and the `tf.data` pipelines over them.
 
-    train: tf.data.Dataset  # shuffled, augmented if asked, partial batch dropped
-    validation: tf.data.Dataset
-    test: Optional[tf.data.Dataset]  # labels -1 where unlabelled
-    train_eval: tf.data.Dataset  # train in order, not augmented: for inference-mode accuracy
-    class_names: List[str]
-    image_shape: tuple
-    num_train: int
-    num_validation: int
-    skipped: int  # images left out by skip_corrupt, all splits
+    Decoding happens once; the pipelines are cheap to make, so one `Datasets`
+    serves many runs of different batch sizes, seeds and augmentations (the
+    tuner and the experiments share one per process).
+
+    Args:
+        splits: `{"train": Arrays, "validation": Arrays, "test": Arrays}`
+            (test optional), validation already held out.
+        class_names: one name per label.
+        batch_size, augment, seed: defaults of the pipelines below.
+        skipped: images left out by skip_corrupt, all splits.
+    """
+
+    def __init__(self, splits, class_names, batch_size=64, augment=None, seed=0, skipped=0):
+        self.splits = splits
+        self.class_names = list(class_names)
+        self.batch_size = batch_size
+        self.augment = augment
+        self.seed = seed
+        self.skipped = skipped
+        self._tensors = {}
+
+    @property
+    def image_shape(self):
+        return tuple(self.splits["train"].images.shape[1:])
+
+    @property
+    def num_train(self):
+        return len(self.splits["train"].labels)
+
+    @property
+    def num_validation(self):
+        return len(self.splits["validation"].labels)
+
+    def _tensor(self, split):
+        # One in-graph copy of each split's images, shared by all its pipelines.
+        if split not in self._tensors:
+            arrays = self.splits[split]
+            self._tensors[split] = (tf.constant(arrays.images), tf.constant(np.asarray(arrays.labels, np.int64)))
+        return self._tensors[split]
+
+    def batches(self, split, batch_size=None):
+        """`split` in order, not augmented, the last batch partial: for evaluation."""
+        return make_dataset(*self._tensor(split), batch_size or self.batch_size)
+
+    def training(self, batch_size=None, augment=True, seed=None, initial_epoch=None, steps_per_epoch=None):
+        """Shuffled, augmented training batches (see `make_dataset`).
+
+        Args:
+            augment: True for this object's default layer, a layer, or None/False.
+            initial_epoch: None for one epoch per iteration; an int for an endless
+                stream of epochs from that one (what `fit` with a resume needs).
+        """
+        layer = self.augment if augment is True else (augment or None)
+        return make_dataset(*self._tensor("train"), batch_size or self.batch_size, training=True, augment=layer,
+                            seed=self.seed if seed is None else seed, initial_epoch=initial_epoch,
+                            steps_per_epoch=steps_per_epoch)
+
+    @property
+    def train(self):
+        """One shuffled, augmented epoch per iteration, a new order each time (deterministic per seed)."""
+        return self.training()
+
+    @property
+    def train_eval(self):
+        """Train in order, not augmented: for inference-mode accuracy."""
+        return self.batches("train")
+
+    @property
+    def validation(self):
+        return self.batches("validation")
+
+    @property
+    def test(self):
+        """Test batches (labels -1 where unlabelled), or None if the data has no test split."""
+        test = self.splits.get("test")
+        return self.batches("test") if test is not None and len(test.labels) else None
 
 
 def load_arrays(tree, files, labels, size, resize=False, skip_corrupt=False, cache_dir=None):
@@ -47,9 +113,7 @@ def load_arrays(tree, files, labels, size, resize=False, skip_corrupt=False, cac
     """
     cache = None
     if cache_dir:
-        st = os.stat(tree.path)
-        key = f"{os.path.abspath(tree.path)}|{st.st_size}|{st.st_mtime_ns}|{size}|{resize}|{skip_corrupt}|{len(files)}|{files[:1]}"
-        cache = os.path.join(cache_dir, f"decoded-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz")
+        cache = os.path.join(cache_dir, f"decoded-{cache_key(tree, files, labels, size, resize, skip_corrupt)}.npz")
         if os.path.exists(cache):
             with np.load(cache) as z:
                 return Arrays(z["images"], z["labels"], list(z["files"]), list(z["skipped"]))
@@ -65,6 +129,21 @@ def load_arrays(tree, files, labels, size, resize=False, skip_corrupt=False, cac
                  files=np.array(arrays.files, dtype=str), skipped=np.array(skipped, dtype=str))
         os.replace(tmp, cache)
     return arrays
+
+
+def cache_key(tree, files, labels, size, resize, skip_corrupt):
+    """A digest of everything the decoded arrays depend on.
+
+    It covers the archive or folder, every file name in order with its label
+    and its fingerprint (size and CRC in a zip; size and mtime in a folder),
+    and the decoding options: renaming a class folder, relabelling, or
+    rewriting one image gives a new key, never a stale cache.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"{os.path.abspath(tree.path)}|{tuple(size)}|{resize}|{skip_corrupt}|{len(files)}\n".encode())
+    for name, label in zip(files, np.asarray(labels).tolist()):
+        digest.update(f"{name}|{label}|{tree.fingerprint(name)}\n".encode())
+    return digest.hexdigest()[:24]
 
 
 def stratified_split(labels, fraction, seed=0):
@@ -86,32 +165,62 @@ def stratified_split(labels, fraction, seed=0):
     return train, val
 
 
-def make_dataset(images, labels, batch_size, training=False, augment=None, seed=0):
-    """A batched pipeline over decoded uint8 arrays held in memory.
+def make_dataset(images, labels, batch_size, training=False, augment=None, seed=0, initial_epoch=None,
+                 steps_per_epoch=None):
+    """A batched pipeline over decoded uint8 images held in memory.
 
-    Shuffling permutes indices and each batch is gathered from the cached
-    array, so an epoch costs one gather per batch; augmentation (a layer such
-    as `PaperAugment`) runs on whole batches; prefetch keeps the next batches
-    ready while the model trains.
+    For training, each epoch is a permutation of the indices drawn from
+    (seed, epoch) with stateless random ops; each batch is gathered from the
+    cached array and augmented with draws from (seed, epoch, batch index).
+    So two fresh pipelines give identical batches, the parallel map stays
+    reproducible, and a run resumed at epoch k replays epochs k, k+1, ...
+    exactly as an uninterrupted run would have seen them.
 
     Args:
         images: uint8 `[N, H, W, 3]` (an array, or a tensor to share it between pipelines).
         labels: int `[N]`.
         batch_size: images per batch.
-        training: shuffle each epoch (seeded), drop the last partial batch and augment.
-        augment: a layer applied to training batches; None for none.
-        seed: shuffle seed.
+        training: shuffle, drop the last partial batch and augment.
+        augment: a layer applied to training batches; None for none. A
+            `PaperAugment` gets its per-batch seed; other layers are called as they are.
+        seed: the shuffle (and augmentation) seed.
+        initial_epoch: None: one epoch per iteration of the dataset, a new
+            (seeded) epoch each time; an int: an endless stream of epochs
+            starting at that epoch number.
+        steps_per_epoch: cap on batches per epoch (None: all).
     """
     images = tf.convert_to_tensor(images)
-    labels = tf.convert_to_tensor(np.asarray(labels, np.int64))
-    ds = tf.data.Dataset.range(int(images.shape[0]))
-    if training:
-        ds = ds.shuffle(int(images.shape[0]), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=training and images.shape[0] >= batch_size)
-    ds = ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=AUTOTUNE)
-    if training and augment is not None:
-        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    labels = tf.convert_to_tensor(np.asarray(labels, np.int64) if not tf.is_tensor(labels) else labels)
+    n = int(images.shape[0])
+    if not training:
+        ds = tf.data.Dataset.range(n).batch(batch_size)
+        return ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)),
+                      num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=n >= batch_size)
+        if steps_per_epoch:
+            ds = ds.take(steps_per_epoch)
+        return ds.enumerate().map(lambda batch, index: (epoch, batch, index))
+
+    if initial_epoch is None:
+        # A new epoch number per iteration, deterministic for a seed.
+        epochs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+        epochs = epochs.map(lambda e: e % (2 ** 31))
+    else:
+        epochs = tf.data.Dataset.range(initial_epoch, 2 ** 62)
+    ds = epochs.flat_map(epoch_batches)
+    layer_seed = getattr(augment, "batch_seed", None)
+
+    def gather(epoch, batch, index):
+        x, y = tf.gather(images, index), tf.gather(labels, index)
+        if augment is not None:
+            x = augment(x, training=True, seed=layer_seed(epoch, batch)) if layer_seed else augment(x, training=True)
+        return x, y
+
+    return ds.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
 def paper_augment(augment, seed):
@@ -121,27 +230,21 @@ def paper_augment(augment, seed):
     return augment or None
 
 
-def build_datasets(splits, class_names, batch_size, augment=True, seed=0,
-                   validation_fraction=0.1):
-    """Pipelines from decoded `splits` (`{"train": Arrays, ...}`); holds out validation if absent."""
+def build_datasets(splits, class_names, batch_size, augment=True, seed=0, validation_fraction=0.1):
+    """`Datasets` from decoded `splits` (`{"train": Arrays, ...}`).
+
+    Without a validation split, a stratified `validation_fraction` of train is
+    held out, always with seed 0: runs of different seeds are then compared
+    on the same images.
+    """
     train = splits["train"]
     val = splits.get("validation")
     if val is None or len(val.labels) == 0:
-        train_idx, val_idx = stratified_split(train.labels, validation_fraction, seed)
+        train_idx, val_idx = stratified_split(train.labels, validation_fraction, seed=0)
         val = Arrays(train.images[val_idx], train.labels[val_idx], [train.files[i] for i in val_idx])
         train = Arrays(train.images[train_idx], train.labels[train_idx], [train.files[i] for i in train_idx])
-    test = splits.get("test")
-    layer = paper_augment(augment, seed)
-    # One copy of the train images, shared by the shuffled and the in-order pipeline.
-    images = tf.constant(train.images)
-    return Datasets(
-        train=make_dataset(images, train.labels, batch_size, True, layer, seed),
-        train_eval=make_dataset(images, train.labels, batch_size),
-        validation=make_dataset(val.images, val.labels, batch_size),
-        test=make_dataset(test.images, test.labels, batch_size) if test is not None and len(test.labels) else None,
-        class_names=list(class_names),
-        image_shape=tuple(train.images.shape[1:]),
-        num_train=len(train.labels),
-        num_validation=len(val.labels),
-        skipped=sum(len(s.skipped) for s in splits.values()),
-    )
+    held = {"train": train, "validation": val}
+    if splits.get("test") is not None and len(splits["test"].labels):
+        held["test"] = splits["test"]
+    return Datasets(held, class_names, batch_size, paper_augment(augment, seed), seed,
+                    skipped=sum(len(s.skipped) for s in splits.values()))

@@ -1,4 +1,4 @@
-"""`tiny_imagenet` as a tensorflow-datasets builder, registered on `import tinyresnet`.
+"""`tiny_imagenet` as a tensorflow-datasets builder, registered by importing this module.
 
 Use `tfds.load("tiny_imagenet")`. A `tiny-imagenet-200.zip` (or its extracted
 `tiny-imagenet-200/` folder) in the manual dir is used as it is, whatever its
@@ -51,7 +51,9 @@ class TinyImagenet(tfds.core.GeneratorBasedBuilder):
         layout = tin.read_layout(self._source(dl_manager))
         self.info.features["label"].names = layout.wnids
         self.info.metadata["class_names"] = layout.class_names
-        return {split: self._generate_examples(layout, split) for split in tin.SPLITS}
+        # A class subset may have no test/ folder: then there is no test split.
+        return {split: self._generate_examples(layout, split) for split in tin.SPLITS
+                if layout.splits[split].files}
 
     def _generate_examples(self, layout, split):
         s = layout.splits[split]
