@@ -25,7 +25,7 @@ def test_overrides_are_type_checked():
     ({"epochs": "three"}, r"epochs: expected int, got 'three'"),
     ({"epochs": 2.5}, r"epochs: expected an integer"),
     ({"augment": "maybe"}, r"augment: expected true/false"),
-    ({"precision": "fp8"}, r"precision: expected one of float32, mixed_bfloat16, mixed_float16"),
+    ({"precision": "fp8"}, r"precision: expected one of auto, float32, mixed_bfloat16, mixed_float16"),
     ({"width": "0"}, r"width must be > 0"),
     ({"block_dropout": "1"}, r"block_dropout must be in \[0, 1\)"),
     ({"epoch": "3"}, r"unknown config key\(s\) epoch; valid keys: net, variant"),

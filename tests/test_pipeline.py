@@ -152,3 +152,16 @@ def test_the_file_cache_sees_a_renamed_class_and_a_rewritten_image(tmp_path):
     import tensorflow as tf
     np.testing.assert_array_equal(both["train/cat/0000.jpg"], tf.io.decode_jpeg(target.read_bytes()).numpy())
     assert len(list(cache.iterdir())) == 3
+
+
+def test_evaluation_on_a_fixed_sample():
+    from tinyresnet.data.pipeline import Arrays, Datasets
+    images = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1).repeat(3, -1)
+    arrays = Arrays(images, np.arange(20), [str(i) for i in range(20)])
+    ds = Datasets({"train": arrays, "validation": arrays}, ["x"], batch_size=4)
+    sample = [y for _, y in ds.batches("train", max_images=6).as_numpy_iterator()]
+    again = [y for _, y in ds.batches("train", max_images=6).as_numpy_iterator()]
+    labels = np.concatenate(sample)
+    assert len(labels) == 6 and len(set(labels)) == 6 and list(labels) == sorted(labels)
+    np.testing.assert_array_equal(labels, np.concatenate(again))
+    assert len(np.concatenate([y for _, y in ds.batches("train", max_images=50)])) == 20

@@ -297,3 +297,17 @@ def test_multi_worker_is_refused_with_the_way_to_scale_out(tmp_path, folder_zip)
         train.train_and_evaluate(Config(**{**vars(tiny_config(folder_zip)), "distribution": "multi_worker"}),
                                  str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_the_final_numbers_equal_a_fresh_evaluation_of_the_saved_model(tmp_path, folder_zip):
+    run = tmp_path / "run"
+    results = train.train_and_evaluate(tiny_config(folder_zip, epochs=2, steps_per_epoch=2), str(run))
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
+    datasets = train.load_datasets(tiny_config(folder_zip))
+    fresh = model.evaluate(datasets.validation, verbose=0, return_dict=True)
+    assert results["val_top1"] == pytest.approx(fresh["top1"], abs=1e-6)
+    assert results["val_loss"] == pytest.approx(fresh["loss"], rel=1e-4)
+    assert results["train_eval_images"] == datasets.num_train == 36
+    assert set(results["phase_seconds"]) == {"data", "build", "fit", "save_model", "evaluate", "plot"}

@@ -147,6 +147,15 @@ def run(settings: Settings, log=print):
         out[f"train_gflops_{name}"] = ips * train_flops / 1e9
         out[f"train_ceiling_fraction_{name}"] = ips * train_flops / 1e9 / out[f"ceiling_gflops_{name}"]
     out["bf16_speedup"] = out["train_ips_bf16"] / out["train_ips_fp32"]
+    from tinyresnet import precision
+    choice = precision.auto()
+    model_name, flags = precision.cpu_info()
+    out["auto_precision"] = choice.policy
+    out["auto_reason"] = choice.reason
+    out["cpu"] = model_name
+    out["cpu_bf16_flags"] = sorted(f for f in flags if f in precision.BF16_FLAGS)
+    # What `auto` gains here: the training speed of its choice over float32's.
+    out["auto_speedup"] = out["train_ips_bf16"] / out["train_ips_fp32"] if choice.policy == "mixed_bfloat16" else 1.0
 
     if settings.data:
         out.update(_pipeline(settings, fp32, in_memory, log))
@@ -221,6 +230,10 @@ def format_table(result):
                      f"{result[f'train_ips_{name}']:.1f} images/s = {result[f'train_gflops_{name}']:.0f} GFLOP/s "
                      f"= {result[f'train_ceiling_fraction_{name}']:.2f} of its ceiling"))
     rows.append(("bf16 / fp32 training speed", f"{result['bf16_speedup']:.2f}x"))
+    if "auto_precision" in result:
+        flags = ", ".join(result["cpu_bf16_flags"]) or "no bf16 flags"
+        rows.append(("precision=auto chooses", f"{result['auto_precision']} ({result['auto_reason']}); "
+                     f"{result['cpu']}, {flags}; {result['auto_speedup']:.2f}x float32"))
     if "decode_cache_ips" in result:
         rows.append(("decode + cache (real archive)", f"{result['decode_cache_ips']:.0f} images/s"))
     if "augmented_epoch_ips" in result:

@@ -41,6 +41,8 @@ class EpochHistory(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self._steps += 1
         self._train_end = time.perf_counter()
+        if self._steps == 1:  # includes tracing the train step in a process's first epoch
+            self._first_step = self._train_end - self._start
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -49,7 +51,7 @@ class EpochHistory(keras.callbacks.Callback):
         row = {"epoch": epoch, **{k: float(logs[k]) for k in HISTORY_COLUMNS if k in logs},
                "lr": float(np.asarray(lr)), "seconds": end - self._start,
                "train_seconds": (self._train_end or end) - self._start,
-               "images": self._steps * self.batch_size}
+               "images": self._steps * self.batch_size, "first_step_seconds": getattr(self, "_first_step", 0.0)}
         self.rows = [r for r in self.rows if r["epoch"] != epoch] + [row]
         write_history(self.path, self.rows)
 

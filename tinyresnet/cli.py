@@ -124,11 +124,15 @@ def train_main(argv=None):
         except (spec_lib.SpecError, DataError) as e:
             return _fail(e)
         return 0
-    from tinyresnet import runs
+    from tinyresnet import precision, runs
     run_dir = args.run_dir or os.path.join("runs", f"{spec_lib.preset_name(cfg.net) or 'spec'}-{cfg.variant}")
     try:
         # Checked before TensorFlow loads, so a wrong --run-dir fails at once.
-        runs.check(run_dir, config_lib.to_dict(cfg), config_lib.run_defining, args.overwrite)
+        values = config_lib.to_dict(cfg)
+        if cfg.precision == "auto":  # a resumed run keeps the policy it started with
+            values["precision"] = precision.started_with(run_dir) or "auto"
+        if values["precision"] != "auto":
+            runs.check(run_dir, values, config_lib.run_defining, args.overwrite)
     except runs.RunDirError as e:
         return _fail(e)
     from tinyresnet import train

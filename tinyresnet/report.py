@@ -37,6 +37,11 @@ def _plot(histories, path):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path):
+    """Saves and closes a figure atomically (a temporary file, then a rename)."""
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=100)

@@ -38,7 +38,7 @@ OWNED = (MARKER, CONFIG, SPEC, SUMMARY, CLASS_NAMES, HISTORY, HISTORY + ".tmp", 
          BACKUP, CHECKPOINTS, TENSORBOARD)
 
 HISTORY_COLUMNS = ("epoch", "loss", "top1", "top5", "val_loss", "val_top1", "val_top5",
-                   "lr", "seconds", "train_seconds", "images")
+                   "lr", "seconds", "train_seconds", "images", "first_step_seconds")
 
 
 class RunDirError(ValueError):

@@ -67,9 +67,18 @@ class Datasets:
             self._tensors[split] = (tf.constant(arrays.images), tf.constant(np.asarray(arrays.labels, np.int64)))
         return self._tensors[split]
 
-    def batches(self, split, batch_size=None):
-        """`split` in order, not augmented, the last batch partial: for evaluation."""
-        return make_dataset(*self._tensor(split), batch_size or self.batch_size)
+    def batches(self, split, batch_size=None, max_images=None):
+        """`split` in order, not augmented, the last batch partial: for evaluation.
+
+        With `max_images` below the split's size, a fixed sample of that many
+        (the first of a seed-0 permutation, the same for every run) instead.
+        """
+        images, labels = self._tensor(split)
+        n = int(images.shape[0])
+        if max_images and max_images < n:
+            keep = np.sort(np.random.default_rng(0).permutation(n)[:max_images])
+            images, labels = tf.gather(images, keep), tf.gather(labels, keep)
+        return make_dataset(images, labels, batch_size or self.batch_size)
 
     def training(self, batch_size=None, augment=True, seed=None, initial_epoch=None, steps_per_epoch=None):
         """Shuffled, augmented training batches (see `make_dataset`).
