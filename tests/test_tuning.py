@@ -1,0 +1,200 @@
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from fixtures import class_folder_files, write_zip
+from tinyresnet import runs
+
+SEARCH = """
+base: {{dataset: folder, data: {data}, epochs: {epochs}, batch_size: 8, validation_fraction: 0.25, warmup_epochs: 0,
+        learning_rate: 0.01, verbose: 0}}
+search: {{oracle: random, max_trials: {trials}, seed: 0}}
+budget: {{max_params: 30000}}
+space:
+  stages: {{min: 1, max: 2}}
+  blocks: {{min: 1, max: 2}}
+  stem_convs: 1
+  base_width: [8, 16, 24]
+  growth: [2.0]
+  block_dropout: [0.0, 0.5]
+  pool: [avg, max]
+"""
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+
+
+def _search_file(tmp_path, data, trials=3, epochs=1):
+    path = tmp_path / "search.yaml"
+    path.write_text(SEARCH.format(data=data, trials=trials, epochs=epochs))
+    return str(path)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=24, size=(16, 16)))
+
+
+def _tune(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "tinyresnet.tuning.command", *args], env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _popen(*args):
+    return subprocess.Popen([sys.executable, "-m", "tinyresnet.tuning.command", *args], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _trial_epochs(project):
+    """{trial id: epochs in its history.csv} for every trial directory."""
+    return {d.replace("trial_", ""): [r["epoch"] for r in runs.read_history(os.path.join(project, d))]
+            for d in sorted(os.listdir(project)) if d.startswith("trial_")}
+
+
+def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data):
+    from tinyresnet.tuning import command, space
+    project = str(tmp_path / "project")
+    assert command.main([f"--search={_search_file(tmp_path, data)}", f"--project-dir={project}",
+                         "--steps_per_epoch=2"]) == 0
+    table = pd.read_csv(os.path.join(project, "trials.csv"))
+    assert len(table) == 3 and set(table["status"]) == {"COMPLETED"}
+    search = space.load_search(_search_file(tmp_path, data))
+    for _, row in table.iterrows():
+        params, gflops = space.cost(row["spec"], (16, 16, 3), 3)
+        assert params <= 30000 and row["params"] == params and row["forward_gflops"] == pytest.approx(gflops)
+        trial_dir = os.path.join(project, f"trial_{row['trial']}")
+        assert runs.is_finished(trial_dir)  # each trial directory is a run directory
+        with open(os.path.join(trial_dir, "spec.txt")) as f:
+            assert f.read().strip() == row["spec"]
+        stages = row["hp_stages"]
+        assert pd.isna(row.get("hp_blocks_1")) == (stages == 1)  # an absent stage has no value
+    assert os.path.exists(os.path.join(project, "leaderboard.md")) and os.path.exists(os.path.join(project,
+                                                                                                 "search.png"))
+    assert search.budget.max_params == 30000
+    # A finished search rerun trains nothing new.
+    mtimes = {d: os.path.getmtime(os.path.join(project, d, "results.json")) for d in os.listdir(project)
+              if d.startswith("trial_")}
+    assert command.main([f"--search={_search_file(tmp_path, data)}", f"--project-dir={project}",
+                         "--steps_per_epoch=2"]) == 0
+    assert {d: os.path.getmtime(os.path.join(project, d, "results.json")) for d in mtimes} == mtimes
+
+
+def test_killed_mid_trial_then_resumed_keeps_finished_trials_and_the_total(tmp_path, data):
+    project = str(tmp_path / "project")
+    args = [f"--search={_search_file(tmp_path, data, trials=3, epochs=6)}", f"--project-dir={project}"]
+    process = _popen(*args)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        epochs = _trial_epochs(project) if os.path.isdir(project) else {}
+        if len(epochs) >= 2 and len(epochs[sorted(epochs)[-1]]) >= 1:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = _trial_epochs(project)
+    finished = [t for t in before if runs.is_finished(os.path.join(project, f"trial_{t}"))]
+    assert finished and len(before) > len(finished), before  # killed inside a trial
+    stamp = {t: os.path.getmtime(os.path.join(project, f"trial_{t}", "results.json")) for t in finished}
+    resumed = _tune(*args)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    after = _trial_epochs(project)
+    assert sorted(after) == ["0", "1", "2"] and all(e == list(range(6)) for e in after.values()), after
+    assert {t: os.path.getmtime(os.path.join(project, f"trial_{t}", "results.json")) for t in finished} == stamp
+    assert len(pd.read_csv(os.path.join(project, "trials.csv"))) == 3
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_chief_and_two_workers_with_a_worker_killed_and_restarted(tmp_path, data):
+    project = str(tmp_path / "project")
+    port = _free_port()
+    common = [f"--search={_search_file(tmp_path, data, trials=4, epochs=5)}", f"--project-dir={project}",
+              f"--oracle=127.0.0.1:{port}"]
+    chief = _popen(*common, "--role=chief")
+    workers = {i: _popen(*common, "--role=worker", f"--tuner-id=worker{i}") for i in (0, 1)}
+    oracle_json = os.path.join(project, "oracle.json")
+    deadline = time.time() + 300
+    victim = None
+    while time.time() < deadline and victim is None:
+        ongoing = (json.load(open(oracle_json)).get("ongoing_trials", {}) if os.path.exists(oracle_json) else {})
+        trial = ongoing.get("worker0")
+        if trial and len(runs.read_history(os.path.join(project, f"trial_{trial}"))) >= 1:
+            victim = trial
+        time.sleep(0.1)
+    assert victim is not None, "worker0 never got going"
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait()
+    assert not runs.is_finished(os.path.join(project, f"trial_{victim}"))
+    workers[0] = _popen(*common, "--role=worker", "--tuner-id=worker0")
+    outputs = {i: w.communicate(timeout=600)[0] for i, w in workers.items()}
+    assert all(w.returncode == 0 for w in workers.values()), outputs
+    chief_out = chief.communicate(timeout=120)[0]  # the chief exits once the search is done
+    assert chief.returncode == 0, chief_out[-3000:]
+    after = _trial_epochs(project)
+    assert sorted(after) == ["0", "1", "2", "3"], after
+    assert all(e == list(range(5)) for e in after.values()), after  # every trial ran exactly once
+    assert f"trial {victim}:" in outputs[0]  # the restarted worker finished the trial it had been killed in
+    table = pd.read_csv(os.path.join(project, "trials.csv"))
+    assert len(table) == 4 and set(table["status"]) == {"COMPLETED"}
+
+
+def test_a_worker_whose_chief_is_gone_exits_with_a_clear_message(tmp_path, data):
+    start = time.time()
+    out = _tune(f"--search={_search_file(tmp_path, data)}", f"--project-dir={tmp_path / 'p'}", "--role=worker",
+                f"--oracle=127.0.0.1:{_free_port()}", "--oracle-timeout=3", timeout=120)
+    assert out.returncode == 4, out.stderr[-2000:]
+    assert "did not answer within 3 s" in out.stderr and "is it running?" in out.stderr
+    assert time.time() - start < 90
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path, data):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        from tinyresnet.tuning import command
+        code = command.main([f"--search={_search_file(tmp_path, data)}", "--role=chief",
+                             f"--oracle=127.0.0.1:{port}"])
+    assert code == 2
+
+
+def test_max_hours_starts_no_more_trials_and_ends_cleanly(tmp_path, data, capsys):
+    from tinyresnet.tuning import command
+    project = str(tmp_path / "project")
+    assert command.main([f"--search={_search_file(tmp_path, data)}", f"--project-dir={project}",
+                         "--max-hours=0.0000001", "--steps_per_epoch=1"]) == 0
+    assert len(_trial_epochs(project)) == 0
+    assert "0 trials" in capsys.readouterr().out
+
+
+def test_a_trial_s_number_is_what_tinyresnet_train_gives_for_its_config(tmp_path, data):
+    from tinyresnet import config as config_lib
+    from tinyresnet import train
+    from tinyresnet.tuning import command
+    project = str(tmp_path / "project")
+    assert command.main([f"--search={_search_file(tmp_path, data, trials=1)}", f"--project-dir={project}",
+                         "--steps_per_epoch=2"]) == 0
+    trial = os.path.join(project, "trial_0")
+    config = config_lib.from_dict(runs.read_json(os.path.join(trial, "config.json")))
+    again = train.train_and_evaluate(config, str(tmp_path / "by-hand"))
+    assert again["val_top1"] == runs.read_json(os.path.join(trial, "results.json"))["val_top1"]
+    assert again["spec"] == runs.read_json(os.path.join(trial, "results.json"))["spec"]
+
+
+def test_workers_flag_runs_a_local_chief_and_workers(tmp_path, data):
+    project = str(tmp_path / "project")
+    out = _tune(f"--search={_search_file(tmp_path, data, trials=2)}", f"--project-dir={project}", "--workers=2",
+                "--oracle=bayesian", "--steps_per_epoch=1")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    table = pd.read_csv(os.path.join(project, "trials.csv"))
+    assert len(table) == 2 and set(table["status"]) == {"COMPLETED"}
+    assert json.load(open(os.path.join(project, "oracle.json")))["ongoing_trials"] == {}

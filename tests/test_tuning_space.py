@@ -1,0 +1,102 @@
+import keras_tuner
+import pytest
+
+from tinyresnet import spec as spec_lib
+from tinyresnet.tuning import space as space_lib
+from tinyresnet.tuning.hypermodel import SpecHyperModel
+from tinyresnet.tuning.space import SearchError
+
+SEARCH = """
+base: {dataset: folder, data: x.zip, epochs: 2, batch_size: 8}
+search: {oracle: random, max_trials: 3, seed: 1}
+budget: {max_params: 400000}
+space:
+  stages: {min: 1, max: 3}
+  blocks: {min: 1, max: 2}
+  stem_convs: 1
+  base_width: [8, 16]
+  growth: [2.0]
+  block_dropout: [0.0, 0.5]
+  fc_dropout: [0.0, 0.25]
+  pool: [avg, max]
+"""
+
+
+def _write(tmp_path, text, name="s.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_search_file_reads_into_base_settings_budget_and_space(tmp_path):
+    search = space_lib.load_search(_write(tmp_path, SEARCH), {"epochs": "3"})
+    assert (search.base.dataset, search.base.epochs, search.base.batch_size) == ("folder", 3, 8)
+    assert (search.oracle, search.max_trials, search.seed) == ("random", 3, 1)
+    assert search.budget.max_params == 400000
+    assert search.space.dims["stages"] == space_lib.Range(1, 3) and search.space.dims["stem_convs"] == [1]
+
+
+def test_every_trial_is_a_valid_spec_and_inactive_stages_have_no_values(tmp_path):
+    search = space_lib.load_search(_write(tmp_path, SEARCH))
+    model = SpecHyperModel(search, num_classes=5)
+    hp = keras_tuner.HyperParameters()
+    model.build(hp)
+    for stages in (1, 2, 3):
+        hp.values["stages"] = stages
+        hp.ensure_active_values()
+        values = model.values(hp)
+        text = model.build(hp)
+        parsed = spec_lib.parse_spec(text)
+        assert parsed[-1] == spec_lib.FC(5)
+        assert sum(isinstance(l, spec_lib.Pool) for l in parsed) == stages + 1
+        assert sorted(k for k in values if k.startswith("blocks_")) == [f"blocks_{i}" for i in range(stages)]
+        active = {h.name for h in hp.space if hp.is_active(h)}
+        assert {f"blocks_{i}" for i in range(3)} & active == {f"blocks_{i}" for i in range(stages)}
+
+
+def test_notation_of_chosen_values():
+    values = {"stages": 2, "blocks_0": 2, "blocks_1": 1, "stem_convs": 2, "base_width": 16, "growth": 2.0,
+              "fc_dropout": 0.25, "pool": "max"}
+    assert space_lib.notation(values, 20) == \
+        "(Conv 16) x 2, Max 2, (BB 16) x 2, Max 2, BB 32, Max 2, Dropout 0.25, FC 20"
+
+
+def test_costs_from_the_spec_equal_the_built_model():
+    from tinyresnet.models import build_model
+    for net in ("net1", "net3", "(Conv 16) x 2, Max 2, (BB 16) x 2, Max 2, BB 32, Max 2, Dropout 0.25, FC 20"):
+        params, gflops = space_lib.cost(net, (64, 64, 3), 20)
+        assert params == build_model(net, (64, 64, 3), 20).count_params()
+        assert gflops == pytest.approx(spec_lib.forward_flops(net, (64, 64, 3), 20) / 1e9)
+
+
+@pytest.mark.parametrize("text, message", [
+    (SEARCH.replace("pool: [avg, max]", "pool: [avg, max]\n  depth: 3"), r"space: unknown key\(s\) depth"),
+    (SEARCH.replace("stages: {min: 1, max: 3}", "stages: {min: 3, max: 1}"), r"space.stages: min 3 > max 1"),
+    (SEARCH.replace("base_width: [8, 16]", "base_width: []"), r"space.base_width: the list of choices is empty"),
+    (SEARCH.replace("pool: [avg, max]", "pool: [avg, min]"), r"space.pool: 'min' is not one of avg, max"),
+    (SEARCH.replace("oracle: random", "oracle: grid"), r"search.oracle: expected one of random"),
+    (SEARCH.replace("epochs: 2", "epoch: 2"), r"base: unknown config key\(s\) epoch"),
+    (SEARCH + "extra: 1\n", r"unknown key\(s\) extra"),
+    (SEARCH.replace("max_params: 400000", "max_flops: 1"), r"budget: unknown key\(s\) max_flops"),
+    (SEARCH.replace("block_dropout: [0.0, 0.5]", "block_dropout: {min: 0, max: 2}"),
+     r"space.block_dropout: values must be in \[0.0, 0.95\]"),
+])
+def test_bad_search_files_are_clear_errors(tmp_path, text, message):
+    with pytest.raises(SearchError, match=message):
+        space_lib.load_search(_write(tmp_path, text))
+
+
+def test_a_space_with_no_valid_net_is_refused(tmp_path):
+    tight = space_lib.load_search(_write(tmp_path, SEARCH.replace("max_params: 400000", "max_params: 100")))
+    with pytest.raises(SearchError, match="no net of this space is valid .* parameters > max_params 100"):
+        space_lib.check_feasible(tight, (16, 16, 3), 5)
+    deep = space_lib.load_search(_write(tmp_path, SEARCH.replace("stages: {min: 1, max: 3}", "stages: 6")))
+    with pytest.raises(SearchError, match="no net of this space is valid for 16x16 images"):
+        space_lib.check_feasible(deep, (16, 16, 3), 5)
+
+
+def test_the_space_module_loads_no_tensorflow():
+    import subprocess
+    import sys
+    code = "import sys, tinyresnet.tuning.space; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -1,0 +1,283 @@
+"""`tinyresnet-tune`: search jobs over the notation, on one process or KerasTuner's chief and workers.
+
+    tinyresnet-tune --search=tuning/tiny20.yaml [--data=...] [--oracle=random|bayesian|hyperband]
+                    [--max-trials=N] [--max-hours=H] [--project-dir=DIR] [--key=value ...]
+    tinyresnet-tune ... --workers=2                          # a chief and 2 workers on this machine
+    tinyresnet-tune ... --role=chief --oracle=HOST:PORT      # one process of a multi-machine search
+    tinyresnet-tune ... --role=worker --oracle=HOST:PORT --tuner-id=worker3
+    tinyresnet-tune report PROJECT_DIR [--out DIR] [--retrain-best EPOCHS] [--export DIR]
+"""
+
+import argparse
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_CHIEF_GONE = 4
+
+
+def _fail(message, code=2):
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _search_parser():
+    parser = argparse.ArgumentParser(
+        prog="tinyresnet-tune",
+        description="Search depth, width and dropout of residual nets written in the paper's notation, with "
+                    "KerasTuner (random, Bayesian or Hyperband), resumable and distributed over KerasTuner's "
+                    "chief/worker protocol. `tinyresnet-tune report PROJECT_DIR` writes the results again.",
+        epilog="Any config field of the search's base can be overridden as --key=value (e.g. --epochs=2). "
+               "Rerun the same command to resume a search: finished trials are kept, an interrupted one "
+               "continues from its last epoch.")
+    parser.add_argument("--search", required=True, help="search file (YAML): base config, search settings, space")
+    parser.add_argument("--data", help="archive or folder (overrides the search file's base)")
+    parser.add_argument("--oracle", help="random, bayesian or hyperband; or HOST:PORT of the chief with --role")
+    parser.add_argument("--max-trials", type=int, help="trials to run in all (default: the search file's)")
+    parser.add_argument("--max-hours", type=float, help="start no new trial after this many hours")
+    parser.add_argument("--project-dir", help="where the trials and results go (default runs/tune/<search name>)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run a chief and this many worker processes on this machine (KerasTuner's protocol)")
+    parser.add_argument("--role", choices=("chief", "worker"), help="one process of a distributed search")
+    parser.add_argument("--tuner-id", help="this worker's id (default worker0); a restarted worker with the same "
+                                           "id continues its trial")
+    parser.add_argument("--oracle-timeout", type=float, default=300.0,
+                        help="seconds a worker waits for the chief before giving up (default 300)")
+    parser.add_argument("--reference", default="",
+                        help="comma-separated presets (e.g. net1,net6) trained on the same settings, marked in "
+                             "search.png")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch output from the trials")
+    parser.add_argument("--oracle-kind", help=argparse.SUPPRESS)  # --workers passes the kind on to its processes
+    return parser
+
+
+def _report_parser():
+    parser = argparse.ArgumentParser(prog="tinyresnet-tune report",
+                                     description="Write trials.csv, leaderboard.md and search.png of a search.")
+    parser.add_argument("project_dir", metavar="PROJECT_DIR")
+    parser.add_argument("--out", help="folder for the results (default: the project dir)")
+    parser.add_argument("--retrain-best", type=int, metavar="EPOCHS",
+                        help="train the best trial's net for EPOCHS as an ordinary run, then export it")
+    parser.add_argument("--export", default="exported_models", help="where --retrain-best exports (default "
+                                                                    "exported_models/)")
+    return parser
+
+
+def _address(args):
+    value = args.oracle if args.oracle and ":" in args.oracle else None
+    if args.role and not value:
+        raise ValueError("--role needs --oracle=HOST:PORT, the chief's address")
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"--oracle: expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def _check_port_free(host, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ValueError(f"port {port} on {host} is not free ({e.strerror}); choose another --oracle "
+                             "HOST:PORT") from None
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _load(args, overrides):
+    from tinyresnet import config as config_lib
+    from tinyresnet.tuning import space as space_lib
+    values = config_lib.parse_overrides(overrides)
+    if args.data:
+        values["data"] = args.data
+    if args.quiet:
+        values["verbose"] = 0
+    search = space_lib.load_search(args.search, values)
+    kind = args.oracle_kind or (args.oracle if args.oracle and ":" not in args.oracle else None)
+    if kind:
+        if kind not in space_lib.ORACLES:
+            raise space_lib.SearchError(f"--oracle: expected one of {', '.join(space_lib.ORACLES)} or HOST:PORT, "
+                                        f"got {kind!r}")
+        search = dataclasses.replace(search, oracle=kind)
+    return search
+
+
+def _project_dir(args):
+    name = os.path.splitext(os.path.basename(args.search))[0]
+    return args.project_dir or os.path.join("runs", "tune", name)
+
+
+def _without(argv, names):
+    """`argv` less the options `names` (`--name=value` or `--name value`)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not arg.startswith(tuple(f"{n}=" for n in names)):
+            kept.append(arg)
+    return kept
+
+
+def _run_workers(args, argv, search):
+    """Starts a chief and `args.workers` workers on 127.0.0.1; waits; returns the worst exit code."""
+    port = _free_port()
+    kept = _without(argv, ("--workers", "--oracle"))
+    base = [sys.executable, "-m", "tinyresnet.tuning.command", *kept, f"--oracle-kind={search.oracle}"]
+    chief = subprocess.Popen(base + ["--role=chief", f"--oracle=127.0.0.1:{port}"])
+    workers = [subprocess.Popen(base + ["--role=worker", f"--oracle=127.0.0.1:{port}", f"--tuner-id=worker{i}"])
+               for i in range(args.workers)]
+    processes = [chief] + workers
+    try:
+        while any(p.poll() is None for p in processes):
+            if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        for p in processes:
+            p.terminate()
+        return 130
+    for p in processes:
+        if p.poll() is None:
+            p.terminate()
+            p.wait()
+    return max(abs(p.returncode) for p in processes)
+
+
+def _train_references(search, names, datasets, project_dir):
+    from tinyresnet import spec as spec_lib
+    from tinyresnet import train
+    from tinyresnet.tuning import results as results_lib
+    for name in names:
+        if name not in spec_lib.PRESETS:
+            raise ValueError(f"--reference: {name!r} is not a preset")
+        run_dir = os.path.join(project_dir, results_lib.REFERENCE_DIR, name)
+        if not os.path.exists(os.path.join(run_dir, "results.json")):
+            print(f"reference {name}: training on the search's settings", flush=True)
+            config = dataclasses.replace(search.base, net=name, verbose=0,
+                                         width=search.reference_width or search.base.width)
+            train.train_and_evaluate(config, run_dir, datasets=datasets)
+
+
+def search_main(argv):
+    parser = _search_parser()
+    args, overrides = parser.parse_known_args(argv)
+    from tinyresnet.config import ConfigError
+    from tinyresnet.tuning.space import SearchError
+    try:
+        search = _load(args, overrides)
+        address = _address(args)
+        if args.workers < 0:
+            raise ValueError("--workers must be >= 0")
+        if args.workers and args.role:
+            raise ValueError("--workers starts its own chief and workers: give it without --role")
+        if args.role == "chief" or (args.workers == 0 and not args.role and address):
+            _check_port_free(*address)
+    except (ConfigError, SearchError, ValueError) as e:
+        return _fail(e)
+    project_dir = _project_dir(args)
+    if args.workers:
+        code = _run_workers(args, argv, search)
+        _write_results(project_dir)
+        return code
+    if args.role:
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])
+        os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.role == "chief" else (args.tuner_id or "worker0")
+    from keras_tuner.src.distribute import oracle_client
+    # KerasTuner waits an hour for a chief that is gone; a worker should say so much sooner.
+    oracle_client.TIMEOUT = args.oracle_timeout
+    import grpc
+    from tinyresnet import train
+    from tinyresnet.data import DataError
+    from tinyresnet.tuning.tuner import SpecTuner
+    try:
+        datasets = train.load_datasets(search.base)
+        tuner = SpecTuner(search, datasets, project_dir, args.max_trials, args.max_hours,
+                          log=lambda line: print(line, flush=True))
+        if args.role != "worker":
+            print(f"search {search.path}: {search.oracle} oracle, {tuner.max_trials} trials, project {project_dir}",
+                  flush=True)
+        tuner.search(verbose=0)
+        if args.role == "chief":
+            # KerasTuner's chief saves its oracle before it drops the last ended trial from the
+            # ongoing ones; save the final state, or a rerun would hand that trial out again.
+            tuner.oracle.save()
+        if args.role != "worker" and args.reference:
+            _train_references(search, [n for n in args.reference.split(",") if n], datasets, project_dir)
+    except (ConfigError, SearchError, DataError, ValueError) as e:
+        return _fail(e)
+    except grpc.RpcError as e:
+        where = f"{address[0]}:{address[1]}" if address else "the chief"
+        return _fail(f"the chief at {where} did not answer within {args.oracle_timeout:.0f} s "
+                     f"({e.code().name}); is it running? Restart this worker with the same --tuner-id once it is",
+                     EXIT_CHIEF_GONE)
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume the search", file=sys.stderr)
+        return 130
+    if args.role != "worker":
+        _write_results(project_dir)
+    return 0
+
+
+def _write_results(project_dir):
+    from tinyresnet.tuning import results as results_lib
+    table = results_lib.write(project_dir)
+    best = results_lib.best_trial(table)
+    print(f"results: {project_dir}/trials.csv, leaderboard.md, search.png ({len(table)} trials)")
+    if best is not None:
+        print(f"best: trial {best['trial']}  val top-1 {best['val_top1']:.3f}  {best['spec']}")
+
+
+def report_main(argv):
+    args = _report_parser().parse_args(argv)
+    from tinyresnet.tuning import results as results_lib
+    if not os.path.isdir(args.project_dir):
+        return _fail(f"{args.project_dir}: no such search project")
+    table = results_lib.write(args.project_dir, args.out)
+    out = args.out or args.project_dir
+    print(results_lib.leaderboard(table.head(10), results_lib.references(args.project_dir)))
+    print(f"written: {out}/trials.csv, leaderboard.md, search.png")
+    if args.retrain_best:
+        return _retrain_best(args, table)
+    return 0
+
+
+def _retrain_best(args, table):
+    from tinyresnet import config as config_lib
+    from tinyresnet import export, runs, train
+    from tinyresnet.tuning import results as results_lib
+    best = results_lib.best_trial(table)
+    if best is None:
+        return _fail(f"{args.project_dir}: no finished trial to retrain")
+    trial_dir = os.path.join(args.project_dir, f"trial_{best['trial']}")
+    config = config_lib.from_dict(runs.read_json(os.path.join(trial_dir, runs.CONFIG)))
+    config = dataclasses.replace(config, epochs=args.retrain_best, verbose=2)
+    run_dir = os.path.join(args.project_dir, f"best-trial_{best['trial']}-{args.retrain_best}epochs")
+    print(f"retraining trial {best['trial']} for {args.retrain_best} epochs: {best['spec']}", flush=True)
+    results = train.train_and_evaluate(config, run_dir)
+    path = export.export_run(run_dir, args.export, name=f"{os.path.basename(os.path.normpath(args.project_dir))}-best")
+    print(f"run directory: {run_dir}  val top-1 {results['val_top1']:.3f}\nexported: {path}")
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        return report_main(argv[1:])
+    return search_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""A search's results: `trials.csv`, `leaderboard.md` and `search.png` (val top-1 against GFLOPs)."""
+
+import glob
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from tinyresnet import runs  # noqa: E402
+from tinyresnet.report import save_figure  # noqa: E402
+
+COLUMNS = ("trial", "status", "spec", "layers", "params", "forward_gflops", "val_top1", "best_val_top1",
+           "train_top1", "gap", "epochs", "seconds", "fixed_seconds")
+REFERENCE_DIR = "reference"  # PROJECT/reference/<net>: the paper's nets trained on the search's settings
+
+
+def _trial_row(trial_dir):
+    trial = runs.read_json(os.path.join(trial_dir, "trial.json"), {})
+    hps = {k: v for k, v in (trial.get("hyperparameters", {}).get("values") or {}).items()}
+    results = runs.read_json(os.path.join(trial_dir, runs.RESULTS), {})
+    spec = results.get("spec")
+    if spec is None and os.path.exists(os.path.join(trial_dir, runs.SPEC)):
+        with open(os.path.join(trial_dir, runs.SPEC)) as f:
+            spec = f.read().strip()
+    row = {"trial": trial.get("trial_id", os.path.basename(trial_dir).replace("trial_", "")),
+           "status": trial.get("status", "UNKNOWN"), "spec": spec,
+           "seconds": sum(results["phase_seconds"].values()) if "phase_seconds" in results else None}
+    row.update({k: results.get(k) for k in COLUMNS if k in results and k not in row})
+    if "phase_seconds" in results:
+        # What the trial cost besides its training steps: data, build, tracing, evaluation, saving, plots.
+        history = runs.read_history(trial_dir)
+        steps = sum(r.get("train_seconds", 0) - r.get("first_step_seconds", 0) for r in history)
+        row["fixed_seconds"] = sum(results["phase_seconds"].values()) - steps
+    row.update({f"hp_{k}": v for k, v in hps.items()})
+    return row
+
+
+def trials_table(project_dir):
+    """One row per trial of a project (`pandas.DataFrame`), best val top-1 first."""
+    rows = [_trial_row(d) for d in sorted(glob.glob(os.path.join(project_dir, "trial_*"))) if os.path.isdir(d)]
+    table = pd.DataFrame(rows)
+    for column in COLUMNS:
+        if column not in table:
+            table[column] = None
+    ordered = list(COLUMNS) + sorted(c for c in table.columns if c not in COLUMNS)
+    table = table[ordered]
+    return table.sort_values("val_top1", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def references(project_dir):
+    """`{name: results}` of the reference runs in `PROJECT/reference/` that finished."""
+    found = {}
+    for run_dir in sorted(glob.glob(os.path.join(project_dir, REFERENCE_DIR, "*"))):
+        if runs.is_finished(run_dir):
+            found[os.path.basename(run_dir)] = runs.load(run_dir)["results"]
+    return found
+
+
+def pareto(table):
+    """Rows not beaten by another with at most its GFLOPs and more val top-1, cheapest first."""
+    done = table.dropna(subset=["val_top1", "forward_gflops"]).sort_values(["forward_gflops", "val_top1"],
+                                                                          ascending=[True, False])
+    front, best = [], -1.0
+    for _, row in done.iterrows():
+        if row["val_top1"] > best:
+            front.append(row)
+            best = row["val_top1"]
+    return pd.DataFrame(front)
+
+
+def _percent(value):
+    return "-" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
+
+
+def leaderboard(table, refs):
+    lines = ["| rank | trial | val top-1 | train top-1 | gap | GFLOPs | params | layers | epochs | seconds | spec |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for rank, (_, row) in enumerate(table.iterrows(), start=1):
+        params = "-" if pd.isna(row["params"]) else f"{int(row['params']):,}"
+        gflops = "-" if pd.isna(row["forward_gflops"]) else f"{row['forward_gflops']:.3f}"
+        seconds = "-" if pd.isna(row["seconds"]) else f"{row['seconds']:.0f}"
+        layers = "-" if pd.isna(row["layers"]) else int(row["layers"])
+        epochs = "-" if pd.isna(row["epochs"]) else int(row["epochs"])
+        lines.append(f"| {rank} | {row['trial']} | {_percent(row['val_top1'])} | {_percent(row['train_top1'])} "
+                     f"| {_percent(row['gap'])} | {gflops} | {params} | {layers} | {epochs} | {seconds} "
+                     f"| `{row['spec']}` |")
+    if refs:
+        lines += ["", "Reference nets on the same settings:", "",
+                  "| net | val top-1 | train top-1 | GFLOPs | params | spec |", "|---|---|---|---|---|---|"]
+        for name, r in refs.items():
+            lines.append(f"| {name} | {_percent(r['val_top1'])} | {_percent(r['train_top1'])} "
+                         f"| {r['forward_gflops']:.3f} | {r['params']:,} | `{r['spec']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(table, refs, path):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    done = table.dropna(subset=["val_top1", "forward_gflops"])
+    ax.scatter(done["forward_gflops"], done["val_top1"], color="C0", label="trials", zorder=3)
+    front = pareto(table)
+    if len(front):
+        ax.step(front["forward_gflops"], front["val_top1"], where="post", color="C0", alpha=0.6,
+                label="Pareto front")
+    for i, (name, r) in enumerate(refs.items()):
+        ax.scatter([r["forward_gflops"]], [r["val_top1"]], marker="*", s=160, color=f"C{i + 1}",
+                   label=f"{name} (same settings)", zorder=4)
+    ax.set(xlabel="forward GFLOPs per image", ylabel="val top-1", title="search: accuracy against cost")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def write(project_dir, out_dir=None):
+    """Writes `trials.csv`, `leaderboard.md` and `search.png` into `out_dir` (default the project).
+
+    Returns:
+        The trials table.
+    """
+    out_dir = out_dir or project_dir
+    os.makedirs(out_dir, exist_ok=True)
+    table = trials_table(project_dir)
+    refs = references(project_dir)
+    tmp = os.path.join(out_dir, f"trials.csv.tmp-{os.getpid()}")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, os.path.join(out_dir, "trials.csv"))
+    runs.write_text(os.path.join(out_dir, "leaderboard.md"), leaderboard(table, refs))
+    plot(table, refs, os.path.join(out_dir, "search.png"))
+    if refs:
+        runs.write_json(os.path.join(out_dir, "references.json"), refs)
+    return table
+
+
+def best_trial(table):
+    """The best completed row, or None."""
+    done = table.dropna(subset=["val_top1"])
+    return None if done.empty else done.iloc[0]
+
+
+__all__ = ["best_trial", "leaderboard", "pareto", "plot", "references", "trials_table", "write"]

@@ -1,0 +1,135 @@
+"""`SpecTuner`: KerasTuner's search loop, oracles and chief/worker protocol, with trials that train
+exactly as `tinyresnet-train` trains.
+
+- Each trial's net is written in the paper's notation; its run directory is
+  the KerasTuner trial folder (`PROJECT/trial_NN/`), so `tinyresnet-report`
+  and `tinyresnet-export` work on it, and a killed trial resumes from its
+  backup when the same tuner id asks for it again.
+- The decoded data is shared by all trials of a process, and
+  `keras.backend.clear_session()` runs before each trial.
+- A net over the parameter/FLOP budget is resampled inside the oracle, never
+  trained: it is not a failed trial (KerasTuner stops after 3 consecutive
+  failures).
+- Hyperband: a trial's `tuner/epochs` becomes its run's `epochs`, and the
+  run trains from scratch with the learning-rate schedule (warm-up, cosine)
+  laid out over those epochs. Continuing a lower bracket's weights would
+  restart a cosine schedule that had already decayed to ~0, so we do not;
+  it costs the epochs of the lower bracket again.
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import keras_tuner
+from keras_tuner.src.engine import trial as trial_module
+
+from tinyresnet import spec as spec_lib
+from tinyresnet import train
+from tinyresnet.tuning import space as space_lib
+from tinyresnet.tuning.hypermodel import SpecHyperModel
+
+OBJECTIVE = keras_tuner.Objective("val_top1", direction="max")
+_ORACLES = {"random": keras_tuner.oracles.RandomSearchOracle,
+            "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
+            "hyperband": keras_tuner.oracles.HyperbandOracle}
+# Resampling an over-budget net this many times in a row means the space is (nearly) all over budget.
+MAX_RESAMPLES = 1000
+
+
+def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=None):
+    """The oracle of `search.oracle`, resampling nets over budget and stopping after `max_hours`."""
+    base = _ORACLES[search.oracle]
+
+    class BudgetedOracle(base):
+        def populate_space(self, trial_id):
+            if max_hours and time.monotonic() - started > max_hours * 3600:
+                return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+            for attempt in range(MAX_RESAMPLES):
+                if attempt < 5:
+                    response = super().populate_space(trial_id)
+                else:  # a model-based oracle may propose the same point again: sample at random
+                    values = self._random_values()
+                    response = {"status": trial_module.TrialStatus.RUNNING, "values": values} if values else \
+                        {"status": trial_module.TrialStatus.STOPPED, "values": None}
+                if response["status"] != trial_module.TrialStatus.RUNNING:
+                    return response
+                values = {k: v for k, v in response["values"].items() if not k.startswith("tuner/")}
+                if space_lib.over_budget(search, values, input_shape, num_classes) is None:
+                    return response
+                self.resampled = getattr(self, "resampled", 0) + 1
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+
+    started = time.monotonic()
+    kwargs = dict(objective=OBJECTIVE, seed=search.seed, max_retries_per_trial=0)
+    if search.oracle == "hyperband":
+        kwargs.update(max_epochs=search.base.epochs, hyperband_iterations=1)
+    else:
+        kwargs.update(max_trials=max_trials or search.max_trials)
+    return BudgetedOracle(**kwargs)
+
+
+class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
+    """Runs a `Search`: each trial is `train_and_evaluate` of the base config with the trial's net.
+
+    Args:
+        search: a `Search` (from `load_search`).
+        datasets: the decoded `Datasets`, shared by every trial.
+        project_dir: where trials, the oracle's state and the results live.
+        max_trials, max_hours: override the search file's trial count; stop
+            starting trials after this many hours.
+        log: prints the one-line progress of each trial.
+    """
+
+    def __init__(self, search, datasets, project_dir, max_trials=None, max_hours=None, log=print, **kwargs):
+        num_classes = len(datasets.class_names)
+        self.definition = search
+        self.datasets = datasets
+        self.log = log
+        self.max_trials = max_trials or search.max_trials
+        self._started = {}
+        space_lib.check_feasible(search, datasets.image_shape, num_classes)
+        oracle = make_oracle(search, datasets.image_shape, num_classes, self.max_trials, max_hours)
+        project_dir = os.path.abspath(project_dir)
+        super().__init__(oracle=oracle, hypermodel=SpecHyperModel(search, num_classes),
+                         directory=os.path.dirname(project_dir), project_name=os.path.basename(project_dir),
+                         overwrite=False, **kwargs)
+
+    def trial_config(self, trial):
+        """The run config of a trial (its net, its config keys, Hyperband's epochs)."""
+        hp = trial.hyperparameters
+        values = self.hypermodel.values(hp)
+        config = space_lib.config_for(self.definition, values, len(self.datasets.class_names))
+        if "tuner/epochs" in hp.values:
+            config = dataclasses.replace(config, epochs=int(hp.values["tuner/epochs"]))
+        return dataclasses.replace(config, verbose=0)
+
+    def run_trial(self, trial, *args, **kwargs):
+        config = self.trial_config(trial)
+        keras.backend.clear_session()  # memory stays flat over many trials
+        results = train.train_and_evaluate(config, self.get_trial_dir(trial.trial_id), datasets=self.datasets)
+        return {"val_top1": results["val_top1"]}
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self._started[trial.trial_id] = time.perf_counter()
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
+        net = spec_lib.format_spec(self.trial_config(trial).net)
+        score = trial.metrics.get_last_value("val_top1") if trial.metrics.exists("val_top1") else None
+        done = f"val top-1 {score:.3f}" if score is not None else trial.status.lower()
+        left = ""
+        trials = getattr(self.oracle, "trials", None)
+        if trials is not None and self.definition.oracle != "hyperband":
+            finished = sum(t.status in ("COMPLETED", "FAILED", "INVALID") for t in trials.values())
+            left = f", {max(0, self.max_trials - finished)} trials left"
+        self.log(f"trial {trial.trial_id}: {net}  {done}  {seconds:.0f} s{left}")
+
+    def save_model(self, trial_id, model, step=0):
+        pass  # the run directory holds the model
+
+    def load_model(self, trial):
+        return keras.saving.load_model(os.path.join(self.get_trial_dir(trial.trial_id), "model.keras"))
