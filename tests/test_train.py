@@ -311,3 +311,21 @@ def test_the_final_numbers_equal_a_fresh_evaluation_of_the_saved_model(tmp_path,
     assert results["val_loss"] == pytest.approx(fresh["loss"], rel=1e-4)
     assert results["train_eval_images"] == datasets.num_train == 36
     assert set(results["phase_seconds"]) == {"data", "build", "fit", "save_model", "evaluate", "plot"}
+
+
+def test_ctrl_c_is_taken_at_a_batch_end_and_a_finished_epoch_is_kept(tmp_path, folder_zip, monkeypatch):
+    real = train.make_callbacks
+
+    def sends_sigint(config, workdir):
+        class Sender(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                if self.params and batch == 1 and len(read_history(str(tmp_path / "run" / "history.csv"))) == 1:
+                    os.kill(os.getpid(), signal.SIGINT)  # in epoch 1; the handler only sets a flag
+        return [Sender()] + real(config, workdir)
+
+    monkeypatch.setattr(train, "make_callbacks", sends_sigint)
+    with pytest.raises(train.Interrupted):
+        train.train_and_evaluate(tiny_config(folder_zip, epochs=3, steps_per_epoch=3), str(tmp_path / "run"))
+    assert [r["epoch"] for r in read_history(str(tmp_path / "run" / "history.csv"))] == [0]
+    assert (tmp_path / "run" / "checkpoints" / "interrupted.keras").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
