@@ -233,8 +233,10 @@ def test_overwrite_removes_only_the_run_s_own_files(tmp_path, folder_zip):
     run = tmp_path / "run"
     train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(run))
     (run / "my_notes.txt").write_text("keep me")
+    (run / "history.csv.tmp-99999").write_text("left by a killed write")
     train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0), str(run), overwrite=True)
     assert (run / "my_notes.txt").read_text() == "keep me"
+    assert not (run / "history.csv.tmp-99999").exists()
     assert json.loads((run / "config.json").read_text())["width"] == 2.0
 
 

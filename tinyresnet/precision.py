@@ -127,9 +127,9 @@ def auto(cache_path=CACHE) -> Choice:
 
 def started_with(workdir) -> Optional[str]:
     """The policy a run directory's run started with (None if no run, or one that recorded "auto")."""
+    from tinyresnet import runs
     try:
-        with open(os.path.join(workdir, "config.json")) as f:
-            policy = json.load(f).get("precision")
+        policy = (runs.read_json(os.path.join(workdir, runs.CONFIG)) or {}).get("precision")
     except (OSError, ValueError, AttributeError):
         return None
     return policy if policy in POLICIES else None

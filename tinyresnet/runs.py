@@ -33,8 +33,9 @@ LAST = os.path.join(CHECKPOINTS, "last.keras")
 INTERRUPTED = os.path.join(CHECKPOINTS, "interrupted.keras")
 BACKUP_STATE = os.path.join(BACKUP, "state.json")
 
-# Everything a run writes; removing a run removes these and nothing else.
-OWNED = (MARKER, CONFIG, SPEC, SUMMARY, CLASS_NAMES, HISTORY, HISTORY + ".tmp", RESULTS, CURVES, MODEL,
+# Everything a run writes; removing a run removes these (and their leftover
+# `<name>.tmp-<pid>` files from a killed write) and nothing else.
+OWNED = (MARKER, CONFIG, SPEC, SUMMARY, CLASS_NAMES, HISTORY, RESULTS, CURVES, MODEL,
          BACKUP, CHECKPOINTS, TENSORBOARD)
 
 HISTORY_COLUMNS = ("epoch", "loss", "top1", "top5", "val_loss", "val_top1", "val_top5",
@@ -169,7 +170,8 @@ def remove_run(workdir) -> None:
     """
     if not is_run(workdir):
         raise RunDirError(f"{workdir} is not a tinyresnet run directory; refusing to delete it")
-    for name in OWNED:
+    leftovers = [n for n in os.listdir(workdir) if n.startswith(tuple(f"{o}.tmp" for o in OWNED))]
+    for name in list(OWNED) + leftovers:
         path = os.path.join(workdir, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
