@@ -131,8 +131,7 @@ def train_main(argv=None):
         values = config_lib.to_dict(cfg)
         if cfg.precision == "auto":  # a resumed run keeps the policy it started with
             values["precision"] = precision.started_with(run_dir) or "auto"
-        if values["precision"] != "auto":
-            runs.check(run_dir, values, config_lib.run_defining, args.overwrite)
+        runs.check(run_dir, values, config_lib.run_defining, args.overwrite)
     except runs.RunDirError as e:
         return _fail(e)
     from tinyresnet import train

@@ -85,7 +85,7 @@ def image_folder(data, image_size=None, batch_size=64, augment=True, seed=0, ski
     """
     tree, listing, class_names = folders.read_image_folder(data)
     if image_size is None:
-        image_size = folders.first_image_size(tree)
+        image_size = folders.first_image_size(tree, listing)
     decoded_cache = _decoded_cache_dir(cache_dir, file_cache)
     arrays = {split: load_arrays(tree, files, labels, image_size, resize=True,
                                  skip_corrupt=skip_corrupt, cache_dir=decoded_cache)

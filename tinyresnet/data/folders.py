@@ -17,10 +17,15 @@ def _children(tree, parent):
                   if d.startswith(prefix) and d.count("/") == depth)
 
 
-def first_image_size(source):
-    """`(height, width)` of the first train image of a class-per-folder dataset (folder or zip)."""
+def first_image_size(source, listing=None):
+    """`(height, width)` of the first train image of a class-per-folder dataset (folder or zip).
+
+    Pass the `listing` of `read_image_folder` when you have it, so the tree is not listed again.
+    """
     import tensorflow as tf
-    tree, listing, _ = read_image_folder(source)
+    tree = source if isinstance(source, FileTree) else FileTree(source)
+    if listing is None:
+        tree, listing, _ = read_image_folder(tree)
     first = listing["train"][0][0]
     probe = tf.io.decode_image(tree.read(first), channels=3, expand_animations=False)
     return tuple(int(d) for d in probe.shape[:2])
