@@ -17,10 +17,11 @@ TABLE_COLUMNS = ("run", "variant", "train_top1", "val_top1", "gap", "best_val_to
 
 def plot_curves(history, path, title=""):
     """Saves accuracy and loss per epoch, train vs validation, as the paper's figures 6-9."""
-    _plot({title or "run": history}, path)
+    plot_histories({title or "run": history}, path)
 
 
-def _plot(histories, path):
+def plot_histories(histories, path):
+    """Overlays runs' curves: `histories` maps a legend name to history rows."""
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (name, rows) in enumerate(histories.items()):
         if not rows:
@@ -78,7 +79,7 @@ def compare(run_dirs, out_dir=None, names=None):
         table.to_csv(os.path.join(out_dir, "comparison.csv"), index=False)
         with open(os.path.join(out_dir, "comparison.md"), "w") as f:
             f.write(to_markdown(table) + "\n")
-        _plot(histories, os.path.join(out_dir, "comparison.png"))
+        plot_histories(histories, os.path.join(out_dir, "comparison.png"))
     return table
 
 

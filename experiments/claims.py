@@ -1,0 +1,195 @@
+"""The study's claims as experiments: their arms, the settings they run at, and their verdicts.
+
+An arm is a named set of config values (`net1_plain` is Net 1 without its
+shortcuts). A claim lists the arms it compares and a verdict function that
+reads the arms' results. Arms are shared between claims: Net 6 trained for
+claim 1 is the Net 6 of claim 5, trained once.
+
+No TensorFlow here: this module is read by `--help` and by the summaries.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Dict, Tuple
+
+from experiments import paper
+from experiments.stats import Compare, compare
+
+# Which data an arm trains on: the dataset key of a `Scale`.
+TINY, CIFAR = "tiny_imagenet", "cifar10"
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    net: str
+    data: str = TINY
+    values: Tuple[Tuple[str, object], ...] = ()  # config overrides besides the net
+
+    def config_values(self):
+        return {"net": self.net, **dict(self.values)}
+
+
+ARMS = {
+    "net1": Arm("net1"),
+    "net1_plain": Arm("net1", values=(("variant", "plain"),)),
+    "net2": Arm("net2"),
+    "net3": Arm("net3"),
+    "net4": Arm("net4"),
+    "net5": Arm("net5"),
+    "net6": Arm("net6"),
+    "net1_no_dropout": Arm("net1", values=(("block_dropout", 0.0),)),
+    "net1_no_augment": Arm("net1", values=(("augment", False),)),
+    "net1_neither": Arm("net1", values=(("block_dropout", 0.0), ("augment", False))),
+    "cifar7": Arm("cifar7", CIFAR),
+    "cifar7_plain": Arm("cifar7", CIFAR, (("variant", "plain"),)),
+    "cifar9": Arm("cifar9", CIFAR),
+    "cifar9_plain": Arm("cifar9", CIFAR, (("variant", "plain"),)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """Per dataset: the config values every arm on it gets (data, width, epochs, ...)."""
+
+    name: str
+    descriptions: Dict[str, str]  # per dataset, for the summaries
+    datasets: Dict[str, Dict[str, object]]
+
+
+def shared_data_dir():
+    """`$TINYRESNET_SHARED_DATA`, else `../shared/data` beside the project."""
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+    return os.path.normpath(os.environ.get("TINYRESNET_SHARED_DATA") or default)
+
+
+def scale(name, data_dir=None):
+    """The `Scale` called `name` ("cpu" or "paper")."""
+    if name == "cpu":
+        data_dir = data_dir or shared_data_dir()
+        common = "float32, batch 64, SGD-Nesterov lr 0.05 with cosine decay"
+        return Scale("cpu", {TINY: f"20-class Tiny ImageNet (10,000 train / 1,000 val), width 0.125, 10 epochs, {common}",
+                             CIFAR: f"CIFAR-10 (45,000 train / 5,000 held out), width 0.25, 8 epochs, {common}"},
+                     {TINY: dict(dataset="tiny_imagenet", data=os.path.join(data_dir, "tiny-imagenet-200-sub20.zip"),
+                                 width=0.125, epochs=10, precision="float32", file_cache=True),
+                      CIFAR: dict(dataset="cifar10", data=os.path.join(data_dir, "cifar10-train-jpeg.zip"),
+                                  validation_fraction=0.1, width=0.25, epochs=8, precision="float32",
+                                  file_cache=True)})
+    if name == "paper":
+        # The paper does not print its epochs or optimizer: 30 epochs of our default schedule.
+        return Scale("paper", {TINY: "200-class Tiny ImageNet (downloaded, md5-checked), full width, 30 epochs, "
+                                     "precision auto",
+                               CIFAR: "CIFAR-10 (TFDS, its test split as validation), full width, 30 epochs, "
+                                      "precision auto"},
+                     {TINY: dict(dataset="tiny_imagenet", data="", width=1.0, epochs=30),
+                      CIFAR: dict(dataset="cifar10", data="", width=1.0, epochs=30)})
+    raise ValueError(f"unknown scale {name!r}: expected cpu or paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    name: str
+    statement: str  # what the paper says
+    paper_figure: str  # where, and its numbers
+    arms: Tuple[str, ...]
+    verdict: Callable[[Dict[str, list]], Tuple[str, str, str]]  # results by arm -> (verdict, our figure, why)
+
+
+def _pct(x):
+    return f"{100 * x:.1f}"
+
+
+def _verdict_net1_vs_twins(results):
+    vs_plain = compare(results, "net1", "net1_plain", "val_top1")
+    vs_net6 = compare(results, "net1", "net6", "val_top1")
+    ours = (f"val top-1 Net 1 {vs_plain.a}, plain twin {vs_plain.b}, Net 6 {vs_net6.b}; "
+            f"train top-1 Net 1 {compare(results, 'net1', 'net6', 'train_top1').a}, "
+            f"Net 6 {compare(results, 'net1', 'net6', 'train_top1').b}")
+    return _both_higher(vs_plain, vs_net6, "Net 1", ("its plain twin", "Net 6")) + (ours,)
+
+
+def _both_higher(first: Compare, second: Compare, name, others):
+    verdicts = (first.direction, second.direction)
+    if verdicts == ("higher", "higher"):
+        return "supported", f"{name} is above both {others[0]} and {others[1]} by more than the seeds' spread"
+    if "lower" in verdicts:
+        return "not supported", f"{name} is below {others[verdicts.index('lower')]} beyond the seeds' spread"
+    return "inconclusive", "a difference is within the seeds' spread"
+
+
+def _verdict_gap(results):
+    vs_plain = compare(results, "net1", "net1_plain", "gap")
+    vs_net6 = compare(results, "net1", "net6", "gap")
+    ours = f"train-val gap Net 1 {vs_plain.a}, plain twin {vs_plain.b}, Net 6 {vs_net6.b} (points)"
+    verdict, why = _both_higher(vs_plain, vs_net6, "Net 1's gap", ("the plain twin's", "Net 6's"))
+    return verdict, why, ours
+
+
+def _verdict_dropout_augment(results):
+    both = compare(results, "net1_neither", "net1", "gap")
+    ours = (f"gap with neither {both.a}, dropout only {compare(results, 'net1_no_augment', 'net1', 'gap').a}, "
+            f"augmentation only {compare(results, 'net1_no_dropout', 'net1', 'gap').a}, both {both.b}")
+    if both.direction == "higher":
+        return "supported", f"dropout + augmentation cut the gap by {both.diff}, beyond the seeds' spread", ours
+    if both.direction == "lower":
+        return "not supported", "the gap is larger with dropout + augmentation", ours
+    return "inconclusive", "the gap difference is within the seeds' spread", ours
+
+
+def _verdict_cifar(results):
+    seven = compare(results, "cifar7", "cifar7_plain", "val_top1")
+    nine = compare(results, "cifar9", "cifar9_plain", "val_top1")
+    early = compare(results, "cifar9", "cifar9_plain", "early_val_top1")
+    ours = (f"val top-1 7 layers: ResNet {seven.a}, ConvNet {seven.b}; 9 layers: ResNet {nine.a}, "
+            f"ConvNet {nine.b}; 9-layer val top-1 after the first quarter of epochs: ResNet {early.a}, "
+            f"ConvNet {early.b}")
+    parts = [("7 layers: ResNet worse", seven.direction == "lower", seven.direction == "higher"),
+             ("9 layers: about equal", nine.direction == "within spread", False),
+             ("9 layers: ResNet converges faster", early.direction == "higher", early.direction == "lower")]
+    held = [name for name, ok, _ in parts if ok]
+    broken = [name for name, _, against in parts if against]
+    why = "; ".join(f"{name}: {'yes' if ok else 'contradicted' if against else 'within spread'}"
+                    for name, ok, against in parts)
+    if len(held) == len(parts):
+        return "supported", why, ours
+    if broken:
+        return "not supported", why, ours
+    return "inconclusive", why, ours
+
+
+def _verdict_table1(results):
+    nets = [f"net{i}" for i in range(1, 7)]
+    ranked = sorted(nets, key=lambda n: -paper.PAPER_RESULTS[n]["val_top1"])
+    agree = disagree = open_ = 0
+    for i, a in enumerate(ranked):
+        for b in ranked[i + 1:]:
+            if paper.PAPER_RESULTS[a]["val_top1"] - paper.PAPER_RESULTS[b]["val_top1"] < 0.03:
+                continue  # the paper itself barely separates them
+            direction = compare(results, a, b, "val_top1").direction
+            agree += direction == "higher"
+            disagree += direction == "lower"
+            open_ += direction == "within spread"
+    ours = ", ".join(f"{n} {compare(results, n, n, 'val_top1').a}" for n in nets)
+    why = (f"of the pairs the paper separates by >= 3 points, {agree} keep the paper's order, "
+           f"{disagree} reverse it, {open_} are within the seeds' spread")
+    if disagree == 0 and agree > open_:
+        return "supported", why, "val top-1: " + ours
+    if disagree >= agree:
+        return "not supported", why, "val top-1: " + ours
+    return "inconclusive", why, "val top-1: " + ours
+
+
+CLAIMS = {c.name: c for c in (
+    Claim("resnet_vs_convnet", "Net 1 (ResNet) beats its plain ConvNet twin (Net 6) on Tiny ImageNet, by "
+          "about 13 points on validation and more on train", "Figs 8, 9: val 49% vs 36%, train 72% vs 43%",
+          ("net1", "net1_plain", "net6"), _verdict_net1_vs_twins),
+    Claim("overfitting_gap", "ResNets overfit more: a train-validation gap of about 23 points against 7 for "
+          "the ConvNet", "Fig 8: gap 23 vs 7 points", ("net1", "net1_plain", "net6"), _verdict_gap),
+    Claim("dropout_augmentation", "Dropout in the basic block plus the stochastic augmentation cut Net 1's "
+          "overfitting from about 30 to 23 points", "Sec. 5: gap 30 -> 23 points",
+          ("net1_neither", "net1_no_augment", "net1_no_dropout", "net1"), _verdict_dropout_augment),
+    Claim("cifar_depth", "On CIFAR-10 a 7-layer ResNet does worse than its ConvNet; at 9 layers they are "
+          "about equal, the ResNet converging faster", "Figs 6, 7 (curves only)",
+          ("cifar7", "cifar7_plain", "cifar9", "cifar9_plain"), _verdict_cifar),
+    Claim("table1", "Table 1: the six nets' accuracies and their ranking (Net 1 best)",
+          "Table 1: val 49, 46, 46, 36, 42, 36%", tuple(f"net{i}" for i in range(1, 7)), _verdict_table1),
+)}

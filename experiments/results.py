@@ -1,0 +1,116 @@
+"""A claim's committed results: `results.csv`, `summary.md` and `curves.png` from its arms' run directories."""
+
+import os
+
+from tinyresnet import runs
+
+from experiments import paper
+from experiments.claims import ARMS, CLAIMS
+from experiments.stats import MIN_SEEDS, summarize
+
+CSV_FIRST = ("claim", "arm", "seed", "net", "variant", "val_top1", "train_top1", "gap", "val_top5",
+             "best_val_top1", "early_val_top1", "epochs", "layers", "params", "forward_gflops", "wall_seconds")
+
+
+def run_dir(runs_root, scale_name, arm, seed):
+    return os.path.join(runs_root, scale_name, arm, f"seed_{seed}")
+
+
+def early_val_top1(history):
+    """Mean val top-1 over the first quarter of the epochs (at least one): how fast a net gets going."""
+    first = history[:max(1, len(history) // 4)]
+    values = [r["val_top1"] for r in first if r.get("val_top1") is not None]
+    return sum(values) / len(values) if values else None
+
+
+def collect(claim_name, scale_name, seeds, runs_root):
+    """`{arm: [row, ...]}` of the claim's finished runs: results.json's fields, flattened, per seed."""
+    found = {}
+    for arm in CLAIMS[claim_name].arms:
+        for seed in seeds:
+            folder = run_dir(runs_root, scale_name, arm, seed)
+            if not runs.is_finished(folder):
+                continue
+            run = runs.load(folder)
+            row = {"claim": claim_name, "arm": arm, "seed": seed, "net": run["config"]["net"],
+                   "early_val_top1": early_val_top1(run["history"])}
+            for key, value in run["results"].items():
+                if isinstance(value, dict):
+                    row.update({f"{key}.{k}": v for k, v in value.items()})
+                elif isinstance(value, list):
+                    row[key] = "x".join(str(v) for v in value)
+                else:
+                    row[key] = value
+            row["_history"] = run["history"]
+            found.setdefault(arm, []).append(row)
+    return found
+
+
+def write(claim_name, scale, seeds, runs_root, out_dir, command=""):
+    """Writes the claim's results.csv, summary.md and curves.png; returns (verdict, our figure, why)."""
+    claim = CLAIMS[claim_name]
+    found = collect(claim_name, scale.name, seeds, runs_root)
+    os.makedirs(out_dir, exist_ok=True)
+    rows = [{k: v for k, v in row.items() if k != "_history"} for arm in claim.arms for row in found.get(arm, [])]
+    columns = list(CSV_FIRST) + sorted({k for row in rows for k in row} - set(CSV_FIRST))
+    runs.write_csv(os.path.join(out_dir, "results.csv"), rows, columns)
+
+    verdict, why, ours = claim.verdict(found)
+    planned = len(claim.arms) * len(seeds)
+    if len(rows) < planned or len(seeds) < MIN_SEEDS:
+        verdict, why = "pending", f"{len(rows)} of {planned} runs finished"
+    runs.write_text(os.path.join(out_dir, "summary.md"),
+                    _summary_md(claim, scale, seeds, found, verdict, why, ours, command))
+    _plot(claim, found, os.path.join(out_dir, "curves.png"))
+    return verdict, ours, why
+
+
+def _summary_md(claim, scale, seeds, found, verdict, why, ours, command):
+    setting = "; ".join(scale.descriptions[d] for d in dict.fromkeys(ARMS[arm].data for arm in claim.arms))
+    lines = [f"# {claim.name}", "",
+             f"**Paper:** {claim.statement} ({claim.paper_figure}).", "",
+             f"**Verdict: {verdict}.** {why}.", "",
+             f"**Ours:** {ours}. Mean ± half the range over seeds, in %.", "",
+             f"**Setting ({scale.name} scale):** {setting}; seeds {', '.join(map(str, seeds))}.", ""]
+    if command:
+        lines += [f"**Command:** `{command}`", ""]
+    lines += ["| arm | net | config | seeds | val top-1 | train top-1 | gap | early val top-1 | paper val / train |"
+              " wall min/run |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for arm in claim.arms:
+        rows = found.get(arm, [])
+        spec = ARMS[arm]
+        settings = ", ".join(f"{k}={v}" for k, v in spec.values) or "default"
+        printed = paper.PAPER_RESULTS.get(arm)
+        printed = f"{100 * printed['val_top1']:.0f} / {100 * printed['train_top1']:.0f}" if printed else ""
+
+        def stat(key):
+            return str(summarize([r[key] for r in rows if r.get(key) is not None]))
+        wall = [r["wall_seconds"] / 60 for r in rows if r.get("wall_seconds")]
+        lines.append(f"| {arm} | {spec.net} | {settings} | {len(rows)} | {stat('val_top1')} | {stat('train_top1')} "
+                     f"| {stat('gap')} | {stat('early_val_top1')} | {printed} | "
+                     f"{(sum(wall) / len(wall)) if wall else 0:.1f} |")
+    lines += ["", "Train top-1 is measured in inference mode (no dropout, no augmentation) on a fixed 5,000-image "
+              "train sample; gap = train top-1 - val top-1; early val top-1 = mean over the first quarter of the "
+              "epochs. Two arms differ only when their seed ranges do not overlap.", ""]
+    return "\n".join(lines)
+
+
+def _mean_history(rows):
+    """Epoch-wise mean of the seeds' histories (the epochs every seed has)."""
+    histories = [r["_history"] for r in rows]
+    epochs = min(len(h) for h in histories)
+    mean = []
+    for e in range(epochs):
+        entry = {"epoch": e}
+        for key in ("top1", "val_top1", "loss", "val_loss"):
+            values = [h[e].get(key) for h in histories if h[e].get(key) is not None]
+            entry[key] = sum(values) / len(values) if values else None
+        mean.append(entry)
+    return mean
+
+
+def _plot(claim, found, path):
+    from tinyresnet import report
+    histories = {f"{arm} ({len(found[arm])} seeds)": _mean_history(found[arm]) for arm in claim.arms if arm in found}
+    report.plot_histories(histories, path)

@@ -1,0 +1,135 @@
+"""The claims' runner: arms as run directories, skip and resume, results and verdicts."""
+
+import csv
+import os
+import shutil
+
+import pytest
+
+from experiments import results as results_lib
+from experiments import run as run_lib
+from experiments.claims import ARMS, CIFAR, CLAIMS, TINY, Scale
+from experiments.stats import compare
+from tinyresnet import runs
+
+
+@pytest.fixture
+def scale(tmp_path, tiny_zip):
+    from fixtures import class_folder_files, write_zip
+    cifar = write_zip(tmp_path / "cifar.zip", class_folder_files(("a", "b", "c"), per_class=8, size=(32, 32)),
+                      prefix="cifar10/")
+    common = dict(width=0.125, epochs=1, batch_size=4, precision="float32", verbose=0)
+    return Scale("test", {TINY: "fixture", CIFAR: "fixture"}, {TINY: dict(dataset="tiny_imagenet", data=str(tiny_zip), **common),
+                                      CIFAR: dict(dataset="cifar10", data=str(cifar), **common)})
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("claim", list(CLAIMS))
+def test_two_arms_run_then_a_deleted_arm_alone_is_trained_again(tmp_path, scale, claim, capsys):
+    arms = CLAIMS[claim].arms[:2]
+    kwargs = dict(seeds=(0,), runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"), arms=arms)
+    run_lib.run_claims([claim], scale, **kwargs)
+    kept, deleted = (results_lib.run_dir(kwargs["runs_root"], "test", arm, 0) for arm in arms)
+    kept_results = os.path.getmtime(os.path.join(kept, runs.RESULTS))
+    shutil.rmtree(deleted)
+    capsys.readouterr()
+
+    verdicts = run_lib.run_claims([claim], scale, **kwargs)
+
+    out = capsys.readouterr().out
+    assert f"{arms[0]} seed 0: finished, skipped" in out and f"{arms[1]} seed 0: training" in out
+    assert os.path.getmtime(os.path.join(kept, runs.RESULTS)) == kept_results
+    assert runs.is_finished(deleted)
+    folder = tmp_path / "results" / claim
+    rows = _csv(folder / "results.csv")
+    assert [(r["arm"], r["seed"]) for r in rows] == [(arms[0], "0"), (arms[1], "0")]
+    for row in rows:  # the fields of results.json, per arm and seed
+        assert 0 <= float(row["val_top1"]) <= 1 and row["spec"] and int(row["epochs"]) == 1
+        assert row["net"] == ARMS[row["arm"]].net
+    summary = (folder / "summary.md").read_text()
+    planned = len(CLAIMS[claim].arms)
+    assert f"**Verdict: pending.** 2 of {planned} runs finished" in summary
+    assert (folder / "curves.png").stat().st_size > 0
+    assert verdicts[claim][0] == "pending"
+
+
+def test_a_run_directory_of_another_setting_stops_the_runner_before_any_training(tmp_path, scale):
+    kwargs = dict(seeds=(0,), runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"),
+                  arms=["net1"])
+    run_lib.run_claims(["resnet_vs_convnet"], scale, **kwargs)
+    other = Scale("test", scale.descriptions, {**scale.datasets, TINY: {**scale.datasets[TINY], "epochs": 2}})
+    with pytest.raises(runs.RunDirError, match="epochs: 1 -> 2"):
+        run_lib.run_claims(["resnet_vs_convnet", "table1"], other, **{**kwargs, "arms": None})
+    assert not os.path.exists(results_lib.run_dir(kwargs["runs_root"], "test", "net6", 0))
+
+
+def _fake_run(folder, net, val, train, history_val=(0.1, 0.2, 0.3, 0.4)):
+    """A finished run directory with chosen accuracies, written without training."""
+    os.makedirs(folder)
+    runs.write_json(os.path.join(folder, runs.MARKER), {})
+    runs.write_json(os.path.join(folder, runs.CONFIG), {"net": net})
+    runs.write_history(os.path.join(folder, runs.HISTORY),
+                       [{"epoch": e, "top1": v + 0.1, "val_top1": v, "loss": 1 - v, "val_loss": 1.1 - v}
+                        for e, v in enumerate(history_val)])
+    runs.write_json(os.path.join(folder, runs.RESULTS),
+                    {"val_top1": val, "train_top1": train, "gap": train - val, "wall_seconds": 60.0,
+                     "phase_seconds": {"fit": 50.0}, "image_shape": [64, 64, 3], "epochs": 4})
+
+
+@pytest.mark.parametrize("net6_val, verdict", [(0.30, "supported"), (0.395, "inconclusive"),
+                                               (0.45, "not supported")])
+def test_the_verdict_follows_the_seeds_spread(tmp_path, net6_val, verdict):
+    values = {"net1": (0.40, 0.41), "net1_plain": (0.30, 0.31), "net6": (net6_val, net6_val + 0.01)}
+    for arm, vals in values.items():
+        for seed, val in enumerate(vals):
+            _fake_run(results_lib.run_dir(str(tmp_path), "cpu", arm, seed), ARMS[arm].net, val, val + 0.2)
+    from experiments.claims import scale
+    got = results_lib.write("resnet_vs_convnet", scale("cpu", "/data"), (0, 1), str(tmp_path), str(tmp_path / "out"))
+    assert got[0] == verdict
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert f"**Verdict: {verdict}.**" in summary
+    assert "| net1 | net1 | default | 2 | 40.5 ± 0.5 | 60.5 ± 0.5 | 20.0 ± 0.0 |" in summary
+    rows = _csv(tmp_path / "out" / "results.csv")
+    assert len(rows) == 6 and rows[0]["phase_seconds.fit"] == "50.0" and rows[0]["image_shape"] == "64x64x3"
+
+
+def test_compare_calls_a_difference_only_beyond_both_spreads():
+    def arms(a, b):
+        return {"a": [{"v": x} for x in a], "b": [{"v": x} for x in b]}
+    assert compare(arms([0.5, 0.6], [0.3, 0.4]), "a", "b", "v").direction == "higher"
+    assert compare(arms([0.3, 0.4], [0.5, 0.6]), "a", "b", "v").direction == "lower"
+    assert compare(arms([0.35, 0.5], [0.3, 0.4]), "a", "b", "v").direction == "within spread"
+    assert compare(arms([0.9], [0.1]), "a", "b", "v").direction == "pending"  # one seed has no spread
+
+
+def test_the_cifar_and_table1_verdicts():
+    def rows(**means):
+        return {arm: [{"val_top1": m - 0.005, "early_val_top1": m - 0.1}, {"val_top1": m + 0.005,
+                                                                           "early_val_top1": m - 0.09}]
+                for arm, m in means.items()}
+    cifar = CLAIMS["cifar_depth"].verdict
+    assert cifar(rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.7, cifar9_plain=0.7))[0] == "inconclusive"
+    both = rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.7, cifar9_plain=0.7)
+    both["cifar9"] = [{"val_top1": 0.7, "early_val_top1": 0.65}, {"val_top1": 0.705, "early_val_top1": 0.66}]
+    assert cifar(both)[0] == "supported"
+    assert cifar(rows(cifar7=0.7, cifar7_plain=0.6, cifar9=0.7, cifar9_plain=0.7))[0] == "not supported"
+    table1 = CLAIMS["table1"].verdict
+    paper_like = rows(net1=0.49, net2=0.46, net3=0.46, net4=0.36, net5=0.42, net6=0.36)
+    assert table1(paper_like)[0] == "supported"
+    reversed_ = rows(net1=0.30, net2=0.36, net3=0.36, net4=0.50, net5=0.42, net6=0.50)
+    assert table1(reversed_)[0] == "not supported"
+
+
+def test_bad_command_lines_are_refused_with_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        run_lib.parse_args(["resnet_vs_kitten"])
+    assert "unknown claim(s) resnet_vs_kitten; choose from resnet_vs_convnet" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_lib.parse_args(["cifar_depth", "--arms", "net1"])
+    assert "--arms: net1 not in the claims' arms" in capsys.readouterr().err
+    args, claims, arms = run_lib.parse_args(["all"])
+    assert claims == list(CLAIMS) and args.seeds == 2 and args.scale == "cpu"
