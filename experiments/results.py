@@ -65,6 +65,30 @@ def write(claim_name, scale, seeds, runs_root, out_dir, command=""):
     return verdict, ours, why
 
 
+TABLE_START = "<!-- claims table: written by python -m experiments.run; edit the text around it -->"
+TABLE_END = "<!-- end of claims table -->"
+
+
+def write_claims_table(readme, scale, seeds, verdicts, command_for):
+    """Replaces the claims table between the markers of `readme` with `verdicts` ({claim: (verdict, ours, why)})."""
+    lines = [TABLE_START, "",
+             "| claim | paper | ours (mean ± half-range over seeds, %) | setting | verdict | command |",
+             "|---|---|---|---|---|---|"]
+    for name, (verdict, ours, why) in verdicts.items():
+        claim = CLAIMS[name]
+        setting = "; ".join(scale.descriptions[d] for d in dict.fromkeys(ARMS[arm].data for arm in claim.arms))
+        lines.append(f"| [{name}](results/{name}/summary.md): {claim.statement} | {claim.paper_figure} | {ours} | "
+                     f"{setting}; seeds {', '.join(map(str, seeds))} | **{verdict}**: {why} | `{command_for(name, scale)}` |")
+    lines += ["", TABLE_END]
+    with open(readme) as f:
+        text = f.read()
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ValueError(f"{readme}: no claims table markers ({TABLE_START!r} ... {TABLE_END!r})")
+    before, rest = text.split(TABLE_START, 1)
+    after = rest.split(TABLE_END, 1)[1]
+    runs.write_text(readme, before + "\n".join(lines) + after)
+
+
 def _summary_md(claim, scale, seeds, found, verdict, why, ours, command):
     setting = "; ".join(scale.descriptions[d] for d in dict.fromkeys(ARMS[arm].data for arm in claim.arms))
     lines = [f"# {claim.name}", "",

@@ -31,6 +31,11 @@ def plan(claim_names, seeds, arms=None):
     return planned
 
 
+def command_for(claim_name, scale):
+    """The command that reproduces a claim's results at `scale`."""
+    return f"python -m experiments.run {claim_name}" + ("" if scale.name == "cpu" else f" --scale={scale.name}")
+
+
 def arm_config(arm, scale, seed, overrides=None):
     """The `Config` of one arm and seed at `scale` (overrides last: e.g. verbose, a smoke run's steps)."""
     from tinyresnet import config as config_lib
@@ -49,10 +54,11 @@ def _check_run_dir(config, folder):
 
 
 def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_root=None, arms=None,
-               overrides=None, command="", train_runs=True):
+               overrides=None, train_runs=True, readme=None):
     """Trains what the claims need that is not finished, writing each claim's results as its runs end.
 
     With `train_runs=False`, only writes the results of the runs that are finished.
+    With `readme`, also rewrites the claims table in that file.
 
     Returns:
         `{claim: (verdict, our figure, why)}`.
@@ -67,11 +73,18 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
         _check_run_dir(config, results_lib.run_dir(runs_root, scale.name, arm, seed))
 
     def write(names):
-        return {name: results_lib.write(name, scale, seeds, runs_root, os.path.join(results_root, name), command)
+        return {name: results_lib.write(name, scale, seeds, runs_root, os.path.join(results_root, name),
+                                           command_for(name, scale))
                 for name in names}
 
+    def finish():
+        verdicts = write(list(CLAIMS))  # every claim: a run may serve several
+        if readme:
+            results_lib.write_claims_table(readme, scale, seeds, verdicts, command_for)
+        return {name: verdicts[name] for name in claim_names}
+
     if not train_runs:
-        return write(claim_names)
+        return finish()
     strategy = None
     for i, ((arm, seed), config) in enumerate(configs.items(), 1):
         folder = results_lib.run_dir(runs_root, scale.name, arm, seed)
@@ -93,7 +106,7 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
               f"{time.perf_counter() - start:.0f} s", flush=True)
         _release_memory()
         write([name for name in claim_names if arm in CLAIMS[name].arms])
-    return write(claim_names)
+    return finish()
 
 
 def _release_memory():
@@ -153,12 +166,13 @@ def main(argv=None):
     overrides = {"verbose": args.verbose}
     if args.steps_per_epoch:
         overrides["steps_per_epoch"] = args.steps_per_epoch
-    command = "python -m experiments.run " + " ".join(claims) + (f" --scale={args.scale}" if args.scale != "cpu"
-                                                                 else "")
+    # The committed table shows the committed (cpu scale, default folders) results only.
+    default_folders = not (args.runs_dir or args.results_dir or args.arms or args.steps_per_epoch)
+    readme = os.path.join(HERE, "README.md") if args.scale == "cpu" and default_folders else None
     from tinyresnet import config as config_lib, runs, train
     try:
         verdicts = run_claims(claims, scale, tuple(range(args.seeds)), args.runs_dir, args.results_dir, arms,
-                              overrides, command, train_runs=not args.report_only)
+                              overrides, train_runs=not args.report_only, readme=readme)
     except (config_lib.ConfigError, runs.RunDirError) as e:
         sys.exit(f"error: {e}")
     except train.Interrupted:

@@ -133,3 +133,18 @@ def test_bad_command_lines_are_refused_with_the_choices(capsys):
     assert "--arms: net1 not in the claims' arms" in capsys.readouterr().err
     args, claims, arms = run_lib.parse_args(["all"])
     assert claims == list(CLAIMS) and args.seeds == 2 and args.scale == "cpu"
+
+
+def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
+    from experiments.claims import scale
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results_lib.TABLE_START}\nold table\n{results_lib.TABLE_END}\noutro\n")
+    verdicts = {"resnet_vs_convnet": ("supported", "val top-1 Net 1 40.5 ± 0.5", "Net 1 is above both")}
+    results_lib.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old table" not in text
+    assert ("| val top-1 Net 1 40.5 ± 0.5 | 20-class Tiny ImageNet" in text
+            and "**supported**: Net 1 is above both | `python -m experiments.run resnet_vs_convnet` |" in text)
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="no claims table markers"):
+        results_lib.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
