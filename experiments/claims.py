@@ -62,26 +62,31 @@ def shared_data_dir():
     return os.path.normpath(os.environ.get("TINYRESNET_SHARED_DATA") or default)
 
 
+def _describe(data, values):
+    return (f"{data}, width {values['width']:g}, {values['epochs']} epochs, {values.get('precision', 'auto')}, "
+            "batch 64, SGD-Nesterov lr 0.05, cosine decay")
+
+
 def scale(name, data_dir=None):
     """The `Scale` called `name` ("cpu" or "paper")."""
     if name == "cpu":
+        # float32 even where bfloat16 is faster: these runs are resumed on whichever CPU the next
+        # session gets, and a run keeps one precision (the committed ones are float32).
         data_dir = data_dir or shared_data_dir()
-        common = "float32, batch 64, SGD-Nesterov lr 0.05 with cosine decay"
-        return Scale("cpu", {TINY: f"20-class Tiny ImageNet (10,000 train / 1,000 val), width 0.125, 10 epochs, {common}",
-                             CIFAR: f"CIFAR-10 (45,000 train / 5,000 held out), width 0.25, 8 epochs, {common}"},
-                     {TINY: dict(dataset="tiny_imagenet", data=os.path.join(data_dir, "tiny-imagenet-200-sub20.zip"),
-                                 width=0.125, epochs=10, precision="float32", file_cache=True),
-                      CIFAR: dict(dataset="cifar10", data=os.path.join(data_dir, "cifar10-train-jpeg.zip"),
-                                  validation_fraction=0.1, width=0.25, epochs=8, precision="float32",
-                                  file_cache=True)})
+        tiny = dict(dataset="tiny_imagenet", data=os.path.join(data_dir, "tiny-imagenet-200-sub20.zip"),
+                    width=0.125, epochs=10, precision="float32", file_cache=True)
+        cifar = dict(dataset="cifar10", data=os.path.join(data_dir, "cifar10-train-jpeg.zip"),
+                     validation_fraction=0.1, width=0.25, epochs=8, precision="float32", file_cache=True)
+        return Scale("cpu", {TINY: _describe("20-class Tiny ImageNet (10,000 train / 1,000 val)", tiny),
+                             CIFAR: _describe("CIFAR-10 (45,000 train / 5,000 held out)", cifar)},
+                     {TINY: tiny, CIFAR: cifar})
     if name == "paper":
         # The paper does not print its epochs or optimizer: 30 epochs of our default schedule.
-        return Scale("paper", {TINY: "200-class Tiny ImageNet (downloaded, md5-checked), full width, 30 epochs, "
-                                     "precision auto",
-                               CIFAR: "CIFAR-10 (TFDS, its test split as validation), full width, 30 epochs, "
-                                      "precision auto"},
-                     {TINY: dict(dataset="tiny_imagenet", data="", width=1.0, epochs=30),
-                      CIFAR: dict(dataset="cifar10", data="", width=1.0, epochs=30)})
+        tiny = dict(dataset="tiny_imagenet", data="", width=1.0, epochs=30)
+        cifar = dict(dataset="cifar10", data="", width=1.0, epochs=30)
+        return Scale("paper", {TINY: _describe("200-class Tiny ImageNet (downloaded, md5-checked)", tiny),
+                               CIFAR: _describe("CIFAR-10 (TFDS, its test split as validation)", cifar)},
+                     {TINY: tiny, CIFAR: cifar})
     raise ValueError(f"unknown scale {name!r}: expected cpu or paper")
 
 

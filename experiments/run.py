@@ -72,13 +72,11 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
     for (arm, seed), config in configs.items():
         _check_run_dir(config, results_lib.run_dir(runs_root, scale.name, arm, seed))
 
-    def write(names):
-        return {name: results_lib.write(name, scale, seeds, runs_root, os.path.join(results_root, name),
-                                           command_for(name, scale))
-                for name in names}
-
     def finish():
-        verdicts = write(list(CLAIMS))  # every claim: a run may serve several
+        # With the committed table, every claim: a run may serve several, and the table shows them all.
+        verdicts = {name: results_lib.write(name, scale, seeds, runs_root, os.path.join(results_root, name),
+                                            command_for(name, scale))
+                    for name in (CLAIMS if readme else claim_names)}
         if readme:
             results_lib.write_claims_table(readme, scale, seeds, verdicts, command_for)
         return {name: verdicts[name] for name in claim_names}
@@ -105,7 +103,7 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
         print(f"    val top-1 {100 * result['val_top1']:.1f}%, train top-1 {100 * result['train_top1']:.1f}%, "
               f"{time.perf_counter() - start:.0f} s", flush=True)
         _release_memory()
-        write([name for name in claim_names if arm in CLAIMS[name].arms])
+        finish()  # results to commit as soon as a run ends
     return finish()
 
 
@@ -167,7 +165,8 @@ def main(argv=None):
     if args.steps_per_epoch:
         overrides["steps_per_epoch"] = args.steps_per_epoch
     # The committed table shows the committed (cpu scale, default folders) results only.
-    default_folders = not (args.runs_dir or args.results_dir or args.arms or args.steps_per_epoch)
+    default_folders = not (args.runs_dir or args.results_dir or args.arms or args.steps_per_epoch
+                           or args.seeds != len(DEFAULT_SEEDS))
     readme = os.path.join(HERE, "README.md") if args.scale == "cpu" and default_folders else None
     from tinyresnet import config as config_lib, runs, train
     try:

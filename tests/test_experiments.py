@@ -148,3 +148,17 @@ def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="no claims table markers"):
         results_lib.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
+
+
+@pytest.mark.parametrize("name", ["cpu", "paper"])
+def test_every_arm_is_a_valid_config_at_both_scales(name):
+    from experiments.claims import scale
+    chosen = scale(name, "/data")
+    for arm, spec in ARMS.items():
+        config = run_lib.arm_config(arm, chosen, seed=1)
+        values = chosen.datasets[spec.data]
+        assert (config.net, config.seed, config.width, config.epochs) == (spec.net, 1, values["width"],
+                                                                           values["epochs"])
+        assert f"width {config.width:g}, {config.epochs} epochs" in chosen.descriptions[spec.data]
+    if name == "paper":  # the paper's setting: full width, the downloaded 200 classes
+        assert all(v["width"] == 1.0 and v["data"] == "" for v in chosen.datasets.values())
