@@ -55,6 +55,11 @@ class Scale:
     descriptions: Dict[str, str]  # per dataset, for the summaries
     datasets: Dict[str, Dict[str, object]]
 
+    def label(self, dataset):
+        """A few words for a table cell: data, width, epochs."""
+        values = self.datasets[dataset]
+        return f"{self.descriptions[dataset].split(' (')[0]}, width {values['width']:g}, {values['epochs']} epochs"
+
 
 def shared_data_dir():
     """`$TINYRESNET_SHARED_DATA`, else `../shared/data` beside the project."""

@@ -76,10 +76,10 @@ def write_claims_table(readme, scale, seeds, verdicts, command_for):
              "|---|---|---|---|---|---|"]
     for name, (verdict, ours, why) in verdicts.items():
         claim = CLAIMS[name]
-        setting = "; ".join(scale.descriptions[d] for d in dict.fromkeys(ARMS[arm].data for arm in claim.arms))
+        setting = "; ".join(scale.label(d) for d in dict.fromkeys(ARMS[arm].data for arm in claim.arms))
         lines.append(f"| [{name}](results/{name}/summary.md): {claim.statement} | {claim.paper_figure} | {ours} | "
-                     f"{setting}; seeds {', '.join(map(str, seeds))} | **{verdict}**: {why} | `{command_for(name, scale)}` |")
-    lines += ["", TABLE_END]
+                     f"{setting}; {len(seeds)} seeds | **{verdict}**: {why} | `{command_for(name, scale)}` |")
+    lines += ["", f"Settings ({scale.name} scale): " + "; ".join(scale.descriptions.values()) + ".", "", TABLE_END]
     with open(readme) as f:
         text = f.read()
     if TABLE_START not in text or TABLE_END not in text:
@@ -135,6 +135,8 @@ def _mean_history(rows):
 
 
 def _plot(claim, found, path):
+    if not found:
+        return
     from tinyresnet import report
     histories = {f"{arm} ({len(found[arm])} seeds)": _mean_history(found[arm]) for arm in claim.arms if arm in found}
     report.plot_histories(histories, path)

@@ -143,7 +143,7 @@ def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
     results_lib.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old table" not in text
-    assert ("| val top-1 Net 1 40.5 ± 0.5 | 20-class Tiny ImageNet" in text
+    assert ("| val top-1 Net 1 40.5 ± 0.5 | 20-class Tiny ImageNet, width 0.125, 10 epochs; 2 seeds |" in text
             and "**supported**: Net 1 is above both | `python -m experiments.run resnet_vs_convnet` |" in text)
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="no claims table markers"):
