@@ -120,7 +120,8 @@ def _verdict_net1_vs_twins(results):
 def _both_higher(first: Compare, second: Compare, name, others):
     verdicts = (first.direction, second.direction)
     if verdicts == ("higher", "higher"):
-        return "supported", f"{name} is above both {others[0]} and {others[1]} by more than the seeds' spread"
+        return "supported", (f"{name} is above {others[0]} by {first.diff} and {others[1]} by {second.diff}, "
+                             "beyond the seeds' spread")
     if "lower" in verdicts:
         return "not supported", f"{name} is below {others[verdicts.index('lower')]} beyond the seeds' spread"
     return "inconclusive", "a difference is within the seeds' spread"

@@ -9,6 +9,7 @@ summary.md, curves.png), so results can be committed as arms finish.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -63,8 +64,6 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
     Returns:
         `{claim: (verdict, our figure, why)}`.
     """
-    from tinyresnet import runs, train
-
     runs_root = runs_root or os.path.join(HERE, "runs")
     results_root = results_root or os.path.join(HERE, "results")
     todo = plan(claim_names, seeds, arms)
@@ -83,6 +82,14 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
 
     if not train_runs:
         return finish()
+    with _runner_lock(os.path.join(runs_root, scale.name)):
+        _train(todo, configs, runs_root, scale, finish)
+    return finish()
+
+
+def _train(todo, configs, runs_root, scale, finish):
+    from tinyresnet import runs, train
+
     strategy = None
     for i, ((arm, seed), config) in enumerate(configs.items(), 1):
         folder = results_lib.run_dir(runs_root, scale.name, arm, seed)
@@ -104,7 +111,42 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
               f"{time.perf_counter() - start:.0f} s", flush=True)
         _release_memory()
         finish()  # results to commit as soon as a run ends
-    return finish()
+
+
+class Busy(RuntimeError):
+    """Another live runner is training in the same runs folder."""
+
+
+@contextlib.contextmanager
+def _runner_lock(folder):
+    """One runner per runs folder: two would train the same run directories at once."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, ".runner.pid")
+    try:
+        with open(path) as f:
+            other = int(f.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        other = 0
+    if other and other != os.getpid() and _alive(other):
+        raise Busy(f"another experiments runner (pid {other}) is training in {folder}; wait for it or stop it "
+                   f"(a stale {path} is taken over once its process is gone)")
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _release_memory():
@@ -172,7 +214,7 @@ def main(argv=None):
     try:
         verdicts = run_claims(claims, scale, tuple(range(args.seeds)), args.runs_dir, args.results_dir, arms,
                               overrides, train_runs=not args.report_only, readme=readme)
-    except (config_lib.ConfigError, runs.RunDirError) as e:
+    except (config_lib.ConfigError, runs.RunDirError, Busy) as e:
         sys.exit(f"error: {e}")
     except train.Interrupted:
         sys.exit("interrupted: finished epochs are kept; run the same command to resume")

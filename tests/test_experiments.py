@@ -162,3 +162,20 @@ def test_every_arm_is_a_valid_config_at_both_scales(name):
         assert f"width {config.width:g}, {config.epochs} epochs" in chosen.descriptions[spec.data]
     if name == "paper":  # the paper's setting: full width, the downloaded 200 classes
         assert all(v["width"] == 1.0 and v["data"] == "" for v in chosen.datasets.values())
+
+
+def test_a_second_runner_on_the_same_runs_folder_is_refused_and_a_stale_lock_taken_over(tmp_path, scale):
+    import subprocess
+    import sys
+    folder = tmp_path / "runs" / "test"
+    folder.mkdir(parents=True)
+    (folder / ".runner.pid").write_text(str(os.getppid()))  # a live process
+    with pytest.raises(run_lib.Busy, match=f"pid {os.getppid()}"):
+        run_lib.run_claims(["table1"], scale, seeds=(0,), runs_root=str(tmp_path / "runs"),
+                           results_root=str(tmp_path / "results"), arms=["net2"])
+    assert not (folder / "net2").exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (folder / ".runner.pid").write_text(gone.stdout.strip())
+    with run_lib._runner_lock(str(folder)):
+        assert (folder / ".runner.pid").read_text() == str(os.getpid())
+    assert not (folder / ".runner.pid").exists()
