@@ -111,9 +111,10 @@ def _pct(x):
 def _verdict_net1_vs_twins(results):
     vs_plain = compare(results, "net1", "net1_plain", "val_top1")
     vs_net6 = compare(results, "net1", "net6", "val_top1")
+    train_plain = compare(results, "net1", "net1_plain", "train_top1")
+    train_net6 = compare(results, "net1", "net6", "train_top1")
     ours = (f"val top-1 Net 1 {vs_plain.a}, plain twin {vs_plain.b}, Net 6 {vs_net6.b}; "
-            f"train top-1 Net 1 {compare(results, 'net1', 'net6', 'train_top1').a}, "
-            f"Net 6 {compare(results, 'net1', 'net6', 'train_top1').b}")
+            f"train top-1 Net 1 {train_plain.a}, plain twin {train_plain.b}, Net 6 {train_net6.b}")
     return _both_higher(vs_plain, vs_net6, "Net 1", ("its plain twin", "Net 6")) + (ours,)
 
 
