@@ -119,13 +119,17 @@ def _verdict_net1_vs_twins(results):
 
 
 def _both_higher(first: Compare, second: Compare, name, others):
+    """Supported if `name` is above both others beyond the spread; each comparison is spelled out."""
+    def said(other, c):
+        where = {"higher": "above", "lower": "below"}.get(c.direction, c.direction)
+        return f"{name} vs {other}: {c.diff} ({where})"
+    why = f"{said(others[0], first)}; {said(others[1], second)}"
     verdicts = (first.direction, second.direction)
     if verdicts == ("higher", "higher"):
-        return "supported", (f"{name} is above {others[0]} by {first.diff} and {others[1]} by {second.diff}, "
-                             "beyond the seeds' spread")
+        return "supported", why
     if "lower" in verdicts:
-        return "not supported", f"{name} is below {others[verdicts.index('lower')]} beyond the seeds' spread"
-    return "inconclusive", "a difference is within the seeds' spread"
+        return "not supported", why
+    return "inconclusive", why
 
 
 def _verdict_gap(results):

@@ -116,7 +116,8 @@ def _summary_md(claim, scale, seeds, found, verdict, why, ours, command):
                      f"{(sum(wall) / len(wall)) if wall else 0:.1f} |")
     lines += ["", "Train top-1 is measured in inference mode (no dropout, no augmentation) on a fixed 5,000-image "
               "train sample; gap = train top-1 - val top-1; early val top-1 = mean over the first quarter of the "
-              "epochs. Two arms differ only when their seed ranges do not overlap.", ""]
+              "epochs. Two arms differ only when their seed ranges do not overlap. In `curves.png` train accuracy is "
+              "what fit measures (dropout and augmentation on), the mean of the seeds.", ""]
     return "\n".join(lines)
 
 
