@@ -127,7 +127,8 @@ def _runner_lock(folder):
             other = int(f.read().strip() or 0)
     except (FileNotFoundError, ValueError):
         other = 0
-    if other and other != os.getpid() and _alive(other):
+    from tinyresnet import runs
+    if other and other != os.getpid() and runs.process_alive(other):
         raise Busy(f"another experiments runner (pid {other}) is training in {folder}; wait for it or stop it "
                    f"(a stale {path} is taken over once its process is gone)")
     with open(path, "w") as f:
@@ -137,16 +138,6 @@ def _runner_lock(folder):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _release_memory():

@@ -68,16 +68,6 @@ def _serving_functions(model, class_names, top_k):
     }
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale(model_root):
     """Removes the work folders of exports whose process is gone (killed mid-export)."""
     if not os.path.isdir(model_root):
@@ -85,7 +75,7 @@ def clean_stale(model_root):
     removed = []
     for name in os.listdir(model_root):
         match = _WORK_FOLDER.match(name)
-        if match and int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+        if match and int(match["pid"]) != os.getpid() and not runs.process_alive(int(match["pid"])):
             shutil.rmtree(os.path.join(model_root, name), ignore_errors=True)
             removed.append(name)
     return removed

@@ -46,6 +46,17 @@ class RunDirError(ValueError):
     """A run directory that cannot be used as asked (another config, or not a run at all)."""
 
 
+def process_alive(pid) -> bool:
+    """Whether process `pid` runs: a lock or work folder whose owner is gone may be taken over."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
 def write_json(path, value) -> None:
     """Writes JSON atomically: a temporary file beside `path`, then a rename."""
     tmp = f"{path}.tmp-{os.getpid()}"
