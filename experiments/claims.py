@@ -103,9 +103,10 @@ class Claim:
     arms: Tuple[str, ...]
     verdict: Callable[[Dict[str, list]], Tuple[str, str, str]]  # results by arm -> (verdict, our figure, why)
 
-
-def _pct(x):
-    return f"{100 * x:.1f}"
+    @property
+    def datasets(self):
+        """The datasets its arms train on, in arm order, each once."""
+        return tuple(dict.fromkeys(ARMS[arm].data for arm in self.arms))
 
 
 def _verdict_net1_vs_twins(results):

@@ -76,7 +76,7 @@ def write_claims_table(readme, scale, seeds, verdicts, command_for):
              "|---|---|---|---|---|---|"]
     for name, (verdict, ours, why) in verdicts.items():
         claim = CLAIMS[name]
-        setting = "; ".join(scale.label(d) for d in dict.fromkeys(ARMS[arm].data for arm in claim.arms))
+        setting = "; ".join(scale.label(d) for d in claim.datasets)
         lines.append(f"| [{name}](results/{name}/summary.md): {claim.statement} | {claim.paper_figure} | {ours} | "
                      f"{setting}; {len(seeds)} seeds | **{verdict}**: {why} | `{command_for(name, scale)}` |")
     lines += ["", f"Settings ({scale.name} scale): " + "; ".join(scale.descriptions.values()) + ".", "", TABLE_END]
@@ -90,7 +90,7 @@ def write_claims_table(readme, scale, seeds, verdicts, command_for):
 
 
 def _summary_md(claim, scale, seeds, found, verdict, why, ours, command):
-    setting = "; ".join(scale.descriptions[d] for d in dict.fromkeys(ARMS[arm].data for arm in claim.arms))
+    setting = "; ".join(scale.descriptions[d] for d in claim.datasets)
     lines = [f"# {claim.name}", "",
              f"**Paper:** {claim.statement} ({claim.paper_figure}).", "",
              f"**Verdict: {verdict}.** {why}.", "",
