@@ -10,7 +10,7 @@ No TensorFlow here: this module is read by `--help` and by the summaries.
 
 import dataclasses
 import os
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, NamedTuple, Tuple
 
 from experiments import paper
 from experiments.stats import Compare, compare
@@ -52,24 +52,25 @@ class Scale:
     """Per dataset: the config values every arm on it gets (data, width, epochs, ...)."""
 
     name: str
-    descriptions: Dict[str, str]  # per dataset, for the summaries
+    data_names: Dict[str, str]  # per dataset: what it is, with its split in parentheses
     datasets: Dict[str, Dict[str, object]]
 
     def label(self, dataset):
         """A few words for a table cell: data, width, epochs."""
         values = self.datasets[dataset]
-        return f"{self.descriptions[dataset].split(' (')[0]}, width {values['width']:g}, {values['epochs']} epochs"
+        return f"{self.data_names[dataset].split(' (')[0]}, width {values['width']:g}, {values['epochs']} epochs"
+
+    def describe(self, dataset):
+        """The full setting, for the summaries: data and split, width, epochs, precision, optimizer."""
+        values = self.datasets[dataset]
+        return (f"{self.data_names[dataset]}, width {values['width']:g}, {values['epochs']} epochs, "
+                f"{values.get('precision', 'auto')}, batch 64, SGD-Nesterov lr 0.05, cosine decay")
 
 
 def shared_data_dir():
     """`$TINYRESNET_SHARED_DATA`, else `../shared/data` beside the project."""
     default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
     return os.path.normpath(os.environ.get("TINYRESNET_SHARED_DATA") or default)
-
-
-def _describe(data, values):
-    return (f"{data}, width {values['width']:g}, {values['epochs']} epochs, {values.get('precision', 'auto')}, "
-            "batch 64, SGD-Nesterov lr 0.05, cosine decay")
 
 
 def scale(name, data_dir=None):
@@ -82,17 +83,23 @@ def scale(name, data_dir=None):
                     width=0.125, epochs=10, precision="float32", file_cache=True)
         cifar = dict(dataset="cifar10", data=os.path.join(data_dir, "cifar10-train-jpeg.zip"),
                      validation_fraction=0.1, width=0.25, epochs=8, precision="float32", file_cache=True)
-        return Scale("cpu", {TINY: _describe("20-class Tiny ImageNet (10,000 train / 1,000 val)", tiny),
-                             CIFAR: _describe("CIFAR-10 (45,000 train / 5,000 held out)", cifar)},
+        return Scale("cpu", {TINY: "20-class Tiny ImageNet (10,000 train / 1,000 val)",
+                             CIFAR: "CIFAR-10 (45,000 train / 5,000 held out)"},
                      {TINY: tiny, CIFAR: cifar})
     if name == "paper":
         # The paper does not print its epochs or optimizer: 30 epochs of our default schedule.
         tiny = dict(dataset="tiny_imagenet", data="", width=1.0, epochs=30)
         cifar = dict(dataset="cifar10", data="", width=1.0, epochs=30)
-        return Scale("paper", {TINY: _describe("200-class Tiny ImageNet (downloaded, md5-checked)", tiny),
-                               CIFAR: _describe("CIFAR-10 (TFDS, its test split as validation)", cifar)},
+        return Scale("paper", {TINY: "200-class Tiny ImageNet (downloaded, md5-checked)",
+                               CIFAR: "CIFAR-10 (TFDS, its test split as validation)"},
                      {TINY: tiny, CIFAR: cifar})
     raise ValueError(f"unknown scale {name!r}: expected cpu or paper")
+
+
+class Verdict(NamedTuple):
+    verdict: str  # supported, not supported, inconclusive or pending
+    why: str  # the comparisons behind it
+    ours: str  # our figures, mean ± half-range over seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +108,7 @@ class Claim:
     statement: str  # what the paper says
     paper_figure: str  # where, and its numbers
     arms: Tuple[str, ...]
-    verdict: Callable[[Dict[str, list]], Tuple[str, str, str]]  # results by arm -> (verdict, our figure, why)
+    verdict: Callable[[Dict[str, list]], Verdict]  # results by arm -> verdict
 
     @property
     def datasets(self):
@@ -116,7 +123,7 @@ def _verdict_net1_vs_twins(results):
     train_net6 = compare(results, "net1", "net6", "train_top1")
     ours = (f"val top-1 Net 1 {vs_plain.a}, plain twin {vs_plain.b}, Net 6 {vs_net6.b}; "
             f"train top-1 Net 1 {train_plain.a}, plain twin {train_plain.b}, Net 6 {train_net6.b}")
-    return _both_higher(vs_plain, vs_net6, "Net 1", ("its plain twin", "Net 6")) + (ours,)
+    return Verdict(*_both_higher(vs_plain, vs_net6, "Net 1", ("its plain twin", "Net 6")), ours)
 
 
 def _both_higher(first: Compare, second: Compare, name, others):
@@ -137,8 +144,7 @@ def _verdict_gap(results):
     vs_plain = compare(results, "net1", "net1_plain", "gap")
     vs_net6 = compare(results, "net1", "net6", "gap")
     ours = f"train-val gap Net 1 {vs_plain.a}, plain twin {vs_plain.b}, Net 6 {vs_net6.b} (points)"
-    verdict, why = _both_higher(vs_plain, vs_net6, "Net 1's gap", ("the plain twin's", "Net 6's"))
-    return verdict, why, ours
+    return Verdict(*_both_higher(vs_plain, vs_net6, "Net 1's gap", ("the plain twin's", "Net 6's")), ours)
 
 
 def _verdict_dropout_augment(results):
@@ -146,10 +152,11 @@ def _verdict_dropout_augment(results):
     ours = (f"gap with neither {both.a}, dropout only {compare(results, 'net1_no_augment', 'net1', 'gap').a}, "
             f"augmentation only {compare(results, 'net1_no_dropout', 'net1', 'gap').a}, both {both.b}")
     if both.direction == "higher":
-        return "supported", f"dropout + augmentation cut the gap by {both.diff}, beyond the seeds' spread", ours
+        return Verdict("supported", f"dropout + augmentation cut the gap by {both.diff}, beyond the seeds' spread",
+                       ours)
     if both.direction == "lower":
-        return "not supported", "the gap is larger with dropout + augmentation", ours
-    return "inconclusive", "the gap difference is within the seeds' spread", ours
+        return Verdict("not supported", "the gap is larger with dropout + augmentation", ours)
+    return Verdict("inconclusive", "the gap difference is within the seeds' spread", ours)
 
 
 def _verdict_cifar(results):
@@ -167,10 +174,10 @@ def _verdict_cifar(results):
     why = "; ".join(f"{name}: {'yes' if ok else 'contradicted' if against else 'within spread'}"
                     for name, ok, against in parts)
     if len(held) == len(parts):
-        return "supported", why, ours
+        return Verdict("supported", why, ours)
     if broken:
-        return "not supported", why, ours
-    return "inconclusive", why, ours
+        return Verdict("not supported", why, ours)
+    return Verdict("inconclusive", why, ours)
 
 
 def _verdict_table1(results):
@@ -185,14 +192,14 @@ def _verdict_table1(results):
             agree += direction == "higher"
             disagree += direction == "lower"
             open_ += direction == "within spread"
-    ours = ", ".join(f"{n} {compare(results, n, n, 'val_top1').a}" for n in nets)
+    ours = "val top-1: " + ", ".join(f"{n} {compare(results, n, n, 'val_top1').a}" for n in nets)
     why = (f"of the pairs the paper separates by >= 3 points, {agree} keep the paper's order, "
            f"{disagree} reverse it, {open_} are within the seeds' spread")
     if disagree == 0 and agree > open_:
-        return "supported", why, "val top-1: " + ours
+        return Verdict("supported", why, ours)
     if disagree >= agree:
-        return "not supported", why, "val top-1: " + ours
-    return "inconclusive", why, "val top-1: " + ours
+        return Verdict("not supported", why, ours)
+    return Verdict("inconclusive", why, ours)
 
 
 CLAIMS = {c.name: c for c in (

@@ -5,11 +5,12 @@ import os
 from tinyresnet import runs
 
 from experiments import paper
-from experiments.claims import ARMS, CLAIMS
+from experiments.claims import ARMS, CLAIMS, Verdict
 from experiments.stats import MIN_SEEDS, summarize
 
 CSV_FIRST = ("claim", "arm", "seed", "net", "variant", "val_top1", "train_top1", "gap", "val_top5",
-             "best_val_top1", "early_val_top1", "epochs", "layers", "params", "forward_gflops", "wall_seconds")
+             "best_val_top1", "early_val_top1", "epochs", "layers", "params", "forward_gflops", "fit_seconds",
+             "wall_seconds")
 
 
 def run_dir(runs_root, scale_name, arm, seed):
@@ -32,8 +33,10 @@ def collect(claim_name, scale_name, seeds, runs_root):
             if not runs.is_finished(folder):
                 continue
             run = runs.load(folder)
+            # results.json's wall_seconds is the last sitting's fit only; the epochs' own times add up all.
             row = {"claim": claim_name, "arm": arm, "seed": seed, "net": run["config"]["net"],
-                   "early_val_top1": early_val_top1(run["history"])}
+                   "early_val_top1": early_val_top1(run["history"]),
+                   "fit_seconds": sum(r.get("seconds") or 0 for r in run["history"])}
             for key, value in run["results"].items():
                 if isinstance(value, dict):
                     row.update({f"{key}.{k}": v for k, v in value.items()})
@@ -47,7 +50,7 @@ def collect(claim_name, scale_name, seeds, runs_root):
 
 
 def write(claim_name, scale, seeds, runs_root, out_dir, command=""):
-    """Writes the claim's results.csv, summary.md and curves.png; returns (verdict, our figure, why)."""
+    """Writes the claim's results.csv, summary.md and curves.png; returns its `Verdict`."""
     claim = CLAIMS[claim_name]
     found = collect(claim_name, scale.name, seeds, runs_root)
     os.makedirs(out_dir, exist_ok=True)
@@ -55,14 +58,13 @@ def write(claim_name, scale, seeds, runs_root, out_dir, command=""):
     columns = list(CSV_FIRST) + sorted({k for row in rows for k in row} - set(CSV_FIRST))
     runs.write_csv(os.path.join(out_dir, "results.csv"), rows, columns)
 
-    verdict, why, ours = claim.verdict(found)
+    verdict = claim.verdict(found)
     planned = len(claim.arms) * len(seeds)
     if len(rows) < planned or len(seeds) < MIN_SEEDS:
-        verdict, why = "pending", f"{len(rows)} of {planned} runs finished"
-    runs.write_text(os.path.join(out_dir, "summary.md"),
-                    _summary_md(claim, scale, seeds, found, verdict, why, ours, command))
+        verdict = verdict._replace(verdict="pending", why=f"{len(rows)} of {planned} runs finished")
+    runs.write_text(os.path.join(out_dir, "summary.md"), _summary_md(claim, scale, seeds, found, verdict, command))
     _plot(claim, found, os.path.join(out_dir, "curves.png"))
-    return verdict, ours, why
+    return verdict
 
 
 TABLE_START = "<!-- claims table: written by python -m experiments.run; edit the text around it -->"
@@ -70,16 +72,17 @@ TABLE_END = "<!-- end of claims table -->"
 
 
 def write_claims_table(readme, scale, seeds, verdicts, command_for):
-    """Replaces the claims table between the markers of `readme` with `verdicts` ({claim: (verdict, ours, why)})."""
+    """Replaces the claims table between the markers of `readme` with `verdicts` ({claim: Verdict})."""
     lines = [TABLE_START, "",
              "| claim | paper | ours (mean ± half-range over seeds, %) | setting | verdict | command |",
              "|---|---|---|---|---|---|"]
-    for name, (verdict, ours, why) in verdicts.items():
+    for name, (verdict, why, ours) in verdicts.items():
         claim = CLAIMS[name]
         setting = "; ".join(scale.label(d) for d in claim.datasets)
         lines.append(f"| [{name}](results/{name}/summary.md): {claim.statement} | {claim.paper_figure} | {ours} | "
                      f"{setting}; {len(seeds)} seeds | **{verdict}**: {why} | `{command_for(name, scale)}` |")
-    lines += ["", f"Settings ({scale.name} scale): " + "; ".join(scale.descriptions.values()) + ".", "", TABLE_END]
+    settings = "; ".join(map(scale.describe, scale.datasets))
+    lines += ["", f"Settings ({scale.name} scale): {settings}.", "", TABLE_END]
     with open(readme) as f:
         text = f.read()
     if TABLE_START not in text or TABLE_END not in text:
@@ -89,17 +92,17 @@ def write_claims_table(readme, scale, seeds, verdicts, command_for):
     runs.write_text(readme, before + "\n".join(lines) + after)
 
 
-def _summary_md(claim, scale, seeds, found, verdict, why, ours, command):
-    setting = "; ".join(scale.descriptions[d] for d in claim.datasets)
+def _summary_md(claim, scale, seeds, found, verdict: Verdict, command):
+    setting = "; ".join(map(scale.describe, claim.datasets))
     lines = [f"# {claim.name}", "",
              f"**Paper:** {claim.statement} ({claim.paper_figure}).", "",
-             f"**Verdict: {verdict}.** {why}.", "",
-             f"**Ours:** {ours}. Mean ± half the range over seeds, in %.", "",
+             f"**Verdict: {verdict.verdict}.** {verdict.why}.", "",
+             f"**Ours:** {verdict.ours}. Mean ± half the range over seeds, in %.", "",
              f"**Setting ({scale.name} scale):** {setting}; seeds {', '.join(map(str, seeds))}.", ""]
     if command:
         lines += [f"**Command:** `{command}`", ""]
     lines += ["| arm | net | config | seeds | val top-1 | train top-1 | gap | early val top-1 | paper val / train |"
-              " wall min/run |",
+              " fit min/run |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for arm in claim.arms:
         rows = found.get(arm, [])
@@ -110,14 +113,15 @@ def _summary_md(claim, scale, seeds, found, verdict, why, ours, command):
 
         def stat(key):
             return str(summarize([r[key] for r in rows if r.get(key) is not None]))
-        wall = [r["wall_seconds"] / 60 for r in rows if r.get("wall_seconds")]
+        minutes = [r["fit_seconds"] / 60 for r in rows]
         lines.append(f"| {arm} | {spec.net} | {settings} | {len(rows)} | {stat('val_top1')} | {stat('train_top1')} "
                      f"| {stat('gap')} | {stat('early_val_top1')} | {printed} | "
-                     f"{(sum(wall) / len(wall)) if wall else 0:.1f} |")
+                     f"{f'{sum(minutes) / len(minutes):.1f}' if minutes else 'n/a'} |")
     lines += ["", "Train top-1 is measured in inference mode (no dropout, no augmentation) on a fixed 5,000-image "
               "train sample; gap = train top-1 - val top-1; early val top-1 = mean over the first quarter of the "
-              "epochs. Two arms differ only when their seed ranges do not overlap. In `curves.png` train accuracy is "
-              "what fit measures (dropout and augmentation on), the mean of the seeds.", ""]
+              "epochs; fit min/run = the epochs' own times, summed over every sitting of a resumed run. Two arms "
+              "differ only when their seed ranges do not overlap. In `curves.png` train accuracy is what fit "
+              "measures (dropout and augmentation on), the mean of the seeds.", ""]
     return "\n".join(lines)
 
 

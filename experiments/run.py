@@ -62,7 +62,7 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
     With `readme`, also rewrites the claims table in that file.
 
     Returns:
-        `{claim: (verdict, our figure, why)}`.
+        `{claim: Verdict}`.
     """
     runs_root = runs_root or os.path.join(HERE, "runs")
     results_root = results_root or os.path.join(HERE, "results")
@@ -209,7 +209,7 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     except train.Interrupted:
         sys.exit("interrupted: finished epochs are kept; run the same command to resume")
-    for name, (verdict, ours, why) in verdicts.items():
+    for name, (verdict, why, ours) in verdicts.items():
         print(f"{name}: {verdict} ({why}). Ours: {ours}")
 
 

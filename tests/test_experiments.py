@@ -19,8 +19,9 @@ def scale(tmp_path, tiny_zip):
     cifar = write_zip(tmp_path / "cifar.zip", class_folder_files(("a", "b", "c"), per_class=8, size=(32, 32)),
                       prefix="cifar10/")
     common = dict(width=0.125, epochs=1, batch_size=4, precision="float32", verbose=0)
-    return Scale("test", {TINY: "fixture", CIFAR: "fixture"}, {TINY: dict(dataset="tiny_imagenet", data=str(tiny_zip), **common),
-                                      CIFAR: dict(dataset="cifar10", data=str(cifar), **common)})
+    return Scale("test", {TINY: "fixture", CIFAR: "fixture"},
+                 {TINY: dict(dataset="tiny_imagenet", data=str(tiny_zip), **common),
+                  CIFAR: dict(dataset="cifar10", data=str(cifar), **common)})
 
 
 def _csv(path):
@@ -55,14 +56,14 @@ def test_two_arms_run_then_a_deleted_arm_alone_is_trained_again(tmp_path, scale,
     planned = len(CLAIMS[claim].arms)
     assert f"**Verdict: pending.** 2 of {planned} runs finished" in summary
     assert (folder / "curves.png").stat().st_size > 0
-    assert verdicts[claim][0] == "pending"
+    assert verdicts[claim].verdict == "pending"
 
 
 def test_a_run_directory_of_another_setting_stops_the_runner_before_any_training(tmp_path, scale):
     kwargs = dict(seeds=(0,), runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"),
                   arms=["net1"])
     run_lib.run_claims(["resnet_vs_convnet"], scale, **kwargs)
-    other = Scale("test", scale.descriptions, {**scale.datasets, TINY: {**scale.datasets[TINY], "epochs": 2}})
+    other = Scale("test", scale.data_names, {**scale.datasets, TINY: {**scale.datasets[TINY], "epochs": 2}})
     with pytest.raises(runs.RunDirError, match="epochs: 1 -> 2"):
         run_lib.run_claims(["resnet_vs_convnet", "table1"], other, **{**kwargs, "arms": None})
     assert not os.path.exists(results_lib.run_dir(kwargs["runs_root"], "test", "net6", 0))
@@ -74,8 +75,8 @@ def _fake_run(folder, net, val, train, history_val=(0.1, 0.2, 0.3, 0.4)):
     runs.write_json(os.path.join(folder, runs.MARKER), {})
     runs.write_json(os.path.join(folder, runs.CONFIG), {"net": net})
     runs.write_history(os.path.join(folder, runs.HISTORY),
-                       [{"epoch": e, "top1": v + 0.1, "val_top1": v, "loss": 1 - v, "val_loss": 1.1 - v}
-                        for e, v in enumerate(history_val)])
+                       [{"epoch": e, "top1": v + 0.1, "val_top1": v, "loss": 1 - v, "val_loss": 1.1 - v,
+                         "seconds": 30.0} for e, v in enumerate(history_val)])
     runs.write_json(os.path.join(folder, runs.RESULTS),
                     {"val_top1": val, "train_top1": train, "gap": train - val, "wall_seconds": 60.0,
                      "phase_seconds": {"fit": 50.0}, "image_shape": [64, 64, 3], "epochs": 4})
@@ -90,9 +91,11 @@ def test_the_verdict_follows_the_seeds_spread(tmp_path, net6_val, verdict):
             _fake_run(results_lib.run_dir(str(tmp_path), "cpu", arm, seed), ARMS[arm].net, val, val + 0.2)
     from experiments.claims import scale
     got = results_lib.write("resnet_vs_convnet", scale("cpu", "/data"), (0, 1), str(tmp_path), str(tmp_path / "out"))
-    assert got[0] == verdict
+    assert got.verdict == verdict
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert f"**Verdict: {verdict}.**" in summary
+    # 4 epochs of 30 s, though the last sitting's fit (wall_seconds) took 60 s: a resumed run counts every sitting
+    assert "| 2.0 |" in summary
     assert "| net1 | net1 | default | 2 | 40.5 ± 0.5 | 60.5 ± 0.5 | 20.0 ± 0.0 |" in summary
     rows = _csv(tmp_path / "out" / "results.csv")
     assert len(rows) == 6 and rows[0]["phase_seconds.fit"] == "50.0" and rows[0]["image_shape"] == "64x64x3"
@@ -113,16 +116,16 @@ def test_the_cifar_and_table1_verdicts():
                                                                            "early_val_top1": m - 0.09}]
                 for arm, m in means.items()}
     cifar = CLAIMS["cifar_depth"].verdict
-    assert cifar(rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.7, cifar9_plain=0.7))[0] == "inconclusive"
+    assert cifar(rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.7, cifar9_plain=0.7)).verdict == "inconclusive"
     both = rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.7, cifar9_plain=0.7)
     both["cifar9"] = [{"val_top1": 0.7, "early_val_top1": 0.65}, {"val_top1": 0.705, "early_val_top1": 0.66}]
-    assert cifar(both)[0] == "supported"
-    assert cifar(rows(cifar7=0.7, cifar7_plain=0.6, cifar9=0.7, cifar9_plain=0.7))[0] == "not supported"
+    assert cifar(both).verdict == "supported"
+    assert cifar(rows(cifar7=0.7, cifar7_plain=0.6, cifar9=0.7, cifar9_plain=0.7)).verdict == "not supported"
     table1 = CLAIMS["table1"].verdict
     paper_like = rows(net1=0.49, net2=0.46, net3=0.46, net4=0.36, net5=0.42, net6=0.36)
-    assert table1(paper_like)[0] == "supported"
+    assert table1(paper_like).verdict == "supported"
     reversed_ = rows(net1=0.30, net2=0.36, net3=0.36, net4=0.50, net5=0.42, net6=0.50)
-    assert table1(reversed_)[0] == "not supported"
+    assert table1(reversed_).verdict == "not supported"
 
 
 def test_bad_command_lines_are_refused_with_the_choices(capsys):
@@ -137,10 +140,11 @@ def test_bad_command_lines_are_refused_with_the_choices(capsys):
 
 
 def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
-    from experiments.claims import scale
+    from experiments.claims import Verdict, scale
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results_lib.TABLE_START}\nold table\n{results_lib.TABLE_END}\noutro\n")
-    verdicts = {"resnet_vs_convnet": ("supported", "val top-1 Net 1 40.5 ± 0.5", "Net 1 is above both")}
+    verdicts = {"resnet_vs_convnet": Verdict("supported", why="Net 1 is above both",
+                                             ours="val top-1 Net 1 40.5 ± 0.5")}
     results_lib.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old table" not in text
@@ -160,7 +164,7 @@ def test_every_arm_is_a_valid_config_at_both_scales(name):
         values = chosen.datasets[spec.data]
         assert (config.net, config.seed, config.width, config.epochs) == (spec.net, 1, values["width"],
                                                                            values["epochs"])
-        assert f"width {config.width:g}, {config.epochs} epochs" in chosen.descriptions[spec.data]
+        assert f"width {config.width:g}, {config.epochs} epochs" in chosen.describe(spec.data)
     if name == "paper":  # the paper's setting: full width, the downloaded 200 classes
         assert all(v["width"] == 1.0 and v["data"] == "" for v in chosen.datasets.values())
 
