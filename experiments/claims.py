@@ -166,16 +166,15 @@ def _verdict_cifar(results):
     ours = (f"val top-1 7 layers: ResNet {seven.a}, ConvNet {seven.b}; 9 layers: ResNet {nine.a}, "
             f"ConvNet {nine.b}; 9-layer val top-1 after the first quarter of epochs: ResNet {early.a}, "
             f"ConvNet {early.b}")
-    parts = [("7 layers: ResNet worse", seven.direction == "lower", seven.direction == "higher"),
-             ("9 layers: about equal", nine.direction == "within spread", False),
-             ("9 layers: ResNet converges faster", early.direction == "higher", early.direction == "lower")]
-    held = [name for name, ok, _ in parts if ok]
-    broken = [name for name, _, against in parts if against]
-    why = "; ".join(f"{name}: {'yes' if ok else 'contradicted' if against else 'within spread'}"
-                    for name, ok, against in parts)
-    if len(held) == len(parts):
+    # (what the paper says, our comparison, the direction that says it): "about equal" is "within spread".
+    parts = [("7 layers: ResNet worse", seven, "lower"), ("9 layers: about equal", nine, "within spread"),
+             ("9 layers: ResNet converges faster", early, "higher")]
+    states = [("yes" if c.direction == expected else c.direction if c.direction in ("within spread", "pending")
+               else "contradicted") for _, c, expected in parts]
+    why = "; ".join(f"{name}: {state} (ResNet {c.diff})" for (name, c, _), state in zip(parts, states))
+    if all(state == "yes" for state in states):
         return Verdict("supported", why, ours)
-    if broken:
+    if "contradicted" in states:
         return Verdict("not supported", why, ours)
     return Verdict("inconclusive", why, ours)
 

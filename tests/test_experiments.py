@@ -121,6 +121,9 @@ def test_the_cifar_and_table1_verdicts():
     both["cifar9"] = [{"val_top1": 0.7, "early_val_top1": 0.65}, {"val_top1": 0.705, "early_val_top1": 0.66}]
     assert cifar(both).verdict == "supported"
     assert cifar(rows(cifar7=0.7, cifar7_plain=0.6, cifar9=0.7, cifar9_plain=0.7)).verdict == "not supported"
+    # A 9-layer ResNet clearly above its ConvNet is not "about equal": that part is contradicted, not open.
+    apart = cifar(rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.75, cifar9_plain=0.7))
+    assert apart.verdict == "not supported" and "9 layers: about equal: contradicted (ResNet 5.0 points)" in apart.why
     table1 = CLAIMS["table1"].verdict
     paper_like = rows(net1=0.49, net2=0.46, net3=0.46, net4=0.36, net5=0.42, net6=0.36)
     assert table1(paper_like).verdict == "supported"
