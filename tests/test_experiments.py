@@ -116,14 +116,22 @@ def test_the_cifar_and_table1_verdicts():
                                                                            "early_val_top1": m - 0.09}]
                 for arm, m in means.items()}
     cifar = CLAIMS["cifar_depth"].verdict
-    assert cifar(rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.7, cifar9_plain=0.7)).verdict == "inconclusive"
-    both = rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.7, cifar9_plain=0.7)
+
+    def convnets(seven, nine, **more):  # both ConvNets (with and without block dropout) at the same accuracy
+        return rows(cifar7_plain=seven, cifar7_plain_no_dropout=seven, cifar9_plain=nine,
+                    cifar9_plain_no_dropout=nine, **more)
+    assert cifar(convnets(0.65, 0.7, cifar7=0.6, cifar9=0.7)).verdict == "inconclusive"
+    both = convnets(0.65, 0.7, cifar7=0.6, cifar9=0.7)
     both["cifar9"] = [{"val_top1": 0.7, "early_val_top1": 0.65}, {"val_top1": 0.705, "early_val_top1": 0.66}]
     assert cifar(both).verdict == "supported"
-    assert cifar(rows(cifar7=0.7, cifar7_plain=0.6, cifar9=0.7, cifar9_plain=0.7)).verdict == "not supported"
+    assert cifar(convnets(0.6, 0.7, cifar7=0.7, cifar9=0.7)).verdict == "not supported"
     # A 9-layer ResNet clearly above its ConvNet is not "about equal": that part is contradicted, not open.
-    apart = cifar(rows(cifar7=0.6, cifar7_plain=0.65, cifar9=0.75, cifar9_plain=0.7))
+    apart = cifar(convnets(0.65, 0.7, cifar7=0.6, cifar9=0.75))
     assert apart.verdict == "not supported" and "9 layers: about equal: contradicted (ResNet 5.0 points)" in apart.why
+    # The two ConvNets disagree: the verdict is open, and says on what it depends.
+    split = {**both, **rows(cifar7_plain_no_dropout=0.5)}
+    assert cifar(split).verdict == "inconclusive" and "depends on the ConvNet's block dropout" in cifar(split).why
+    assert "ConvNet without block dropout 50.0 ± 0.5" in cifar(split).ours
     table1 = CLAIMS["table1"].verdict
     paper_like = rows(net1=0.49, net2=0.46, net3=0.46, net4=0.36, net5=0.42, net6=0.36)
     assert table1(paper_like).verdict == "supported"
