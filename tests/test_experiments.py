@@ -135,6 +135,8 @@ def test_the_cifar_and_table1_verdicts():
     table1 = CLAIMS["table1"].verdict
     paper_like = rows(net1=0.49, net2=0.46, net3=0.46, net4=0.36, net5=0.42, net6=0.36)
     assert table1(paper_like).verdict == "supported"
+    # Every pair 3 or more printed points apart counts, Net 1 vs Nets 2 and 3 (49 vs 46) included: 13 of 15.
+    assert "13 keep the paper's order, 0 reverse it" in table1(paper_like).why
     reversed_ = rows(net1=0.30, net2=0.36, net3=0.36, net4=0.50, net5=0.42, net6=0.50)
     assert table1(reversed_).verdict == "not supported"
 
