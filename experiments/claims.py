@@ -13,7 +13,7 @@ import os
 from typing import Callable, Dict, NamedTuple, Tuple
 
 from experiments import paper
-from experiments.stats import Compare, compare
+from experiments.stats import Compare, arm_summary, compare
 
 # Which data an arm trains on: the dataset key of a `Scale`.
 TINY, CIFAR = "tiny_imagenet", "cifar10"
@@ -162,11 +162,6 @@ def _verdict_dropout_augment(results):
     return Verdict("inconclusive", "the gap difference is within the seeds' spread", ours)
 
 
-def _arm(results, arm, key):
-    """The arm's mean ± spread of `key`."""
-    return compare(results, arm, arm, key).a
-
-
 def _cifar_reading(results, suffix):
     """Claim 4 against the ConvNets `cifar7{suffix}` and `cifar9{suffix}`: (verdict, why)."""
     # (what the paper says, our comparison, the direction that says it): "about equal" is "within spread".
@@ -187,7 +182,7 @@ def _cifar_reading(results, suffix):
 def _verdict_cifar(results):
     def three(layers, key):
         def arm(suffix):
-            return _arm(results, f"cifar{layers}{suffix}", key)
+            return arm_summary(results, f"cifar{layers}{suffix}", key)
         return f"ResNet {arm('')}, plain twin {arm('_plain')}, ConvNet without block dropout {arm('_plain_no_dropout')}"
     ours = (f"val top-1 7 layers: {three(7, 'val_top1')}; 9 layers: {three(9, 'val_top1')}; 9-layer val top-1 "
             f"after the first quarter of epochs: {three(9, 'early_val_top1')}")
@@ -212,7 +207,7 @@ def _verdict_table1(results):
             agree += direction == "higher"
             disagree += direction == "lower"
             open_ += direction == "within spread"
-    ours = "val top-1: " + ", ".join(f"{n} {_arm(results, n, 'val_top1')}" for n in nets)
+    ours = "val top-1: " + ", ".join(f"{n} {arm_summary(results, n, 'val_top1')}" for n in nets)
     why = (f"of the pairs the paper separates by >= 3 points, {agree} keep the paper's order, "
            f"{disagree} reverse it, {open_} are within the seeds' spread")
     if disagree == 0 and agree > open_:

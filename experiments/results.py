@@ -6,7 +6,7 @@ from tinyresnet import runs
 
 from experiments import paper
 from experiments.claims import ARMS, CLAIMS, Verdict
-from experiments.stats import MIN_SEEDS, summarize
+from experiments.stats import MIN_SEEDS, arm_summary
 
 CSV_FIRST = ("claim", "arm", "seed", "net", "variant", "val_top1", "train_top1", "gap", "val_top5",
              "best_val_top1", "early_val_top1", "epochs", "layers", "params", "forward_gflops", "fit_seconds",
@@ -112,7 +112,7 @@ def _summary_md(claim, scale, seeds, found, verdict: Verdict, command):
         printed = f"{100 * printed['val_top1']:.0f} / {100 * printed['train_top1']:.0f}" if printed else ""
 
         def stat(key):
-            return str(summarize([r[key] for r in rows if r.get(key) is not None]))
+            return str(arm_summary(found, arm, key))
         minutes = [r["fit_seconds"] / 60 for r in rows]
         lines.append(f"| {arm} | {spec.net} | {settings} | {len(rows)} | {stat('val_top1')} | {stat('train_top1')} "
                      f"| {stat('gap')} | {stat('early_val_top1')} | {printed} | "

@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+from tinyresnet import runs
+
 from experiments import results as results_lib
 from experiments.claims import ARMS, CLAIMS, scale as make_scale
 
@@ -47,7 +49,7 @@ def arm_config(arm, scale, seed, overrides=None):
 
 def _check_run_dir(config, folder):
     """Fails before any training if a run directory holds a run of another setting."""
-    from tinyresnet import config as config_lib, precision, runs
+    from tinyresnet import config as config_lib, precision
     values = config_lib.to_dict(config)
     if config.precision == "auto":
         values["precision"] = precision.started_with(folder) or "auto"
@@ -88,7 +90,7 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
 
 
 def _train(todo, configs, runs_root, scale, finish):
-    from tinyresnet import runs, train
+    from tinyresnet import train
 
     strategy = None
     for i, ((arm, seed), config) in enumerate(configs.items(), 1):
@@ -127,7 +129,6 @@ def _runner_lock(folder):
             other = int(f.read().strip() or 0)
     except (FileNotFoundError, ValueError):
         other = 0
-    from tinyresnet import runs
     if other and other != os.getpid() and runs.process_alive(other):
         raise Busy(f"another experiments runner (pid {other}) is training in {folder}; wait for it or stop it "
                    f"(a stale {path} is taken over once its process is gone)")
@@ -201,7 +202,7 @@ def main(argv=None):
     default_folders = not (args.runs_dir or args.results_dir or args.arms or args.steps_per_epoch
                            or args.seeds != len(DEFAULT_SEEDS))
     readme = os.path.join(HERE, "README.md") if args.scale == "cpu" and default_folders else None
-    from tinyresnet import config as config_lib, runs, train
+    from tinyresnet import config as config_lib, train
     try:
         verdicts = run_claims(claims, scale, tuple(range(args.seeds)), args.runs_dir, args.results_dir, arms,
                               overrides, train_runs=not args.report_only, readme=readme)

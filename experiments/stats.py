@@ -51,8 +51,11 @@ class Compare:
         return "higher" if difference > 0 else "lower"
 
 
+def arm_summary(results: Dict[str, List[dict]], arm: str, key: str) -> Summary:
+    """The arm's mean ± spread of `key`, from its finished runs' rows."""
+    return summarize([row[key] for row in results.get(arm, []) if row.get(key) is not None])
+
+
 def compare(results: Dict[str, List[dict]], a: str, b: str, key: str) -> Compare:
     """Arm `a` against arm `b` on `key`, from the finished runs' rows of each arm."""
-    def values(arm):
-        return [row[key] for row in results.get(arm, []) if row.get(key) is not None]
-    return Compare(summarize(values(a)), summarize(values(b)))
+    return Compare(arm_summary(results, a, key), arm_summary(results, b, key))
