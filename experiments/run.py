@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from tinyresnet import runs
+from tinyresnet import quiet, runs
 
 from experiments import results as results_lib
 from experiments.claims import ARMS, CLAIMS, scale as make_scale
@@ -49,11 +49,10 @@ def arm_config(arm, scale, seed, overrides=None):
 
 def _check_run_dir(config, folder):
     """Fails before any training if a run directory holds a run of another setting."""
-    from tinyresnet import config as config_lib, precision
-    values = config_lib.to_dict(config)
-    if config.precision == "auto":
-        values["precision"] = precision.started_with(folder) or "auto"
-    runs.check(folder, values, config_lib.run_defining)
+    from tinyresnet import config as config_lib
+    config_lib.admit(config, folder,
+                     remedy="remove that run directory to train this setting in its place (its run is then lost), "
+                            "or pass another --runs-dir")
 
 
 def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_root=None, arms=None,
@@ -190,7 +189,10 @@ def main(argv=None):
     args, claims, arms = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     scale = make_scale(args.scale, args.data_dir)
-    for dataset, values in scale.datasets.items():
+    if args.steps_per_epoch and not args.results_dir:
+        sys.exit("error: --steps-per-epoch makes runs of another setting than the scale's; their results must not "
+                 "replace the committed ones: give --results-dir (and --runs-dir) for them")
+    for dataset, values in ({} if args.report_only else scale.datasets).items():
         if values.get("data") and not os.path.exists(values["data"]):
             if any(ARMS[a].data == dataset for c in claims for a in CLAIMS[c].arms if not arms or a in arms):
                 sys.exit(f"error: {values['data']} not found (the {scale.name} scale's {dataset} archive); "
@@ -202,6 +204,7 @@ def main(argv=None):
     default_folders = not (args.runs_dir or args.results_dir or args.arms or args.steps_per_epoch
                            or args.seeds != len(DEFAULT_SEEDS))
     readme = os.path.join(HERE, "README.md") if args.scale == "cpu" and default_folders else None
+    quiet.load_tensorflow()
     from tinyresnet import config as config_lib, train
     try:
         verdicts = run_claims(claims, scale, tuple(range(args.seeds)), args.runs_dir, args.results_dir, arms,

@@ -51,3 +51,22 @@ def test_a_bad_run_dir_fails_before_tensorflow_loads(tmp_path, capsys):
     assert train_main([f"--run-dir={tmp_path}", "--overwrite", "--preset=net1"]) == 2
     assert "is not a tinyresnet run directory" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").exists()
+
+
+def test_a_config_file_with_a_syntax_error_names_its_line_without_a_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: 3\nwidth: 0.5\n  net: net3\n")
+    code = "import sys; from tinyresnet.cli import train_main; sys.exit(train_main())"
+    out = subprocess.run([sys.executable, "-c", code, "--config", str(path)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "bad.yaml, line 3" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_train_takes_config_fields_in_the_space_separated_form(monkeypatch):
+    from tinyresnet import cli
+    seen = []
+    monkeypatch.setattr(cli, "_print_summary", seen.append)
+    assert cli.train_main(["--preset=net1", "--epochs", "3", "--summary", "--width", "0.5", "--skip-corrupt"]) == 0
+    assert (seen[0].net, seen[0].epochs, seen[0].width, seen[0].skip_corrupt) == ("net1", 3, 0.5, True)

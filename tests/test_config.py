@@ -38,7 +38,7 @@ def test_bad_overrides_are_refused(values, message):
 
 
 def test_override_syntax():
-    with pytest.raises(ConfigError, match="expected --key=value, got '--epochs'"):
+    with pytest.raises(ConfigError, match="expected --key=value or --key value, got '--epochs'"):
         config_lib.parse_overrides(["--epochs"])
     assert config_lib.parse_overrides(["--block-dropout=0.3"]) == {"block_dropout": "0.3"}
 
@@ -48,8 +48,35 @@ def test_both_spellings_of_a_flag_and_bare_booleans():
     for args in (["--skip_corrupt=true"], ["--skip-corrupt=true"], ["--skip-corrupt"], ["--skip_corrupt"]):
         cfg = config_lib.override(Config(), config_lib.parse_overrides(args))
         assert cfg.skip_corrupt is True, args
-    with pytest.raises(ConfigError, match="expected --key=value, got '--width'"):
+    with pytest.raises(ConfigError, match="expected --key=value or --key value, got '--width'"):
         config_lib.parse_overrides(["--width"])
+
+
+def test_overrides_accept_the_space_separated_form_argparse_users_type():
+    assert config_lib.parse_overrides(["--epochs", "3", "--block-dropout", "0.3", "--net=net3"]) == \
+        {"epochs": "3", "block_dropout": "0.3", "net": "net3"}
+    cfg = config_lib.override(Config(), config_lib.parse_overrides(["--epochs", "3", "--width", "0.25"]))
+    assert (cfg.epochs, cfg.width) == (3, 0.25)
+    # A value that looks like a negative number is still a value.
+    assert config_lib.parse_overrides(["--learning-rate", "-1"]) == {"learning_rate": "-1"}
+    with pytest.raises(ConfigError, match="expected --key=value or --key value, got '--epochs'"):
+        config_lib.parse_overrides(["--epochs", "--width=0.5"])
+    with pytest.raises(ConfigError, match="got '3'"):
+        config_lib.parse_overrides(["3"])
+
+
+def test_a_true_false_key_takes_a_following_true_false_word_and_nothing_else():
+    assert config_lib.parse_overrides(["--skip-corrupt", "false"]) == {"skip_corrupt": "false"}
+    assert config_lib.parse_overrides(["--augment", "no", "--epochs", "2"]) == {"augment": "no", "epochs": "2"}
+    assert config_lib.parse_overrides(["--skip-corrupt", "--epochs", "2"]) == {"skip_corrupt": "true", "epochs": "2"}
+    # Not a true/false word: the key means true and the word is read on its own.
+    with pytest.raises(ConfigError, match="got 'maybe'"):
+        config_lib.parse_overrides(["--skip-corrupt", "maybe"])
+
+
+def test_an_unknown_key_in_the_space_form_is_refused_by_name():
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) epoch; valid keys"):
+        config_lib.override(Config(), config_lib.parse_overrides(["--epoch", "3"]))
 
 
 def _changed(cfg):
@@ -75,6 +102,17 @@ def test_experiment_files(tmp_path):
         config_lib.load_file(str(tmp_path / "e.yaml"))
     with pytest.raises(ConfigError, match="no such experiment file"):
         config_lib.load_file(str(tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("bad.yaml", "epochs: 3\nwidth: 0.5\n  net: net3\n", r"bad.yaml, line 3: mapping values are not allowed"),
+    ("bad.yml", "epochs: 3\nwidth: @x\n", r"bad.yml, line 2: found character '@'"),
+    ("bad.json", '{\n  "epochs": 3,\n  "width": 0.5,,\n}\n', r"bad.json, line 3: Expecting property name"),
+])
+def test_yaml_and_json_syntax_errors_name_the_file_and_line(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        config_lib.load_file(str(tmp_path / name))
 
 
 @pytest.mark.parametrize("source, message", [

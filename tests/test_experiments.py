@@ -30,6 +30,7 @@ def _csv(path):
 
 
 # overfitting_gap reads the runs of resnet_vs_convnet: the same arms, trained once.
+@pytest.mark.slow
 @pytest.mark.parametrize("claim", [c for c in CLAIMS if c != "overfitting_gap"])
 def test_two_arms_run_then_a_deleted_arm_alone_is_trained_again(tmp_path, scale, claim, capsys):
     arms = CLAIMS[claim].arms[:2]
@@ -64,9 +65,28 @@ def test_a_run_directory_of_another_setting_stops_the_runner_before_any_training
                   arms=["net1"])
     run_lib.run_claims(["resnet_vs_convnet"], scale, **kwargs)
     other = Scale("test", scale.data_names, {**scale.datasets, TINY: {**scale.datasets[TINY], "epochs": 2}})
-    with pytest.raises(runs.RunDirError, match="epochs: 1 -> 2"):
+    with pytest.raises(runs.RunDirError, match="epochs: 1 -> 2") as refused:
         run_lib.run_claims(["resnet_vs_convnet", "table1"], other, **{**kwargs, "arms": None})
     assert not os.path.exists(results_lib.run_dir(kwargs["runs_root"], "test", "net6", 0))
+    # What a user of the runner can do: it has no --overwrite or --run-dir.
+    assert "remove that run directory" in str(refused.value) and "--runs-dir" in str(refused.value)
+    assert "--overwrite" not in str(refused.value) and "--run-dir " not in str(refused.value)
+
+
+def test_the_runner_names_its_own_remedies_for_a_run_of_another_setting_and_train_keeps_its_own(tmp_path):
+    from tinyresnet import config as config_lib
+    folder = str(tmp_path / "net1" / "seed_0")
+    runs.start(folder, config_lib.to_dict(config_lib.Config(epochs=1, precision="float32")))
+    config = config_lib.Config(epochs=2, precision="float32")
+    with pytest.raises(runs.RunDirError) as runner:
+        run_lib._check_run_dir(config, folder)
+    assert str(runner.value) == (
+        f"{folder} holds a run of a different config (epochs: 1 -> 2); remove that run directory to train this "
+        "setting in its place (its run is then lost), or pass another --runs-dir")
+    with pytest.raises(runs.RunDirError) as train:
+        runs.check(folder, config_lib.to_dict(config), config_lib.run_defining)
+    assert str(train.value) == (f"{folder} holds a run of a different config (epochs: 1 -> 2); pass --overwrite "
+                                "to start it afresh, or choose another --run-dir")
 
 
 def _fake_run(folder, net, val, train, history_val=(0.1, 0.2, 0.3, 0.4)):

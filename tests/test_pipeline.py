@@ -33,10 +33,10 @@ def test_make_dataset_shuffles_per_epoch_batches_and_keeps_pairs():
 
 def test_image_folder_zip_holds_out_a_stratified_validation(tmp_path):
     path = write_zip(tmp_path / "pets.zip", class_folder_files(per_class=10), prefix="pets/")
-    ds = data.image_folder(path, batch_size=5, validation_fraction=0.2)
+    ds = data.image_folder(path, validation_fraction=0.2)
     assert ds.class_names == ["cat", "dog"] and ds.image_shape == (32, 32, 3)
     assert (ds.num_train, ds.num_validation) == (16, 4)
-    val_labels = np.concatenate([y.numpy() for _, y in ds.validation])
+    val_labels = np.concatenate([y.numpy() for _, y in ds.batches("validation", 5)])
     assert np.bincount(val_labels).tolist() == [2, 2]
 
 
@@ -44,9 +44,9 @@ def test_image_folder_uses_a_val_folder_and_resizes(tmp_path):
     files = class_folder_files(per_class=3)
     files["val/cat/x.png"] = jpeg(1, size=(40, 48))
     files["val/dog/y.jpg"] = jpeg(2, size=(32, 32), channels=1)
-    ds = data.image_folder(write_folder(tmp_path / "d", files), batch_size=2, augment=False)
+    ds = data.image_folder(write_folder(tmp_path / "d", files))
     assert (ds.num_train, ds.num_validation) == (6, 2)
-    images, labels = next(iter(ds.validation))
+    images, labels = next(iter(ds.batches("validation", 2)))
     assert images.shape == (2, 32, 32, 3) and labels.numpy().tolist() == [0, 1]
 
 
@@ -68,22 +68,22 @@ def test_image_folder_errors(tmp_path):
 
 
 def test_file_cache_skips_decoding_the_second_time(tmp_path, tiny_zip, monkeypatch):
-    first = data.tiny_imagenet(tiny_zip, cache_dir=tmp_path / "c", file_cache=True, augment=False)
+    first = data.tiny_imagenet(tiny_zip, cache_dir=tmp_path / "c", file_cache=True)
     from tinyresnet.data import pipeline
     monkeypatch.setattr(pipeline, "decode_images", lambda *a, **k: pytest.fail("decoded again"))
-    second = data.tiny_imagenet(tiny_zip, cache_dir=tmp_path / "c", file_cache=True, augment=False)
-    a = np.concatenate([x for x, _ in first.validation.as_numpy_iterator()])
-    b = np.concatenate([x for x, _ in second.validation.as_numpy_iterator()])
+    second = data.tiny_imagenet(tiny_zip, cache_dir=tmp_path / "c", file_cache=True)
+    a = np.concatenate([x for x, _ in first.batches("validation", 4).as_numpy_iterator()])
+    b = np.concatenate([x for x, _ in second.batches("validation", 4).as_numpy_iterator()])
     np.testing.assert_array_equal(a, b)
 
 
 def test_cifar10_through_tfds(monkeypatch):
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=20):
-        ds = data.cifar10(batch_size=5, augment=False)
+        ds = data.cifar10()
     assert ds.class_names[0] == "airplane" and ds.image_shape == (32, 32, 3)
     assert (ds.num_train, ds.num_validation) == (20, 20)
-    images, labels = next(iter(ds.train))
+    images, labels = next(iter(ds.training(batch_size=5)))
     assert images.shape == (5, 32, 32, 3) and images.dtype == "uint8"
 
 
@@ -133,11 +133,11 @@ def test_the_file_cache_sees_a_renamed_class_and_a_rewritten_image(tmp_path):
     files = class_folder_files(("cat", "dog"), per_class=4, size=(16, 16))
     root = write_folder(tmp_path / "pets", files)
     cache = tmp_path / "cache"
-    first = data.image_folder(root, augment=False, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    first = data.image_folder(root, file_cache=True, cache_dir=cache, validation_fraction=0.25)
     assert first.class_names == ["cat", "dog"]
     # Rename a class folder: the same names, sizes and count of files as before.
     (tmp_path / "pets" / "train" / "dog").rename(tmp_path / "pets" / "train" / "aardvark")
-    renamed = data.image_folder(root, augment=False, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    renamed = data.image_folder(root, file_cache=True, cache_dir=cache, validation_fraction=0.25)
     assert renamed.class_names == ["aardvark", "cat"]
     labels = np.concatenate([renamed.splits[s].labels for s in ("train", "validation")])
     names = renamed.splits["train"].files + renamed.splits["validation"].files
@@ -146,7 +146,7 @@ def test_the_file_cache_sees_a_renamed_class_and_a_rewritten_image(tmp_path):
     # Rewrite one image in place.
     target = tmp_path / "pets" / "train" / "cat" / "0000.jpg"
     target.write_bytes(jpeg(999, size=(16, 16)))
-    rewritten = data.image_folder(root, augment=False, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    rewritten = data.image_folder(root, file_cache=True, cache_dir=cache, validation_fraction=0.25)
     both = {n: img for s in ("train", "validation") for n, img in
             zip(rewritten.splits[s].files, rewritten.splits[s].images)}
     import tensorflow as tf
@@ -154,14 +154,58 @@ def test_the_file_cache_sees_a_renamed_class_and_a_rewritten_image(tmp_path):
     assert len(list(cache.iterdir())) == 3
 
 
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not a zip"])
+def test_an_unreadable_file_cache_is_named_decoded_again_and_replaced(tmp_path, capsys, monkeypatch, damage):
+    root = write_folder(tmp_path / "pets", class_folder_files(("cat", "dog"), per_class=4, size=(16, 16)))
+    cache = tmp_path / "cache"
+    first = data.image_folder(root, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    (path,) = cache.iterdir()
+    whole = path.read_bytes()
+    path.write_bytes({"truncated": whole[: len(whole) // 2], "empty": b"", "not a zip": b"x" * 100}[damage])
+    capsys.readouterr()
+    again = data.image_folder(root, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    out = capsys.readouterr().out
+    assert f"decoded-data cache {path} is unreadable (" in out and "); decoding again" in out
+    np.testing.assert_array_equal(again.splits["train"].images, first.splits["train"].images)
+    # Replaced: the next run reads it without decoding.
+    from tinyresnet.data import pipeline
+    monkeypatch.setattr(pipeline, "decode_images", lambda *a, **k: pytest.fail("decoded again"))
+    data.image_folder(root, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    assert "unreadable" not in capsys.readouterr().out
+    assert [p.name for p in cache.iterdir()] == [path.name]
+
+
+def test_the_file_cache_is_written_through_a_temporary_file_of_this_process_removed_if_the_write_fails(
+        tmp_path, monkeypatch):
+    import os
+    from tinyresnet.data import pipeline
+    written = []
+
+    def disk_full(path, **arrays):
+        written.append(str(path))
+        with open(path, "wb") as f:
+            f.write(b"PK partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline.np, "savez", disk_full)
+    root = write_folder(tmp_path / "pets", class_folder_files(("cat", "dog"), per_class=4, size=(16, 16)))
+    cache = tmp_path / "cache"
+    with pytest.raises(OSError, match="No space left"):
+        data.image_folder(root, file_cache=True, cache_dir=cache, validation_fraction=0.25)
+    assert written[0].endswith(f".npz.tmp-{os.getpid()}.npz")
+    assert list(cache.iterdir()) == []
+
+
 def test_evaluation_on_a_fixed_sample():
     from tinyresnet.data.pipeline import Arrays, Datasets
     images = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1).repeat(3, -1)
     arrays = Arrays(images, np.arange(20), [str(i) for i in range(20)])
-    ds = Datasets({"train": arrays, "validation": arrays}, ["x"], batch_size=4)
-    sample = [y for _, y in ds.batches("train", max_images=6).as_numpy_iterator()]
-    again = [y for _, y in ds.batches("train", max_images=6).as_numpy_iterator()]
+    ds = Datasets({"train": arrays, "validation": arrays}, ["x"])
+    sample = [y for _, y in ds.batches("train", 4, max_images=6).as_numpy_iterator()]
+    again = [y for _, y in ds.batches("train", 4, max_images=6).as_numpy_iterator()]
     labels = np.concatenate(sample)
     assert len(labels) == 6 and len(set(labels)) == 6 and list(labels) == sorted(labels)
     np.testing.assert_array_equal(labels, np.concatenate(again))
-    assert len(np.concatenate([y for _, y in ds.batches("train", max_images=50)])) == 20
+    assert len(np.concatenate([y for _, y in ds.batches("train", 4, max_images=50)])) == 20
+    with pytest.raises(ValueError, match="no 'test' split"):
+        ds.batches("test", 4)

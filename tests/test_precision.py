@@ -43,6 +43,62 @@ def test_the_answer_is_cached_per_machine(tmp_path, monkeypatch):
     assert calls == [1] and len(json.loads(cache.read_text())) == 1
 
 
+def _stub_machine(monkeypatch, calls):
+    monkeypatch.setattr(precision, "_CHOICE", None)
+    monkeypatch.setattr(precision, "_gpu_capabilities", lambda: [])
+    monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", {"avx512_bf16"}))
+    monkeypatch.setattr(precision, "measure_bf16_speedup", lambda: calls.append(1) or 1.8)
+
+
+def test_a_cache_that_is_not_a_mapping_is_measured_again_and_rewritten(tmp_path, monkeypatch):
+    calls = []
+    _stub_machine(monkeypatch, calls)
+    cache = tmp_path / "precision.json"
+    cache.write_text("[]")
+    assert precision.auto(str(cache)).policy == "mixed_bfloat16"
+    assert calls == [1]
+    (entry,) = json.loads(cache.read_text()).values()
+    assert entry["policy"] == "mixed_bfloat16" and entry["speedup"] == 1.8
+
+
+@pytest.mark.parametrize("entry", [
+    {"policy": "float32"},  # no reason
+    {"policy": "float64", "reason": "edited"},
+    {"policy": "float32", "reason": 3},
+    {"policy": "float32", "reason": "edited", "speedup": "fast"},
+    {"policy": "float32", "reason": "edited", "speedup": True},
+    {"policy": "float32", "reason": "edited", "cores": 4},
+    "float32",
+    None,
+])
+def test_a_cache_entry_that_is_not_a_valid_choice_is_measured_again_and_rewritten(tmp_path, monkeypatch, entry):
+    calls = []
+    _stub_machine(monkeypatch, calls)
+    cache = tmp_path / "precision.json"
+    precision.auto(str(cache))
+    (key,) = json.loads(cache.read_text())
+    cache.write_text(json.dumps({key: entry, "other machine": {"policy": "float32", "reason": "kept"}}))
+    monkeypatch.setattr(precision, "_CHOICE", None)  # a new process
+    choice = precision.auto(str(cache))
+    assert (choice.policy, choice.speedup) == ("mixed_bfloat16", 1.8)
+    assert calls == [1, 1]
+    rewritten = json.loads(cache.read_text())
+    assert rewritten[key]["policy"] == "mixed_bfloat16" and rewritten[key]["speedup"] == 1.8
+    assert rewritten["other machine"] == {"policy": "float32", "reason": "kept"}
+
+
+def test_a_valid_cache_entry_without_a_speedup_is_used(tmp_path, monkeypatch):
+    calls = []
+    _stub_machine(monkeypatch, calls)
+    cache = tmp_path / "precision.json"
+    precision.auto(str(cache))
+    (key,) = json.loads(cache.read_text())
+    cache.write_text(json.dumps({key: {"policy": "float32", "reason": "edited", "speedup": None}}))
+    monkeypatch.setattr(precision, "_CHOICE", None)
+    assert precision.auto(str(cache)) == Choice("float32", "edited", None)
+    assert calls == [1]
+
+
 def test_explicit_precision_always_wins(tmp_path, monkeypatch):
     monkeypatch.setattr(precision, "auto", lambda: pytest.fail("auto consulted"))
     assert precision.resolve("float32").policy == "float32"

@@ -77,3 +77,55 @@ def test_a_batch_the_model_refuses_is_reported_per_file(exported, images, monkey
     assert [r.error is None for r in results] == [False, True, True]
     assert "could not classify it (cannot take this image)" in results[0].error
     assert results[1].labels and results[2].labels
+
+
+def _labels_in_table(output, name):
+    (line,) = [line for line in output.splitlines() if name in line]
+    return line.split(name, 1)[1].split()[::2]  # "cat (0.2)  dog (0.1)" -> names
+
+
+def test_top_up_to_every_class_is_shown_and_written(exported, images, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "out.json"
+    assert predict_main([exported, str(images / "a.jpg"), "--top", "7", "--output", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "top-7 (score)" in table and sorted(_labels_in_table(table, "a.jpg")) == sorted(CLASSES)
+    (saved,) = json.loads(out.read_text())
+    assert sorted(saved["labels"]) == sorted(CLASSES) and len(saved["scores"]) == 7
+    assert saved["scores"] == sorted(saved["scores"], reverse=True) and sum(saved["scores"]) == pytest.approx(1, 1e-4)
+    assert [CLASSES[i] for i in saved["indices"]] == saved["labels"]
+
+
+def test_the_output_file_holds_as_many_labels_as_asked(exported, images, tmp_path):  # noqa: F811
+    out = tmp_path / "out.csv"
+    assert predict_main([exported, str(images / "a.jpg"), "--top", "6", "--output", str(out)]) == 0
+    header, row = out.read_text().splitlines()
+    assert header == "file,label,score,top_k_labels,top_k_scores,error"
+    labels = row.split(",")[3].split("|")
+    assert len(labels) == 6 and labels[0] == row.split(",")[1]
+
+
+def test_a_ranking_deeper_than_the_export_s_top_5_agrees_with_its_signature(exported, images):  # noqa: F811
+    (deep,) = predict.predict_files(exported, [str(images / "a.jpg")], top_k=7)
+    out = tf.saved_model.load(exported).signatures["serve_image_bytes"](
+        image_bytes=tf.constant([(images / "a.jpg").read_bytes()]))
+    assert deep.indices[:5] == out["top_k_indices"].numpy()[0].tolist()
+    assert deep.labels[:5] == [label.decode() for label in out["top_k_labels"].numpy()[0]]
+    assert deep.scores[:5] == pytest.approx(out["top_k_scores"].numpy()[0].tolist())
+
+
+@pytest.mark.parametrize("top", ["0", "8", "-1"])
+def test_top_outside_1_to_the_number_of_classes_is_refused_naming_the_limit(exported, images, top,  # noqa: F811
+                                                                             capsys):
+    assert predict_main([exported, str(images / "a.jpg"), "--top", top]) == 2
+    err = capsys.readouterr().err
+    assert f"--top must be between 1 and 7 (the model's number of classes), got {top}" in err
+    assert "Traceback" not in err
+
+
+def test_an_export_without_class_names_is_named(exported, images, tmp_path, capsys):  # noqa: F811
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    (copy / "metadata.json").write_text("{}")
+    assert predict_main([str(copy), str(images / "a.jpg")]) == 2
+    assert f"{copy / 'metadata.json'}: no class_names list" in capsys.readouterr().err

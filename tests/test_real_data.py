@@ -1,5 +1,6 @@
 """On the shared real archives (TINYRESNET_SHARED_DATA, set by .ci/run); skipped elsewhere."""
 
+import pytest
 import numpy as np
 
 from conftest import shared_file
@@ -24,15 +25,16 @@ def test_the_20_class_tiny_imagenet_archive():
 
 
 def test_the_cifar10_folder_archive():
-    ds = data.image_folder(shared_file("cifar10-train-jpeg.zip"), validation_fraction=0.1, batch_size=500)
+    ds = data.image_folder(shared_file("cifar10-train-jpeg.zip"), validation_fraction=0.1)
     assert ds.class_names == data.datasets.CIFAR10_CLASSES
     assert ds.num_train + ds.num_validation == 50_000 and ds.num_validation == 5_000
-    labels = np.concatenate([y for _, y in ds.validation.as_numpy_iterator()])
+    labels = np.concatenate([y for _, y in ds.batches("validation", 500).as_numpy_iterator()])
     assert np.bincount(labels).tolist() == [500] * 10
-    images, _ = next(iter(ds.train))
+    images, _ = next(iter(ds.training(batch_size=500, augment=True, seed=0)))
     assert images.shape == (500, 32, 32, 3)
 
 
+@pytest.mark.slow
 def test_tfds_load_of_the_20_class_archive_from_the_manual_dir(tmp_path):
     import os
     import shutil

@@ -24,8 +24,8 @@ def test_reads_the_official_layout_from_a_zip(tiny_zip):
 
 
 def test_pipelines_decode_grayscale_to_three_channels(tiny_zip):
-    ds = data.tiny_imagenet(tiny_zip, batch_size=4, augment=False)
-    images, labels = next(iter(ds.train))
+    ds = data.tiny_imagenet(tiny_zip)
+    images, labels = next(iter(ds.training(batch_size=4)))
     assert images.shape == (4, 64, 64, 3) and images.dtype == "uint8"
     assert (ds.num_train, ds.num_validation) == (12, 6)
     arrays, _ = data.load_tiny_imagenet_arrays(tiny_zip)
@@ -53,7 +53,7 @@ def test_corrupt_jpeg_is_named_or_skipped_when_asked(tmp_path, capsys):
     path = _broken(tmp_path, corrupt)
     with pytest.raises(DataError, match=r"broken.zip:tiny-imagenet-200/train/n00000002/images/n00000002_1.JPEG: cannot decode image"):
         data.tiny_imagenet(path)
-    ds = data.tiny_imagenet(path, skip_corrupt=True, batch_size=2)
+    ds = data.tiny_imagenet(path, skip_corrupt=True)
     assert ds.skipped == 1 and ds.num_train == 11
     assert "skipped 1 unreadable images" in capsys.readouterr().out
 
@@ -159,8 +159,8 @@ def test_a_class_subset_without_test_folder_has_no_test_split(tmp_path):
     files = {k: v for k, v in tiny_imagenet_files().items() if not k.startswith("test/")}
     os.makedirs(tmp_path / "manual")
     archive = write_zip(tmp_path / "manual" / "tiny-imagenet-200.zip", files)
-    ds = data.tiny_imagenet(archive, batch_size=4)
-    assert ds.test is None and (ds.num_train, ds.num_validation) == (12, 6)
+    ds = data.tiny_imagenet(archive)
+    assert not ds.has_split("test") and (ds.num_train, ds.num_validation) == (12, 6)
     config = tfds.download.DownloadConfig(manual_dir=str(tmp_path / "manual"))
     builder = tfds.builder("tiny_imagenet", data_dir=tmp_path / "tfds")
     builder.download_and_prepare(download_config=config)

@@ -112,6 +112,7 @@ def _train_command(data, run_dir, epochs):
             "--validation_fraction=0.25", "--quiet"]
 
 
+@pytest.mark.slow
 def test_killed_mid_run_resumes_without_losing_or_repeating_epochs(tmp_path):
     data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=80, size=(32, 32)))
     run = tmp_path / "run"
@@ -153,6 +154,7 @@ def test_cli_summary_prints_counts(capsys):
     assert "GFLOPs:      1.789 forward per 64x64 image, 5.367 per training image" in out
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_exits_cleanly_then_resumes(tmp_path):
     data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=80, size=(32, 32)))
     run = tmp_path / "run"
@@ -308,7 +310,7 @@ def test_the_final_numbers_equal_a_fresh_evaluation_of_the_saved_model(tmp_path,
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
     datasets = train.load_datasets(tiny_config(folder_zip))
-    fresh = model.evaluate(datasets.validation, verbose=0, return_dict=True)
+    fresh = model.evaluate(datasets.batches("validation", 64), verbose=0, return_dict=True)
     assert results["val_top1"] == pytest.approx(fresh["top1"], abs=1e-6)
     assert results["val_loss"] == pytest.approx(fresh["loss"], rel=1e-4)
     assert results["train_eval_images"] == datasets.num_train == 36
@@ -332,3 +334,4 @@ def test_ctrl_c_is_taken_at_a_batch_end_and_a_finished_epoch_is_kept(tmp_path, f
     assert [r["epoch"] for r in read_history(str(tmp_path / "run" / "history.csv"))] == [0]
     assert (tmp_path / "run" / "checkpoints" / "interrupted.keras").exists()
     assert signal.getsignal(signal.SIGINT) == before  # restored
+

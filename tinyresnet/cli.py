@@ -4,11 +4,14 @@ import argparse
 import os
 import sys
 
+from tinyresnet import quiet, runs
+
 # Before TensorFlow loads: keep its C++ INFO/WARNING start-up lines out of the way
 # (a value the user set is kept). Only the commands set it, not the library.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 IMAGE_SIZES = {"tiny_imagenet": 64, "cifar10": 32}
+EXPORT_ROOT = runs.EXPORT_ROOT
 
 
 def _fail(message, code=2):
@@ -32,7 +35,8 @@ def _train_parser():
         prog="tinyresnet-train",
         description="Train a residual net (or its plain twin) from a preset or a spec in the paper's notation, "
                     "log curves, resume after a crash, and optionally export a SavedModel.",
-        epilog=f"Any config field can be set as --key=value (type-checked; --skip-corrupt alone means true). "
+        epilog=f"Any config field can be set as --key=value or --key value (type-checked; --skip-corrupt alone "
+               "means true). "
                f"Fields and defaults: {keys}. A rerun in the same --run-dir resumes it; "
                f"{', '.join(sorted(config_lib.EXECUTION_KEYS))} may change on a rerun, the other fields "
                "define the run. Example: tinyresnet-train --preset=net1 --data=tiny-imagenet-200.zip "
@@ -49,7 +53,8 @@ def _train_parser():
     parser.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     parser.add_argument("--summary", action="store_true",
                         help="print the model with its layer, parameter and FLOP counts; do not train")
-    parser.add_argument("--export", metavar="DIR", help="export the trained model as a SavedModel under DIR")
+    parser.add_argument("--export", metavar="DIR", nargs="?", const=EXPORT_ROOT,
+                        help=f"export the trained model as a SavedModel under DIR (--export alone: {EXPORT_ROOT}/)")
     parser.add_argument("--quiet", action="store_true", help="one log line per epoch instead of progress bars")
     return parser
 
@@ -118,22 +123,19 @@ def train_main(argv=None):
     except (config_lib.ConfigError, spec_lib.SpecError) as e:
         return _fail(e)
     if args.summary:
+        quiet.load_tensorflow()
         from tinyresnet.data import DataError
         try:
             _print_summary(cfg)
         except (spec_lib.SpecError, DataError) as e:
             return _fail(e)
         return 0
-    from tinyresnet import precision, runs
     run_dir = args.run_dir or os.path.join("runs", f"{spec_lib.preset_name(cfg.net) or 'spec'}-{cfg.variant}")
     try:
-        # Checked before TensorFlow loads, so a wrong --run-dir fails at once.
-        values = config_lib.to_dict(cfg)
-        if cfg.precision == "auto":  # a resumed run keeps the policy it started with
-            values["precision"] = precision.started_with(run_dir) or "auto"
-        runs.check(run_dir, values, config_lib.run_defining, args.overwrite)
+        config_lib.admit(cfg, run_dir, args.overwrite)  # before TensorFlow loads, so a wrong --run-dir fails at once
     except runs.RunDirError as e:
         return _fail(e)
+    quiet.load_tensorflow()
     from tinyresnet import train
     from tinyresnet.data import DataError
     try:
@@ -153,7 +155,10 @@ def train_main(argv=None):
     print(f"  curves: {run_dir}/curves.png  results: {run_dir}/results.json  model: {run_dir}/model.keras")
     if args.export:
         from tinyresnet import export
-        path = export.export_run(run_dir, args.export)
+        try:
+            path = export.export_run(run_dir, args.export)
+        except export.ExportError as e:
+            return _fail(e)
         print(f"  exported: {path}")
     return 0
 
@@ -166,6 +171,8 @@ def report_main(argv=None):
     parser.add_argument("--out", default="report", help="folder for comparison.{csv,md,png} (default report/)")
     parser.add_argument("--names", nargs="+", help="labels of the runs (default: folder names)")
     args = parser.parse_args(argv)
+    if args.names and len(args.names) != len(args.run_dirs):
+        return _fail(f"--names gives {len(args.names)} labels for {len(args.run_dirs)} runs")
     from tinyresnet import report
     try:
         table = report.compare(args.run_dirs, args.out, args.names)
@@ -182,12 +189,13 @@ def export_main(argv=None):
         description="Export a trained run (or a .keras file) as a SavedModel for TensorFlow Serving, "
                     "tf.saved_model.load and tinyresnet-predict, into OUT/<name>/<version>/.")
     parser.add_argument("source", metavar="RUN_DIR_OR_KERAS_FILE")
-    parser.add_argument("--out", default="exported_models", help="root folder (default exported_models/)")
+    parser.add_argument("--out", default=EXPORT_ROOT, help=f"root folder (default {EXPORT_ROOT}/)")
     parser.add_argument("--name", help="model name, one folder under --out (default: the model's, e.g. net1)")
     parser.add_argument("--version", type=int, help="version number >= 1 (default: the next free one)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing version (the old one stays until the new one is in place)")
     args = parser.parse_args(argv)
+    quiet.load_tensorflow()
     from tinyresnet import export
     try:
         path = export.export_run(args.source, args.out, args.name, args.version, args.overwrite)
@@ -205,13 +213,20 @@ def predict_main(argv=None):
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="an exported version, e.g. exported_models/net1/1")
     parser.add_argument("images", nargs="+", metavar="IMAGES", help="files, folders or glob patterns")
     parser.add_argument("--output", help="write all predictions to a .csv or .json file")
-    parser.add_argument("--top", type=int, default=3, help="labels shown per image in the table (default 3)")
+    parser.add_argument("--top", type=int, default=3,
+                        help="labels per image, best first, in the table and --output; up to the number of "
+                             "classes (default 3)")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.model_dir, "saved_model.pb")):
         return _fail(f"{args.model_dir}: not an exported model (no saved_model.pb)")
+    quiet.load_tensorflow()
     from tinyresnet import predict
-    predictions = predict.predict_files(args.model_dir, args.images, args.batch_size)
+    try:
+        predict.check_top_k(args.top, len(predict.class_names(args.model_dir)), name="--top")
+    except predict.PredictError as e:
+        return _fail(e)
+    predictions = predict.predict_files(args.model_dir, args.images, args.batch_size, top_k=args.top)
     print(predict.format_table(predictions, args.top))
     if args.output:
         predict.write_predictions(predictions, args.output)
@@ -224,6 +239,7 @@ def predict_main(argv=None):
 
 
 def bench_main(argv=None):
+    quiet.load_tensorflow()
     from tinyresnet import bench
     defaults = bench.Settings()
     parser = argparse.ArgumentParser(

@@ -62,8 +62,8 @@ class Config:
 
 
 CHOICES = {
-    "variant": ("residual", "plain"),
-    "shortcut": ("pad", "projection"),
+    "variant": spec_lib.VARIANTS,
+    "shortcut": spec_lib.SHORTCUTS,
     "dataset": ("tiny_imagenet", "cifar10", "folder"),
     "optimizer": ("sgd", "adamw"),
     "schedule": ("cosine", "step", "constant"),
@@ -85,6 +85,10 @@ _NO_MULTI_WORKER = (
     "(tinyresnet-tune --workers / --role) to spread trials across machines")
 
 
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
+
+
 class ConfigError(ValueError):
     """An unknown key or a value of the wrong type or range."""
 
@@ -102,9 +106,9 @@ def _convert(key, value):
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
+        if text in _TRUE_WORDS:
             return True
-        if text in ("0", "false", "no", "off"):
+        if text in _FALSE_WORDS:
             return False
         raise ConfigError(f"{key}: expected true/false, got {value!r}")
     if kind is int and isinstance(value, float) and not value.is_integer():
@@ -141,7 +145,7 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"net: {e}") from None
     checks = [
         ("width", config.width > 0, "must be > 0"),
-        ("block_dropout", 0 <= config.block_dropout < 1, "must be in [0, 1)"),
+        ("block_dropout", spec_lib.is_dropout_rate(config.block_dropout), f"must be in {spec_lib.DROPOUT_RANGE}"),
         ("validation_fraction", 0 < config.validation_fraction < 1, "must be in (0, 1)"),
         ("batch_size", config.batch_size > 0, "must be > 0"),
         ("epochs", config.epochs > 0, "must be > 0"),
@@ -184,25 +188,45 @@ def override(config: Config, values: Dict[str, Any]) -> Config:
 
 
 def parse_overrides(args):
-    """`["--epochs=3", "--skip-corrupt"]` -> `{"epochs": "3", "skip_corrupt": "true"}`.
+    """`["--epochs=3", "--width", "0.5", "--augment"]` -> `{"epochs": "3", "width": "0.5", "augment": "true"}`.
 
-    Dashes and underscores are the same in keys; a true/false key given
-    alone (`--skip-corrupt`) means true.
+    `--key=value` and `--key value` are the same, and so are dashes and
+    underscores in keys. A true/false key takes a following true/false word;
+    given alone, or before anything else, it means true.
     """
     values = {}
-    known = fields()
-    for arg in args:
+    args = list(args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if not arg.startswith("--"):
-            raise ConfigError(f"expected --key=value, got {arg!r}")
+            raise ConfigError(f"expected --key=value or --key value, got {arg!r}")
         key, has_value, value = arg[2:].partition("=")
         key = key.replace("-", "_")
+        i += 1
         if not has_value:
-            if key in known and type(known[key].default) is bool:
-                value = "true"
-            else:
-                raise ConfigError(f"expected --key=value, got {arg!r}")
+            following = args[i] if i < len(args) else None
+            value, taken = _separate_value(key, arg, following)
+            i += taken
         values[key] = value
     return values
+
+
+def _separate_value(key, arg, following):
+    """The value of `--key` given without `=`, and how many tokens it took (0 or 1)."""
+    field = fields().get(key)
+    if field is not None and type(field.default) is bool:
+        if following is not None and _is_bool_word(following):
+            return following, 1
+        return "true", 0
+    # An unknown key takes its value too, so that `override` names it as unknown.
+    if following is not None and not following.startswith("--"):
+        return following, 1
+    raise ConfigError(f"expected --key=value or --key value, got {arg!r}")
+
+
+def _is_bool_word(text):
+    return text.strip().lower() in _TRUE_WORDS + _FALSE_WORDS
 
 
 def load_file(path, base: Config = Config()) -> Config:
@@ -231,14 +255,30 @@ def load_file(path, base: Config = Config()) -> Config:
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
         raise ConfigError(f"{path}: define `config = Config(...)` or a dict `overrides`")
-    with open(path) as f:
-        values = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+    values = _read_mapping(path)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys to values")
     try:
         return override(base, values)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+def _read_mapping(path):
+    """The parsed contents of a `.yaml`/`.yml`/`.json` file.
+
+    Raises:
+        ConfigError: for a syntax error, naming the file and its line.
+    """
+    with open(path) as f:
+        try:
+            return json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}, line {e.lineno}: {e.msg}") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f", line {mark.line + 1}" if mark is not None else ""  # yaml counts lines from 0
+            raise ConfigError(f"{path}{line}: {getattr(e, 'problem', None) or e}") from None
 
 
 def _line_in(error, path):
@@ -265,3 +305,24 @@ def to_dict(config: Config) -> Dict[str, Any]:
 
 def from_dict(values: Dict[str, Any]) -> Config:
     return override(Config(), values)
+
+
+def admit(config: Config, workdir, overwrite=False, remedy=None) -> bool:
+    """Checks, before TensorFlow loads, that `workdir` may hold a run of `config`; writes nothing.
+
+    The one check the CLI, the experiments runner and `train_and_evaluate` share.
+    `precision="auto"` is compared as the policy the run in `workdir` started
+    with, since a resumed run keeps it.
+
+    Returns:
+        True if the run of another config there must be removed first (`overwrite`).
+
+    Raises:
+        tinyresnet.runs.RunDirError: a run of another config (and not
+            `overwrite`), or a folder that is not a run.
+    """
+    from tinyresnet import precision, runs
+    values = to_dict(config)
+    if config.precision == "auto":
+        values["precision"] = precision.started_with(workdir) or "auto"
+    return runs.check(workdir, values, run_defining, overwrite, remedy)

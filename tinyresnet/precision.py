@@ -116,9 +116,9 @@ def auto(cache_path=CACHE) -> Choice:
     import tensorflow as tf
     key = f"{model}|{' '.join(sorted(f for f in flags if 'bf16' in f or 'avx512' in f or 'amx' in f))}|{tf.__version__}"
     path = os.path.expanduser(cache_path)
-    cached = _read(path).get(key)
+    cached = _valid_choice(_read(path).get(key))
     if cached:
-        _CHOICE = Choice(**cached)
+        _CHOICE = cached
     else:
         _CHOICE = decide(gpus, flags, measure_bf16_speedup)
         _write(path, {**_read(path), key: dataclasses.asdict(_CHOICE)})
@@ -151,11 +151,25 @@ def resolve(name: str, workdir=None) -> Choice:
 
 
 def _read(path):
+    # A cache that is not a mapping (hand-edited, or another program's) is no cache.
     try:
         with open(path) as f:
-            return json.load(f)
+            values = json.load(f)
     except (OSError, ValueError):
         return {}
+    return values if isinstance(values, dict) else {}
+
+
+def _valid_choice(entry) -> Optional[Choice]:
+    """The `Choice` a cache entry holds; None where it is not one (then it is measured again)."""
+    if not isinstance(entry, dict) or set(entry) - {"policy", "reason", "speedup"}:
+        return None
+    policy, reason, speedup = entry.get("policy"), entry.get("reason"), entry.get("speedup")
+    if policy not in POLICIES or not isinstance(reason, str):
+        return None
+    if speedup is not None and (isinstance(speedup, bool) or not isinstance(speedup, (int, float))):
+        return None
+    return Choice(policy, reason, speedup)
 
 
 def _write(path, values):

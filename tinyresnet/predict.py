@@ -8,9 +8,17 @@ import json
 import os
 from typing import List, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from tinyresnet.data.folders import IMAGE_EXTENSIONS
+
+METADATA = "metadata.json"
+DEFAULT_TOP_K = 5  # what an export's own top_k outputs hold
+
+
+class PredictError(ValueError):
+    """The export cannot answer as asked: no class names, or a top-k outside 1..classes."""
 
 
 @dataclasses.dataclass
@@ -58,27 +66,61 @@ def _read(path):
         return None, "not a decodable image (corrupt, truncated or unsupported format)"
 
 
-def predict_files(model_dir, inputs, batch_size=64):
+def class_names(model_dir):
+    """The class names of an export, in the order of its outputs (from its metadata.json).
+
+    Raises:
+        PredictError: naming the file, where it holds no class names.
+    """
+    path = os.path.join(model_dir, METADATA)
+    try:
+        with open(path) as f:
+            names = json.load(f).get("class_names")
+    except (OSError, ValueError, AttributeError) as e:
+        raise PredictError(f"{path}: cannot read the model's class names ({e})") from None
+    if not isinstance(names, list) or not names:
+        raise PredictError(f"{path}: no class_names list")
+    return [str(name) for name in names]
+
+
+def check_top_k(top_k, num_classes, name="top_k"):
+    """Raises `PredictError` (naming the option `name`) unless 1 <= `top_k` <= `num_classes`."""
+    if not 1 <= top_k <= num_classes:
+        raise PredictError(f"{name} must be between 1 and {num_classes} (the model's number of classes), "
+                           f"got {top_k}")
+
+
+def predict_files(model_dir, inputs, batch_size=64, top_k=None):
     """Runs the `serve_image_bytes` signature of an export over image files.
 
     Args:
         model_dir: an exported version folder (`exported_models/net1/1`).
         inputs: files, folders or glob patterns.
         batch_size: images per call.
+        top_k: labels per image, best first, up to the number of classes
+            (default 5, or all classes where fewer).
 
     Returns:
         A `Prediction` per file, in input order; unreadable files carry `error`.
+
+    Raises:
+        PredictError: for a `top_k` outside 1..classes, or an export without class names.
     """
+    names = class_names(model_dir)
+    top_k = min(DEFAULT_TOP_K, len(names)) if top_k is None else top_k
+    check_top_k(top_k, len(names))
     serve = tf.saved_model.load(model_dir).signatures["serve_image_bytes"]
     results = []
     batch = []
 
     def run(items):
-        out = serve(image_bytes=tf.constant([blob for _, blob in items]))
-        for i, (prediction, _) in enumerate(items):
-            prediction.labels = [label.decode() for label in out["top_k_labels"][i].numpy()]
-            prediction.indices = out["top_k_indices"][i].numpy().tolist()
-            prediction.scores = [float(s) for s in out["top_k_scores"][i].numpy()]
+        # Ranked here from all the probabilities: the export's own top_k outputs stop at 5.
+        probabilities = serve(image_bytes=tf.constant([blob for _, blob in items]))["probabilities"].numpy()
+        ranks = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]  # ties: lower index first, as tf
+        for (prediction, _), row, order in zip(items, probabilities, ranks):
+            prediction.labels = [names[i] for i in order]
+            prediction.indices = order.tolist()
+            prediction.scores = [float(row[i]) for i in order]
 
     def flush():
         if not batch:

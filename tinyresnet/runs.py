@@ -32,6 +32,7 @@ BEST = os.path.join(CHECKPOINTS, "best.keras")
 LAST = os.path.join(CHECKPOINTS, "last.keras")
 INTERRUPTED = os.path.join(CHECKPOINTS, "interrupted.keras")
 BACKUP_STATE = os.path.join(BACKUP, "state.json")
+EXPORT_ROOT = "exported_models"  # where exports go unless told (tinyresnet-export, tinyresnet-train --export)
 
 # Everything a run writes; removing a run removes these (and their leftover
 # `<name>.tmp-<pid>` files from a killed write) and nothing else.
@@ -105,8 +106,13 @@ def write_history(path, rows) -> None:
 
 
 def is_run(path) -> bool:
-    """True for a folder that tinyresnet made: its marker, or (older runs) a config.json."""
-    return os.path.isfile(os.path.join(path, MARKER)) or os.path.isfile(os.path.join(path, CONFIG))
+    """True for a folder that tinyresnet made: it holds the package's marker file.
+
+    A `config.json` alone is not enough: any project may have one. A run written
+    before the marker existed (tinyresnet < 0.2) is not recognised; `touch
+    RUN/.tinyresnet-run` makes it one again.
+    """
+    return os.path.isfile(os.path.join(path, MARKER))
 
 
 def is_finished(path) -> bool:
@@ -133,7 +139,7 @@ def _differences(previous: Dict[str, Any], current: Dict[str, Any]) -> List[str]
     return sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
 
 
-def check(workdir, config_values: Dict[str, Any], run_defining, overwrite=False) -> bool:
+def check(workdir, config_values: Dict[str, Any], run_defining, overwrite=False, remedy=None) -> bool:
     """Checks that `workdir` can hold a run of `config_values`; writes nothing.
 
     Args:
@@ -142,6 +148,8 @@ def check(workdir, config_values: Dict[str, Any], run_defining, overwrite=False)
         run_defining: maps a config dict to the keys that define a run's result
             (normalising older key names).
         overwrite: a run of another config may be removed.
+        remedy: what the error for a run of another config tells the user to
+            do, in the words of the calling command (None: tinyresnet-train's).
 
     Returns:
         True if the existing run there must be removed before starting.
@@ -155,10 +163,14 @@ def check(workdir, config_values: Dict[str, Any], run_defining, overwrite=False)
             raise RunDirError(f"{workdir} exists and is not a folder")
         return False
     if not is_run(workdir):
-        if overwrite and os.listdir(workdir):
+        clashes = sorted(set(os.listdir(workdir)) & set(OWNED))
+        if (overwrite and os.listdir(workdir)) or clashes:
+            held = f" and holds {', '.join(clashes)}, which a run would write over" if clashes else ""
             raise RunDirError(
-                f"{workdir} is not a tinyresnet run directory (no {MARKER} or {CONFIG}); --overwrite only "
-                "ever removes run directories, so nothing was deleted. Choose another --run-dir")
+                f"{workdir} is not a tinyresnet run directory (no {MARKER} file){held}; tinyresnet only ever "
+                f"removes or replaces files of its own run directories, so nothing was deleted. "
+                f"{remedy or 'Choose another --run-dir'} (a run written by tinyresnet before 0.2 has no marker: "
+                f"`touch {workdir}/{MARKER}` makes it a run again)")
         return False
     previous = read_json(os.path.join(workdir, CONFIG), None)
     if previous is None:  # a marker without config: a run that never started
@@ -170,8 +182,8 @@ def check(workdir, config_values: Dict[str, Any], run_defining, overwrite=False)
     if overwrite:
         return True
     details = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in differ)
-    raise RunDirError(f"{workdir} holds a run of a different config ({details}); pass --overwrite to start it "
-                      "afresh, or choose another --run-dir")
+    remedy = remedy or "pass --overwrite to start it afresh, or choose another --run-dir"
+    raise RunDirError(f"{workdir} holds a run of a different config ({details}); {remedy}")
 
 
 def remove_run(workdir) -> None:
@@ -194,9 +206,10 @@ def remove_run(workdir) -> None:
 
 def start(workdir, config_values: Dict[str, Any]) -> None:
     """Makes `workdir` a run directory of `config_values`: marker and config.json."""
-    os.makedirs(os.path.join(workdir, CHECKPOINTS), exist_ok=True)
-    if not os.path.exists(os.path.join(workdir, MARKER)):
+    os.makedirs(workdir, exist_ok=True)
+    if not os.path.exists(os.path.join(workdir, MARKER)):  # first, so that all that follows is a run's
         write_json(os.path.join(workdir, MARKER), {"kind": "tinyresnet run directory"})
+    os.makedirs(os.path.join(workdir, CHECKPOINTS), exist_ok=True)
     write_json(os.path.join(workdir, CONFIG), config_values)
 
 

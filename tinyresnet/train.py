@@ -61,7 +61,7 @@ def load_datasets(config, reuse=True):
     key = _data_key(config)
     if reuse and key in _DECODED:
         return _DECODED[key]
-    common = dict(augment=False, validation_fraction=config.validation_fraction,
+    common = dict(validation_fraction=config.validation_fraction,
                   skip_corrupt=config.skip_corrupt, file_cache=config.file_cache,
                   cache_dir=config.cache_dir or None)
     data = config.data or None
@@ -279,8 +279,7 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
         if config.verbose:
             print(f"precision: {choice.policy} ({choice.reason})", flush=True)
     spec = spec_lib.parse_spec(config.net)
-    values = config_lib.to_dict(config)
-    remove = runs.check(workdir, values, config_lib.run_defining, overwrite)
+    remove = config_lib.admit(config, workdir, overwrite)
     strategy = strategy or make_strategy(config)
     clock = _Clock()
     datasets = datasets or load_datasets(config)
@@ -289,7 +288,7 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
     list(spec_lib.feature_shapes(spec, datasets.image_shape, config.width))  # pooling fits the images
     if remove:
         runs.remove_run(workdir)
-    runs.start(workdir, values)
+    runs.start(workdir, config_lib.to_dict(config))
 
     keras.utils.set_random_seed(config.seed)
     model, trainer = build_trainer(config, spec, datasets, strategy, steps)
@@ -297,7 +296,8 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
     clock.lap("build")
     train = training_data(config, datasets, runs.resume_epoch(workdir), steps)
     callbacks = make_callbacks(config, workdir)
-    wall = fit(config, model, trainer, train, datasets.validation, steps, callbacks, workdir)
+    validation = datasets.batches("validation", config.batch_size)
+    wall = fit(config, model, trainer, train, validation, steps, callbacks, workdir)
     clock.lap("fit")
     model.save(os.path.join(workdir, runs.MODEL))
     clock.lap("save_model")
@@ -343,10 +343,10 @@ def evaluate(config, spec, model, datasets, workdir, wall):
         # fit validated the final weights at its last epoch: the same numbers, without a second pass.
         val = {"top1": last["val_top1"], "top5": last["val_top5"], "loss": last["val_loss"]}
     else:
-        val = model.evaluate(datasets.validation, verbose=0, return_dict=True)
+        val = model.evaluate(datasets.batches("validation", config.batch_size), verbose=0, return_dict=True)
     val_seconds = time.perf_counter() - start
     # Train accuracy in inference mode (no dropout, no augmentation), as the paper reports it.
-    train_eval = datasets.batches("train", max_images=TRAIN_EVAL_IMAGES)
+    train_eval = datasets.batches("train", config.batch_size, max_images=TRAIN_EVAL_IMAGES)
     train = model.evaluate(train_eval, verbose=0, return_dict=True)
     train_eval_seconds = time.perf_counter() - start - val_seconds
     timed = history[1:] if len(history) > 1 else history  # the first epoch includes tracing

@@ -42,18 +42,14 @@ def load_tiny_imagenet_arrays(data=None, cache_dir=None, skip_corrupt=False, fil
     return arrays, layout
 
 
-def tiny_imagenet(data=None, batch_size=64, augment=True, seed=0, cache_dir=None,
-                  skip_corrupt=False, file_cache=False, validation_fraction=0.1, with_test=True):
-    """Tiny ImageNet pipelines from the official zip, its folder, or a download.
+def tiny_imagenet(data=None, cache_dir=None, skip_corrupt=False, file_cache=False, validation_fraction=0.1,
+                  with_test=True):
+    """Tiny ImageNet, decoded once, from the official zip, its folder, or a download.
 
     Args:
         data: `tiny-imagenet-200.zip`, an extracted folder, or a class subset
             in the same layout; None downloads the official archive (md5
             checked) into `cache_dir`.
-        batch_size: images per batch.
-        augment: True for the paper's augmentation on training batches, a
-            layer of your own, or False.
-        seed: shuffle, augmentation and hold-out seed.
         cache_dir: download folder (default `~/.keras`) and, with
             `file_cache`, where decoded arrays are kept.
         skip_corrupt: leave undecodable images out (and report them) instead
@@ -64,23 +60,25 @@ def tiny_imagenet(data=None, batch_size=64, augment=True, seed=0, cache_dir=None
         with_test: decode the unlabelled test split too (training never uses it).
 
     Returns:
-        `Datasets`: `train`, `validation`, `test` (labels -1; None without a
-        test split) pipelines of
-        `(uint8 images [B, 64, 64, 3], int64 labels [B])`, `class_names` (from
-        words.txt, in wnids.txt order) and sizes.
+        `Datasets`: the decoded `train`, `validation` and `test` splits (test
+        labels are -1; no test split in a class subset without one), whose
+        `training(batch_size, augment, seed)` and `batches(split, batch_size)`
+        give pipelines of `(uint8 images [B, 64, 64, 3], int64 labels [B])`;
+        `class_names` (from words.txt, in wnids.txt order) and sizes.
     """
     splits = tin.SPLITS if with_test else tuple(s for s in tin.SPLITS if s != "test")
     arrays, layout = load_tiny_imagenet_arrays(data, cache_dir, skip_corrupt, file_cache, splits)
-    return build_datasets(arrays, layout.class_names, batch_size, augment, seed, validation_fraction)
+    return build_datasets(arrays, layout.class_names, validation_fraction)
 
 
-def image_folder(data, image_size=None, batch_size=64, augment=True, seed=0, skip_corrupt=False,
-                 file_cache=False, cache_dir=None, validation_fraction=0.1):
-    """Pipelines from a class-per-folder dataset (folder or zip), e.g. the CIFAR-10 JPEGs.
+def image_folder(data, image_size=None, skip_corrupt=False, file_cache=False, cache_dir=None,
+                 validation_fraction=0.1):
+    """A class-per-folder dataset (folder or zip), e.g. the CIFAR-10 JPEGs, decoded once.
 
     Images of another size than `image_size` (default: the first image's)
-    are resized. Without a `val`/`validation` folder, a seeded stratified
-    `validation_fraction` of train is held out. Other arguments as in
+    are resized. Without a `val`/`validation` folder, a stratified
+    `validation_fraction` of train is held out (always with seed 0, so runs of
+    any seed compare on the same images). Other arguments as in
     `tiny_imagenet`.
     """
     tree, listing, class_names = folders.read_image_folder(data)
@@ -91,21 +89,20 @@ def image_folder(data, image_size=None, batch_size=64, augment=True, seed=0, ski
                                  skip_corrupt=skip_corrupt, cache_dir=decoded_cache)
               for split, (files, labels) in listing.items()}
     _report_skipped(arrays)
-    return build_datasets(arrays, class_names, batch_size, augment, seed, validation_fraction)
+    return build_datasets(arrays, class_names, validation_fraction)
 
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def cifar10(data=None, batch_size=64, augment=True, seed=0, validation_fraction=0.1, **kwargs):
-    """CIFAR-10 pipelines: `tfds.load("cifar10")` when `data` is None, else an image folder/zip.
+def cifar10(data=None, validation_fraction=0.1, **kwargs):
+    """CIFAR-10: `tfds.load("cifar10")` when `data` is None, else an image folder/zip.
 
     With TFDS, `validation` is TFDS's `test` split. Other arguments as in
     `image_folder`.
     """
     if data is not None:
-        return image_folder(data, batch_size=batch_size, augment=augment, seed=seed,
-                            validation_fraction=validation_fraction, **kwargs)
+        return image_folder(data, validation_fraction=validation_fraction, **kwargs)
     import tensorflow_datasets as tfds
     arrays = {}
     for split, tfds_split in (("train", "train"), ("validation", "test")):
@@ -115,7 +112,7 @@ def cifar10(data=None, batch_size=64, augment=True, seed=0, validation_fraction=
         labels = np.concatenate([y for _, y in batches])
         arrays[split] = Arrays(images.astype(np.uint8), labels.astype(np.int64),
                                [f"{tfds_split}[{i}]" for i in range(len(labels))])
-    return build_datasets(arrays, CIFAR10_CLASSES, batch_size, augment, seed, validation_fraction)
+    return build_datasets(arrays, CIFAR10_CLASSES, validation_fraction)
 
 
 __all__ = ["DataError", "FileTree", "cifar10", "image_folder", "tiny_imagenet"]

@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import os
+import zipfile
 from typing import List
 
 import numpy as np
@@ -29,22 +30,20 @@ class Datasets:
 
     Decoding happens once; the pipelines are cheap to make, so one `Datasets`
     serves many runs of different batch sizes, seeds and augmentations (the
-    tuner and the experiments share one per process).
+    tuner and the experiments share one per process). It holds data only: each
+    pipeline is given its batch size, augmentation and seed when it is made
+    (`training`, `batches`).
 
     Args:
         splits: `{"train": Arrays, "validation": Arrays, "test": Arrays}`
             (test optional), validation already held out.
         class_names: one name per label.
-        batch_size, augment, seed: defaults of the pipelines below.
         skipped: images left out by skip_corrupt, all splits.
     """
 
-    def __init__(self, splits, class_names, batch_size=64, augment=None, seed=0, skipped=0):
+    def __init__(self, splits, class_names, skipped=0):
         self.splits = splits
         self.class_names = list(class_names)
-        self.batch_size = batch_size
-        self.augment = augment
-        self.seed = seed
         self.skipped = skipped
         self._tensors = {}
 
@@ -67,51 +66,40 @@ class Datasets:
             self._tensors[split] = (tf.constant(arrays.images), tf.constant(np.asarray(arrays.labels, np.int64)))
         return self._tensors[split]
 
-    def batches(self, split, batch_size=None, max_images=None):
-        """`split` in order, not augmented, the last batch partial: for evaluation.
+    def has_split(self, split):
+        """Whether the data has `split` with images (a class subset may have no test split)."""
+        return split in self.splits and len(self.splits[split].labels) > 0
+
+    def batches(self, split, batch_size, max_images=None):
+        """`split` in order, not augmented, the last batch partial: for evaluation and prediction.
 
         With `max_images` below the split's size, a fixed sample of that many
         (the first of a seed-0 permutation, the same for every run) instead.
+        Test labels are -1 where the data is unlabelled.
         """
+        if not self.has_split(split):
+            raise ValueError(f"the data has no {split!r} split (it has {', '.join(sorted(self.splits))})")
         images, labels = self._tensor(split)
         n = int(images.shape[0])
         if max_images and max_images < n:
             keep = np.sort(np.random.default_rng(0).permutation(n)[:max_images])
             images, labels = tf.gather(images, keep), tf.gather(labels, keep)
-        return make_dataset(images, labels, batch_size or self.batch_size)
+        return make_dataset(images, labels, batch_size)
 
-    def training(self, batch_size=None, augment=True, seed=None, initial_epoch=None, steps_per_epoch=None):
+    def training(self, batch_size, augment=None, seed=0, initial_epoch=None, steps_per_epoch=None):
         """Shuffled, augmented training batches (see `make_dataset`).
 
         Args:
-            augment: True for this object's default layer, a layer, or None/False.
-            initial_epoch: None for one epoch per iteration; an int for an endless
-                stream of epochs from that one (what `fit` with a resume needs).
+            batch_size: images per batch.
+            augment: a layer applied to each batch (e.g. `PaperAugment(seed=...)`), True for
+                the paper's augmentation seeded with `seed`, or None/False for none.
+            seed: the order (and augmentation) seed.
+            initial_epoch: None for one epoch per iteration, a new (seeded) order each time;
+                an int for an endless stream of epochs from that one (what `fit` with a resume needs).
+            steps_per_epoch: cap on batches per epoch (None: all).
         """
-        layer = self.augment if augment is True else (augment or None)
-        return make_dataset(*self._tensor("train"), batch_size or self.batch_size, training=True, augment=layer,
-                            seed=self.seed if seed is None else seed, initial_epoch=initial_epoch,
-                            steps_per_epoch=steps_per_epoch)
-
-    @property
-    def train(self):
-        """One shuffled, augmented epoch per iteration, a new order each time (deterministic per seed)."""
-        return self.training()
-
-    @property
-    def train_eval(self):
-        """Train in order, not augmented: for inference-mode accuracy."""
-        return self.batches("train")
-
-    @property
-    def validation(self):
-        return self.batches("validation")
-
-    @property
-    def test(self):
-        """Test batches (labels -1 where unlabelled), or None if the data has no test split."""
-        test = self.splits.get("test")
-        return self.batches("test") if test is not None and len(test.labels) else None
+        return make_dataset(*self._tensor("train"), batch_size, training=True, augment=paper_augment(augment, seed),
+                            seed=seed, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch)
 
 
 def load_arrays(tree, files, labels, size, resize=False, skip_corrupt=False, cache_dir=None):
@@ -123,21 +111,45 @@ def load_arrays(tree, files, labels, size, resize=False, skip_corrupt=False, cac
     cache = None
     if cache_dir:
         cache = os.path.join(cache_dir, f"decoded-{cache_key(tree, files, labels, size, resize, skip_corrupt)}.npz")
-        if os.path.exists(cache):
-            with np.load(cache) as z:
-                return Arrays(z["images"], z["labels"], list(z["files"]), list(z["skipped"]))
+        cached = _read_cache(cache)
+        if cached is not None:
+            return cached
     blobs = [tree.read(f) for f in files]
     images, kept = decode_images(blobs, [tree.describe(f) for f in files], size, resize, skip_corrupt)
     kept_set = set(kept.tolist())
     skipped = [tree.describe(f) for i, f in enumerate(files) if i not in kept_set]
     arrays = Arrays(images, np.asarray(labels)[kept], [files[i] for i in kept], skipped)
     if cache:
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = cache + ".tmp.npz"
-        np.savez(tmp, images=arrays.images, labels=arrays.labels,
-                 files=np.array(arrays.files, dtype=str), skipped=np.array(skipped, dtype=str))
-        os.replace(tmp, cache)
+        _write_cache(cache, arrays)
     return arrays
+
+
+def _read_cache(cache):
+    """The `Arrays` in a decoded-data cache file; None where there is none, or it is unreadable."""
+    if not os.path.exists(cache):
+        return None
+    try:
+        with np.load(cache) as z:
+            return Arrays(z["images"], z["labels"], list(z["files"]), list(z["skipped"]))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        # Cut short by a full disk or an interrupted copy: decoding again replaces it.
+        print(f"decoded-data cache {cache} is unreadable ({type(e).__name__}: {e}); decoding again")
+        return None
+
+
+def _write_cache(cache, arrays):
+    """Writes `arrays` to `cache` atomically: a reader sees the whole file or none."""
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    # One temporary file per process: the chief and the workers may decode the same data at once.
+    tmp = f"{cache}.tmp-{os.getpid()}.npz"
+    try:
+        np.savez(tmp, images=arrays.images, labels=arrays.labels,
+                 files=np.array(arrays.files, dtype=str), skipped=np.array(arrays.skipped, dtype=str))
+        os.replace(tmp, cache)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def cache_key(tree, files, labels, size, resize, skip_corrupt):
@@ -239,7 +251,7 @@ def paper_augment(augment, seed):
     return augment or None
 
 
-def build_datasets(splits, class_names, batch_size, augment=True, seed=0, validation_fraction=0.1):
+def build_datasets(splits, class_names, validation_fraction=0.1):
     """`Datasets` from decoded `splits` (`{"train": Arrays, ...}`).
 
     Without a validation split, a stratified `validation_fraction` of train is
@@ -255,5 +267,4 @@ def build_datasets(splits, class_names, batch_size, augment=True, seed=0, valida
     held = {"train": train, "validation": val}
     if splits.get("test") is not None and len(splits["test"].labels):
         held["test"] = splits["test"]
-    return Datasets(held, class_names, batch_size, paper_augment(augment, seed), seed,
-                    skipped=sum(len(s.skipped) for s in splits.values()))
+    return Datasets(held, class_names, skipped=sum(len(s.skipped) for s in splits.values()))
