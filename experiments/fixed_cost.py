@@ -43,20 +43,21 @@ def savings(config, run_dir):
     """
     import keras
     from tinyresnet import data as data_lib
-    from tinyresnet import runs, train
+    from tinyresnet import runs, saving, train
     datasets = train.load_datasets(config)
-    model = keras.saving.load_model(os.path.join(run_dir, runs.MODEL), compile=False)
+    model = saving.load_model(os.path.join(run_dir, runs.MODEL), compile=False)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
-    model.evaluate(datasets.batches("validation"), verbose=0)  # trace outside the timings
+    model.evaluate(datasets.batches("validation", config.batch_size), verbose=0)  # trace outside the timings
 
     def timed(fn):
         start = time.perf_counter()
         fn()
         return time.perf_counter() - start
-    full_val = timed(lambda: model.evaluate(datasets.batches("validation"), verbose=0))
-    full_train = timed(lambda: model.evaluate(datasets.batches("train"), verbose=0))
-    sample = timed(lambda: model.evaluate(datasets.batches("train", max_images=train.TRAIN_EVAL_IMAGES), verbose=0))
+    full_val = timed(lambda: model.evaluate(datasets.batches("validation", config.batch_size), verbose=0))
+    full_train = timed(lambda: model.evaluate(datasets.batches("train", config.batch_size), verbose=0))
+    sample = timed(lambda: model.evaluate(
+        datasets.batches("train", config.batch_size, max_images=train.TRAIN_EVAL_IMAGES), verbose=0))
     test = timed(lambda: data_lib.load_tiny_imagenet_arrays(config.data, splits=("test",)))
     return {"final_validation_pass": full_val, "train_set_evaluation_whole": full_train,
             "train_set_evaluation_sample": sample, "test_split_decode": test}

@@ -1,8 +1,8 @@
 """tinyresnet: residual networks and their plain twins from the paper's notation.
 
 `import tinyresnet` is light: the notation (`parse_spec`, `PRESETS`, ...) is
-loaded at once; what needs TensorFlow (`build_model`, `PaperAugment`, `data`)
-loads on first use.
+loaded at once; what needs TensorFlow (`build_model`, `load_model`,
+`PaperAugment`, `data`) loads on first use.
 """
 
 import importlib
@@ -14,7 +14,9 @@ __version__ = "0.2.0"
 
 _LAZY = {"build_model": ("tinyresnet.models", "build_model"),
          "PaperAugment": ("tinyresnet.augment", "PaperAugment"),
-         "data": ("tinyresnet.data", None)}
+         "custom_objects": ("tinyresnet.saving", "custom_objects"),
+         "data": ("tinyresnet.data", None),
+         "load_model": ("tinyresnet.saving", "load_model")}
 
 
 def __getattr__(name):
@@ -27,5 +29,5 @@ def __getattr__(name):
     return value
 
 
-__all__ = ["PRESETS", "PaperAugment", "SpecError", "build_model", "count_layers", "data", "format_spec",
-           "parse_spec", "spec"]
+__all__ = ["PRESETS", "PaperAugment", "SpecError", "build_model", "count_layers", "custom_objects", "data",
+           "format_spec", "load_model", "parse_spec", "spec"]

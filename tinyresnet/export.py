@@ -23,11 +23,11 @@ import keras
 import tensorflow as tf
 
 import tinyresnet
-from tinyresnet import runs
+from tinyresnet import runs, saving
 from tinyresnet.augment import PaperAugment
 from tinyresnet.data.decode import decode_image
 
-DEFAULT_ROOT = "exported_models"
+DEFAULT_ROOT = runs.EXPORT_ROOT
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Folders of an export in progress (or killed): .tmp-<version>-<pid>, .old-<version>-<pid>.
 _WORK_FOLDER = re.compile(r"^\.(tmp|old)-(?P<version>\d+)-(?P<pid>\d+)$")
@@ -193,7 +193,7 @@ def export_run(source, out=None, name=None, version=None, overwrite=False):
     if not os.path.exists(keras_file):
         raise ExportError(f"{keras_file}: no such model (has the run finished?)")
     run_dir = runs.find_run_dir(keras_file) or os.path.dirname(os.path.abspath(keras_file))
-    model = inference_model(keras.saving.load_model(keras_file, compile=False))
+    model = inference_model(saving.load_model(keras_file, compile=False))
     num_classes = model.output_shape[-1]
     class_names = runs.read_json(os.path.join(run_dir, runs.CLASS_NAMES))
     labels_from = "run" if class_names else "class indices (no class_names.json found)"

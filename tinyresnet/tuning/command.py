@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from tinyresnet import quiet, runs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_CHIEF_GONE = 4
@@ -63,8 +65,8 @@ def _report_parser():
     parser.add_argument("--out", help="folder for the results (default: the project dir)")
     parser.add_argument("--retrain-best", type=int, metavar="EPOCHS",
                         help="train the best trial's net for EPOCHS as an ordinary run, then export it")
-    parser.add_argument("--export", default="exported_models", help="where --retrain-best exports (default "
-                                                                    "exported_models/)")
+    parser.add_argument("--export", default=runs.EXPORT_ROOT,
+                        help=f"where --retrain-best exports (default {runs.EXPORT_ROOT}/)")
     return parser
 
 
@@ -157,14 +159,14 @@ def _run_workers(args, argv, search):
 
 
 def _train_references(search, names, datasets, project_dir):
-    from tinyresnet import spec as spec_lib
     from tinyresnet import train
+    from tinyresnet import spec as spec_lib
     from tinyresnet.tuning import results as results_lib
     for name in names:
         if name not in spec_lib.PRESETS:
             raise ValueError(f"--reference: {name!r} is not a preset")
         run_dir = os.path.join(project_dir, results_lib.REFERENCE_DIR, name)
-        if not os.path.exists(os.path.join(run_dir, "results.json")):
+        if not runs.is_finished(run_dir):
             print(f"reference {name}: training on the search's settings", flush=True)
             config = dataclasses.replace(search.base, net=name, verbose=0,
                                          width=search.reference_width or search.base.width)
@@ -195,6 +197,7 @@ def search_main(argv):
     if args.role:
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])
         os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.role == "chief" else (args.tuner_id or "worker0")
+    quiet.load_tensorflow()
     from keras_tuner.src.distribute import oracle_client
     # KerasTuner waits an hour for a chief that is gone; a worker should say so much sooner.
     oracle_client.TIMEOUT = args.oracle_timeout
@@ -255,8 +258,9 @@ def report_main(argv):
 
 
 def _retrain_best(args, table):
+    quiet.load_tensorflow()
     from tinyresnet import config as config_lib
-    from tinyresnet import export, runs, train
+    from tinyresnet import export, train
     from tinyresnet.tuning import results as results_lib
     best = results_lib.best_trial(table)
     if best is None:

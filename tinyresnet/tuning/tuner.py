@@ -25,6 +25,7 @@ import keras
 import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
+from tinyresnet import runs, saving
 from tinyresnet import spec as spec_lib
 from tinyresnet import train
 from tinyresnet.tuning import space as space_lib
@@ -132,4 +133,4 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         pass  # the run directory holds the model
 
     def load_model(self, trial):
-        return keras.saving.load_model(os.path.join(self.get_trial_dir(trial.trial_id), "model.keras"))
+        return saving.load_model(os.path.join(self.get_trial_dir(trial.trial_id), runs.MODEL))

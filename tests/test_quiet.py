@@ -1,0 +1,34 @@
+"""Only TensorFlow's CUDA start-up noise is dropped from a command's screen; everything else passes."""
+
+import subprocess
+import sys
+
+NOISY = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1796008466.190841    2093 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU "
+    "will not be used.\n"
+    "E0000 00:00:1796008471.266204    2093 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "Failed call to cuInit: UNKNOWN ERROR (303)\n"
+    "E0000 00:00:1796008471.266204    2093 some_kernel.cc:12] a real error\n"
+    "error: the package's own line\n")
+
+
+def test_native_start_up_noise_is_dropped_and_the_rest_kept_in_order():
+    code = ("import os, sys\n"
+            "from tinyresnet import quiet\n"
+            "with quiet.native_noise_filtered():\n"
+            f"    os.write(2, {NOISY.encode()!r})\n"
+            "    print('python line', file=sys.stderr)\n"
+            "print('after', file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert out.stderr.splitlines() == ["E0000 00:00:1796008471.266204    2093 some_kernel.cc:12] a real error",
+                                       "error: the package's own line", "python line", "after"]
+
+
+def test_an_exception_inside_the_block_still_reaches_the_screen():
+    code = ("from tinyresnet import quiet\n"
+            "with quiet.native_noise_filtered():\n"
+            "    raise SystemExit('error: named failure')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "error: named failure" in out.stderr

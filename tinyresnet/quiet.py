@@ -1,0 +1,58 @@
+"""Keep TensorFlow's native start-up lines off a CPU-only user's first screen.
+
+On a machine without CUDA, `import tensorflow` and its first device listing
+write lines such as `cudart_stub.cc:31] Could not find cuda drivers` and
+`E0000 ... failed call to cuInit` straight to file descriptor 2, before
+absl logging is set up, so `TF_CPP_MIN_LOG_LEVEL` cannot hide them. The
+console scripts load TensorFlow through `load_tensorflow()`, which drops
+exactly those lines and passes everything else through.
+"""
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+# Start-up lines that say only "no GPU here" (or repeat absl's set-up notice).
+NOISE = re.compile(rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                   rb"|[IWE]\d{4} [\d:. ]+\d+ (cudart_stub\.cc|cuda_platform\.cc|cuda_executor\.cc|"
+                   rb"cuda_diagnostics\.cc|cuda_fft\.cc|cuda_dnn\.cc|cuda_blas\.cc|gpu_device\.cc).*"
+                   rb"|.*Unable to register cu(DNN|FFT|BLAS) factory.*"
+                   rb"|.*computation placer already registered.*"
+                   rb"|.*TF-TRT Warning: Could not find TensorRT.*)\r?\n?$")
+
+
+@contextlib.contextmanager
+def native_noise_filtered():
+    """Within the block, file descriptor 2 goes to a temporary file; afterwards every line that
+    is not start-up noise is written to stderr, in order."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured if not NOISE.match(line)]
+            if kept:
+                sys.stderr.buffer.write(b"".join(kept))
+                sys.stderr.flush()
+
+
+_LOADED = False
+
+
+def load_tensorflow():
+    """Imports TensorFlow and lists its devices (where CUDA start-up is tried), minus the noise."""
+    global _LOADED
+    if _LOADED:
+        return
+    with native_noise_filtered():
+        import tensorflow as tf
+        tf.config.list_physical_devices()
+    _LOADED = True
