@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from conftest import shared_file
 from tinyresnet import bench
 from tinyresnet.cli import bench_main
@@ -9,6 +11,7 @@ KEYS = ("ceiling_gflops_fp32", "ceiling_gflops_bf16", "train_ips_fp32", "train_i
         "export_latency_p50_ms", "export_latency_p95_ms", "settings")
 
 
+@pytest.mark.slow
 def test_smoke_bench_prints_every_figure_as_json(capsys):
     # No timing assertions: only that every figure is measured and positive.
     assert bench_main(["--smoke", "--json"]) == 0
@@ -20,6 +23,7 @@ def test_smoke_bench_prints_every_figure_as_json(capsys):
     assert "| train float32 (in memory) |" in bench.format_table(result)
 
 
+@pytest.mark.slow
 def test_smoke_bench_with_the_real_pipeline(capsys):
     data = shared_file("tiny-imagenet-200-sub20.zip")
     assert bench_main(["--smoke", "--preset=net1", "--width=0.125", f"--data={data}", "--json"]) == 0

@@ -115,6 +115,7 @@ def _saved_model_cli(*args):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_and_runs_the_signatures(exported, tmp_path):
     shown = _saved_model_cli("show", "--dir", exported, "--all")
     assert shown.returncode == 0, shown.stderr[-2000:]

@@ -56,6 +56,7 @@ def _trial_epochs(project):
             for d in sorted(os.listdir(project)) if d.startswith("trial_")}
 
 
+@pytest.mark.slow
 def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data):
     from tinyresnet.tuning import command, space
     project = str(tmp_path / "project")
@@ -84,6 +85,7 @@ def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data):
     assert {d: os.path.getmtime(os.path.join(project, d, "results.json")) for d in mtimes} == mtimes
 
 
+@pytest.mark.slow
 def test_killed_mid_trial_then_resumed_keeps_finished_trials_and_the_total(tmp_path, data):
     project = str(tmp_path / "project")
     args = [f"--search={_search_file(tmp_path, data, trials=3, epochs=6)}", f"--project-dir={project}"]
@@ -114,6 +116,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_chief_and_two_workers_with_a_worker_killed_and_restarted(tmp_path, data):
     project = str(tmp_path / "project")
     port = _free_port()
@@ -147,6 +150,7 @@ def test_distributed_chief_and_two_workers_with_a_worker_killed_and_restarted(tm
     assert len(table) == 4 and set(table["status"]) == {"COMPLETED"}
 
 
+@pytest.mark.slow
 def test_a_worker_whose_chief_is_gone_exits_with_a_clear_message(tmp_path, data):
     start = time.time()
     out = _tune(f"--search={_search_file(tmp_path, data)}", f"--project-dir={tmp_path / 'p'}", "--role=worker",
@@ -190,6 +194,7 @@ def test_a_trial_s_number_is_what_tinyresnet_train_gives_for_its_config(tmp_path
     assert again["spec"] == runs.read_json(os.path.join(trial, "results.json"))["spec"]
 
 
+@pytest.mark.slow
 def test_workers_flag_runs_a_local_chief_and_workers(tmp_path, data):
     project = str(tmp_path / "project")
     out = _tune(f"--search={_search_file(tmp_path, data, trials=2)}", f"--project-dir={project}", "--workers=2",

@@ -79,7 +79,7 @@ def test_costs_from_the_spec_equal_the_built_model():
     (SEARCH + "extra: 1\n", r"unknown key\(s\) extra"),
     (SEARCH.replace("max_params: 400000", "max_flops: 1"), r"budget: unknown key\(s\) max_flops"),
     (SEARCH.replace("block_dropout: [0.0, 0.5]", "block_dropout: {min: 0, max: 2}"),
-     r"space.block_dropout: values must be in \[0.0, 0.95\]"),
+     r"space.block_dropout: dropout rates must be in \[0, 1\)"),
 ])
 def test_bad_search_files_are_clear_errors(tmp_path, text, message):
     with pytest.raises(SearchError, match=message):

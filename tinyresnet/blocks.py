@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from tinyresnet import spec as spec_lib
+
 
 @keras.saving.register_keras_serializable(package="tinyresnet")
 class BatchNorm(layers.BatchNormalization):
@@ -85,6 +87,7 @@ def basic_block(x, filters, name, dropout=0.5, residual=True, shortcut="pad"):
     Returns:
         Output tensor.
     """
+    spec_lib.check_choice("shortcut", shortcut, spec_lib.SHORTCUTS)
     y = _conv(filters, name + "_conv1")(x)
     y = BatchNorm(name=name + "_bn1")(y)
     y = layers.ReLU(name=name + "_relu1")(y)
@@ -97,9 +100,7 @@ def basic_block(x, filters, name, dropout=0.5, residual=True, shortcut="pad"):
             if shortcut == "projection":
                 x = _conv(filters, name + "_proj_conv", kernel_size=1)(x)
                 x = BatchNorm(name=name + "_proj_bn")(x)
-            elif shortcut == "pad":
-                x = ChannelPad(filters, name=name + "_pad")(x)
             else:
-                raise ValueError(f"shortcut must be 'pad' or 'projection', got {shortcut!r}")
+                x = ChannelPad(filters, name=name + "_pad")(x)
         y = layers.Add(name=name + "_add")([x, y])
     return layers.ReLU(name=name + "_out")(y)

@@ -7,7 +7,7 @@ from tinyresnet import blocks
 from tinyresnet import losses  # noqa: F401  (registers the losses that saved models refer to)
 from tinyresnet import spec as spec_lib
 
-VARIANTS = ("residual", "plain")
+VARIANTS = spec_lib.VARIANTS
 
 
 def build_model(spec, input_shape=(64, 64, 3), num_classes=None, variant="residual",
@@ -29,10 +29,10 @@ def build_model(spec, input_shape=(64, 64, 3), num_classes=None, variant="residu
         A `keras.Model` mapping images in [0, 255] (uint8 or float) to logits.
         The logits are float32 whatever the dtype policy.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if shortcut not in ("pad", "projection"):
-        raise ValueError(f"shortcut must be 'pad' or 'projection', got {shortcut!r}")
+    spec_lib.check_choice("variant", variant, spec_lib.VARIANTS)
+    spec_lib.check_choice("shortcut", shortcut, spec_lib.SHORTCUTS)
+    if not spec_lib.is_dropout_rate(block_dropout):
+        raise ValueError(f"block_dropout must be in {spec_lib.DROPOUT_RANGE}, got {block_dropout!r}")
     preset = spec_lib.preset_name(spec)
     parsed = spec_lib.parse_spec(spec)
     # Fails early, naming the item, if pooling would go below 1x1.

@@ -87,9 +87,27 @@ PRESETS = {
 # A repeat such as "(BB 64) x N" beyond this is a typo, not a network.
 MAX_REPEAT = 1000
 
+# The one source of the builders' choices and bounds: the config, `build_model`, the blocks and the
+# search space all read these.
+VARIANTS = ("residual", "plain")  # the residual net, or its plain twin (the same layers, no shortcuts)
+SHORTCUTS = ("pad", "projection")  # parameter-free zero-padded identity, or a 1x1 conv + BN
+POOL_KINDS = ("avg", "max")
+DROPOUT_RANGE = "[0, 1)"  # a rate of 1 would drop everything
+
+
+def is_dropout_rate(rate) -> bool:
+    """Whether `rate` is a dropout rate: a number in [0, 1) (a bool is not one)."""
+    return not isinstance(rate, bool) and isinstance(rate, (int, float)) and 0.0 <= rate < 1.0
+
+
+def check_choice(what, value, allowed):
+    """Raises `ValueError` naming `what` unless `value` is one of `allowed`."""
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
 _KINDS = {"conv": "Conv", "bb": "BB", "avg": "Avg", "max": "Max", "dropout": "Dropout", "fc": "FC"}
 _REPEAT = re.compile(r"^\((?P<body>[^()]*)\)\s*[x×*]\s*(?P<count>\S+)$", re.IGNORECASE)
-_POOL_KINDS = ("avg", "max")
 _ITEM = re.compile(r"^(?P<kind>[A-Za-z]+)\s*(?P<arg>\S*)$")
 
 
@@ -197,13 +215,13 @@ def _check_layer(layer, where: str) -> None:
         if not _is_positive_int(layer.filters):
             raise SpecError(f"{where}: width must be a positive integer, got {layer.filters!r}")
     elif isinstance(layer, Pool):
-        if layer.kind not in _POOL_KINDS:
-            raise SpecError(f"{where}: pooling kind must be one of {', '.join(_POOL_KINDS)}, got {layer.kind!r}")
+        if layer.kind not in POOL_KINDS:
+            raise SpecError(f"{where}: pooling kind must be one of {', '.join(POOL_KINDS)}, got {layer.kind!r}")
         if not _is_positive_int(layer.size):
             raise SpecError(f"{where}: pool size must be a positive integer, got {layer.size!r}")
     elif isinstance(layer, Dropout):
-        if isinstance(layer.rate, bool) or not isinstance(layer.rate, (int, float)) or not 0.0 <= layer.rate < 1.0:
-            raise SpecError(f"{where}: dropout rate must be in [0, 1), got {layer.rate!r}")
+        if not is_dropout_rate(layer.rate):
+            raise SpecError(f"{where}: dropout rate must be in {DROPOUT_RANGE}, got {layer.rate!r}")
     elif isinstance(layer, FC):
         if not _is_positive_int(layer.units):
             raise SpecError(f"{where}: FC units must be a positive integer, got {layer.units!r}")

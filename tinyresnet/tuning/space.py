@@ -209,10 +209,10 @@ def _parse_dim(key, value, where):
     return values
 
 
-_ALLOWED = {"pool": ("avg", "max"), "variant": ("residual", "plain"), "shortcut": ("pad", "projection")}
+_ALLOWED = {"pool": spec_lib.POOL_KINDS, "variant": spec_lib.VARIANTS, "shortcut": spec_lib.SHORTCUTS}
 _BOUNDS = {"stages": (1, MAX_STAGES), "blocks": (1, 16), "stem_convs": (1, 4), "base_width": (8, 1024),
-           "growth": (1.0, 4.0), "block_dropout": (0.0, 0.95), "fc_dropout": (0.0, 0.95),
-           "learning_rate": (1e-6, 10.0), "weight_decay": (0.0, 1.0), "crop_prob": (0.0, 1.0)}
+           "growth": (1.0, 4.0), "learning_rate": (1e-6, 10.0), "weight_decay": (0.0, 1.0), "crop_prob": (0.0, 1.0)}
+_DROPOUTS = ("block_dropout", "fc_dropout")
 
 
 def parse_space(values: Dict[str, Any], where="space") -> Space:
@@ -235,6 +235,10 @@ def parse_space(values: Dict[str, Any], where="space") -> Space:
     for key, (low, high) in _BOUNDS.items():
         if key in dims and any(not low <= v <= high for v in space.choices(key)):
             raise SearchError(f"{where}: space.{key}: values must be in [{low}, {high}], got {values.get(key)!r}")
+    for key in _DROPOUTS:
+        if key in dims and not all(spec_lib.is_dropout_rate(v) for v in space.choices(key)):
+            raise SearchError(f"{where}: space.{key}: dropout rates must be in {spec_lib.DROPOUT_RANGE}, "
+                              f"got {values.get(key)!r}")
     return space
 
 
