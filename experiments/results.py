@@ -1,5 +1,6 @@
 """A claim's committed results: `results.csv`, `summary.md` and `curves.png` from its arms' run directories."""
 
+import csv
 import os
 
 from tinyresnet import runs
@@ -49,10 +50,44 @@ def collect(claim_name, scale_name, seeds, runs_root):
     return found
 
 
+def _typed(text):
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def committed_rows(out_dir, claim_name):
+    """The rows of a claim's committed results.csv, typed back (`[]` if there is none)."""
+    path = os.path.join(out_dir, "results.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [{k: _typed(v) for k, v in row.items()} for row in csv.DictReader(f) if row.get("claim") == claim_name]
+
+
 def write(claim_name, scale, seeds, runs_root, out_dir, command=""):
-    """Writes the claim's results.csv, summary.md and curves.png; returns its `Verdict`."""
+    """Writes the claim's results.csv, summary.md and curves.png; returns its `Verdict`.
+
+    A run recorded in the committed results.csv whose run directory is not
+    here (a fresh checkout, another --runs-dir) keeps its row: results are
+    never replaced by fewer runs. Its curve cannot be drawn again, so
+    curves.png is then left as it is.
+    """
     claim = CLAIMS[claim_name]
     found = collect(claim_name, scale.name, seeds, runs_root)
+    here = {(row["arm"], row["seed"]) for rows in found.values() for row in rows}
+    kept = [row for row in committed_rows(out_dir, claim_name)
+            if row["arm"] in claim.arms and (row["arm"], row["seed"]) not in here]
+    for row in kept:
+        found.setdefault(row["arm"], []).append(row)
+    for rows in found.values():
+        rows.sort(key=lambda row: row["seed"])
+    seeds = sorted(set(seeds) | {row["seed"] for row in kept})
     os.makedirs(out_dir, exist_ok=True)
     rows = [{k: v for k, v in row.items() if k != "_history"} for arm in claim.arms for row in found.get(arm, [])]
     columns = list(CSV_FIRST) + sorted({k for row in rows for k in row} - set(CSV_FIRST))
@@ -63,7 +98,8 @@ def write(claim_name, scale, seeds, runs_root, out_dir, command=""):
     if len(rows) < planned or len(seeds) < MIN_SEEDS:
         verdict = verdict._replace(verdict="pending", why=f"{len(rows)} of {planned} runs finished")
     runs.write_text(os.path.join(out_dir, "summary.md"), _summary_md(claim, scale, seeds, found, verdict, command))
-    _plot(claim, found, os.path.join(out_dir, "curves.png"))
+    if not kept:
+        _plot(claim, found, os.path.join(out_dir, "curves.png"))
     return verdict
 
 
