@@ -10,15 +10,24 @@ them does not change Net 1's training images/s), so the conv kernels'
 fraction of the matmul ceiling is the bound on the training fraction.
 """
 
-import tensorflow as tf
-
-from tinyresnet.bench import matmul_ceiling, median_seconds
+import argparse
 
 # (feature map size, in channels, out channels) of Net 1's 3x3 convs.
 CONVS = [(64, 64, 64), (32, 64, 128), (32, 128, 128), (16, 128, 256), (16, 256, 256), (4, 256, 512), (4, 512, 512)]
 
 
+def parse_args(argv=None):
+    """The command line: `--help` only; this script takes no options."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser.parse_args(argv)
+
+
 def main(batch=64):
+    # Imported here, not at the top: `--help` answers without loading TensorFlow.
+    import tensorflow as tf
+
+    from tinyresnet.bench import matmul_ceiling, median_seconds
+
     ceiling = matmul_ceiling(tf.float32, (4096,))
     print(f"matmul ceiling fp32: {ceiling:.0f} GFLOP/s\n")
     print("| conv (HxW, in -> out) | forward GFLOP/s | fraction | train step GFLOP/s | fraction |")
@@ -42,4 +51,5 @@ def main(batch=64):
 
 
 if __name__ == "__main__":
+    parse_args()
     main()

@@ -3,17 +3,25 @@
 Usage: python experiments/preset_table.py
 """
 
+import argparse
 import os
 import sys
 
 from tinyresnet import spec
-from tinyresnet.models import build_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paper import PAPER_RESULTS  # noqa: E402
 
 
+def parse_args(argv=None):
+    """The command line: `--help` only; this script takes no options."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser.parse_args(argv)
+
+
 def main():
+    from tinyresnet.models import build_model  # here: `--help` answers without loading TensorFlow
+
     print("| preset | notation | layers (computed) | layers (Table 1) | parameters | forward GFLOPs | input |")
     print("|---|---|---|---|---|---|---|")
     for name, preset in spec.PRESETS.items():
@@ -26,4 +34,5 @@ def main():
 
 
 if __name__ == "__main__":
+    parse_args()
     main()
