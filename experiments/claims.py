@@ -57,6 +57,14 @@ class Scale:
     name: str
     data_names: Dict[str, str]  # per dataset: what it is, with its split in parentheses
     datasets: Dict[str, Dict[str, object]]
+    # Where a claim's results of this scale go, inside the claim's folder: "" for the first committed
+    # scale (cpu), the scale's name for the others, so that no scale ever writes over another's.
+    results_folder: str = ""
+    claims: Tuple[str, ...] = ()  # the claims run at this scale; () for every claim
+
+    def has(self, claim):
+        """Whether `claim` is run at this scale."""
+        return not self.claims or claim.name in self.claims
 
     def label(self, dataset):
         """A few words for a table cell: data, width, epochs."""
@@ -76,8 +84,19 @@ def shared_data_dir():
     return os.path.normpath(os.environ.get("TINYRESNET_SHARED_DATA") or default)
 
 
+# The width ladder of the cpu scale: the claims on how the residual nets compare with their ConvNet
+# twins and how they overfit, with the same data, epochs and precision, at wider nets.
+LADDER = {"cpu_w025": 0.25, "cpu_w05": 0.5}
+LADDER_CLAIMS = ("resnet_vs_convnet", "overfitting_gap", "dropout_augmentation")
+SCALES = ("cpu", *LADDER, "paper")
+
+
 def scale(name, data_dir=None):
-    """The `Scale` called `name` ("cpu" or "paper")."""
+    """The `Scale` called `name`: "cpu", a rung of the width ladder ("cpu_w025", "cpu_w05"), or "paper"."""
+    if name in LADDER:
+        cpu = scale("cpu", data_dir)
+        tiny = {**cpu.datasets[TINY], "width": LADDER[name]}
+        return Scale(name, {TINY: cpu.data_names[TINY]}, {TINY: tiny}, results_folder=name, claims=LADDER_CLAIMS)
     if name == "cpu":
         # float32 even where bfloat16 is faster: these runs are resumed on whichever CPU the next
         # session gets, and a run keeps one precision (the committed ones are float32).
@@ -95,8 +114,8 @@ def scale(name, data_dir=None):
         cifar = dict(dataset="cifar10", data="", width=1.0, epochs=30)
         return Scale("paper", {TINY: "200-class Tiny ImageNet (downloaded, md5-checked)",
                                CIFAR: "CIFAR-10 (TFDS, its test split as validation)"},
-                     {TINY: tiny, CIFAR: cifar})
-    raise ValueError(f"unknown scale {name!r}: expected cpu or paper")
+                     {TINY: tiny, CIFAR: cifar}, results_folder="paper")
+    raise ValueError(f"unknown scale {name!r}: expected one of {', '.join(SCALES)}")
 
 
 class Verdict(NamedTuple):
@@ -197,7 +216,7 @@ def _verdict_cifar(results):
 def _verdict_table1(results):
     nets = [f"net{i}" for i in range(1, 7)]
     ranked = sorted(nets, key=lambda n: -paper.PAPER_RESULTS[n]["val_top1"])
-    agree = disagree = open_ = 0
+    agree = disagree = open_ = pending = 0
     for i, a in enumerate(ranked):
         for b in ranked[i + 1:]:
             # In whole points, as printed: 0.49 - 0.46 is 0.0299... in floating point.
@@ -207,14 +226,17 @@ def _verdict_table1(results):
             agree += direction == "higher"
             disagree += direction == "lower"
             open_ += direction == "within spread"
+            pending += direction == "pending"
     ours = "val top-1: " + ", ".join(f"{n} {arm_summary(results, n, 'val_top1')}" for n in nets)
     why = (f"of the pairs the paper separates by >= 3 points, {agree} keep the paper's order, "
            f"{disagree} reverse it, {open_} are within the seeds' spread")
+    if pending:
+        return Verdict("pending", f"{pending} of the pairs lack 2 seeds on a side; {why}", ours)
     if disagree == 0 and agree > open_:
         return Verdict("supported", why, ours)
-    if disagree >= agree:
+    if disagree and disagree >= agree:
         return Verdict("not supported", why, ours)
-    return Verdict("inconclusive", why, ours)
+    return Verdict("inconclusive", why, ours)  # nothing reversed, or too little decided
 
 
 CLAIMS = {c.name: c for c in (

@@ -18,6 +18,11 @@ def run_dir(runs_root, scale_name, arm, seed):
     return os.path.join(runs_root, scale_name, arm, f"seed_{seed}")
 
 
+def claim_dir(results_root, claim_name, scale):
+    """Where a claim's results at `scale` go: `<root>/<claim>/`, or `<root>/<claim>/<scale>/` for the others."""
+    return os.path.join(results_root, claim_name, scale.results_folder)
+
+
 def early_val_top1(history):
     """Mean val top-1 over the first quarter of the epochs (at least one): how fast a net gets going."""
     first = history[:max(1, len(history) // 4)]

@@ -9,15 +9,15 @@ summary.md, curves.png), so results can be committed as arms finish.
 """
 
 import argparse
-import contextlib
 import os
 import sys
 import time
 
 from tinyresnet import quiet, runs
 
+from experiments import claiming
 from experiments import results as results_lib
-from experiments.claims import ARMS, CLAIMS, scale as make_scale
+from experiments.claims import ARMS, CLAIMS, SCALES, scale as make_scale
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SEEDS = (0, 1)
@@ -56,8 +56,14 @@ def _check_run_dir(config, folder):
 
 
 def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_root=None, arms=None,
-               overrides=None, train_runs=True, readme=None):
+               overrides=None, train_runs=True, readme=None, shard=(0, 1)):
     """Trains what the claims need that is not finished, writing each claim's results as its runs end.
+
+    Each run is claimed while it trains (`experiments.claiming`): runners on
+    several machines sharing `runs_root` never train the same run, and the
+    claim of a killed runner is taken over. With `shard=(i, n)`, this runner
+    takes every n-th run from the i-th; the results are then written once
+    every run of the plan is finished, by whichever runner finishes last.
 
     With `train_runs=False`, only writes the results of the runs that are finished.
     With `readme`, also rewrites the claims table in that file.
@@ -69,75 +75,70 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
     results_root = results_root or os.path.join(HERE, "results")
     todo = plan(claim_names, seeds, arms)
     configs = {(arm, seed): arm_config(arm, scale, seed, overrides) for arm, seed in todo}
-    for (arm, seed), config in configs.items():
-        _check_run_dir(config, results_lib.run_dir(runs_root, scale.name, arm, seed))
+    folders = {key: results_lib.run_dir(runs_root, scale.name, *key) for key in todo}
+    for key, config in configs.items():
+        _check_run_dir(config, folders[key])
 
     def finish():
-        # With the committed table, every claim: a run may serve several, and the table shows them all.
-        verdicts = {name: results_lib.write(name, scale, seeds, runs_root, os.path.join(results_root, name),
-                                            command_for(name, scale))
-                    for name in (CLAIMS if readme else claim_names)}
-        if readme:
-            results_lib.write_claims_table(readme, scale, seeds, verdicts, command_for)
+        # One writer at a time: runners of other shards may finish together.
+        with claiming.claim(os.path.join(runs_root, scale.name, "results"), wait=True):
+            # With the committed table, every claim: a run may serve several, and the table shows them all.
+            verdicts = {name: results_lib.write(name, scale, seeds, runs_root,
+                                                results_lib.claim_dir(results_root, name, scale),
+                                                command_for(name, scale))
+                        for name in (CLAIMS if readme else claim_names)}
+            if readme:
+                results_lib.write_claims_table(readme, scale, seeds, verdicts, command_for)
         return {name: verdicts[name] for name in claim_names}
 
     if not train_runs:
         return finish()
-    with _runner_lock(os.path.join(runs_root, scale.name)):
-        _train(todo, configs, runs_root, scale, finish)
+    index, count = shard
+    mine = [key for i, key in enumerate(todo) if i % count == index]
+    _train(mine, configs, folders, finish if count == 1 else None)
+    left = [key for key in todo if not runs.is_finished(folders[key])]
+    if left:
+        print(f"{len(left)} of {len(todo)} runs are not finished (other shards, or runs that diverged); the "
+              "runner that finishes the last one writes the results", flush=True)
+        return None
     return finish()
 
 
-def _train(todo, configs, runs_root, scale, finish):
+def _train(mine, configs, folders, after_each):
     from tinyresnet import train
 
     strategy = None
-    for i, ((arm, seed), config) in enumerate(configs.items(), 1):
-        folder = results_lib.run_dir(runs_root, scale.name, arm, seed)
+    for i, key in enumerate(mine, 1):
+        (arm, seed), config, folder = key, configs[key], folders[key]
+        head = f"[{i}/{len(mine)}] {arm} seed {seed}:"
         if runs.is_finished(folder):
-            print(f"[{i}/{len(todo)}] {arm} seed {seed}: finished, skipped ({folder})", flush=True)
+            print(f"{head} finished, skipped ({folder})", flush=True)
             continue
-        resumed = runs.resume_epoch(folder)
-        print(f"[{i}/{len(todo)}] {arm} seed {seed}: " + (f"resuming at epoch {resumed}" if resumed else "training")
-              + f" in {folder}", flush=True)
-        strategy = strategy or train.make_strategy(config)
-        start = time.perf_counter()
         try:
-            result = train.train_and_evaluate(config, folder, datasets=train.load_datasets(config),
-                                              strategy=strategy)
-        except train.TrainingDiverged as e:
-            print(f"    {arm} seed {seed} diverged ({e}); it stays unfinished and out of the results", flush=True)
+            with claiming.claim(folder):
+                if runs.is_finished(folder):  # finished by another runner while we looked
+                    print(f"{head} finished, skipped ({folder})", flush=True)
+                    continue
+                resumed = runs.resume_epoch(folder)
+                print(f"{head} " + (f"resuming at epoch {resumed}" if resumed else "training") + f" in {folder}",
+                      flush=True)
+                strategy = strategy or train.make_strategy(config)
+                start = time.perf_counter()
+                try:
+                    result = train.train_and_evaluate(config, folder, datasets=train.load_datasets(config),
+                                                      strategy=strategy)
+                except train.TrainingDiverged as e:
+                    print(f"    {arm} seed {seed} diverged ({e}); it stays unfinished and out of the results",
+                          flush=True)
+                    continue
+        except claiming.Claimed as e:
+            print(f"{head} skipped: {e}", flush=True)
             continue
         print(f"    val top-1 {100 * result['val_top1']:.1f}%, train top-1 {100 * result['train_top1']:.1f}%, "
               f"{time.perf_counter() - start:.0f} s", flush=True)
         _release_memory()
-        finish()  # results to commit as soon as a run ends
-
-
-class Busy(RuntimeError):
-    """Another live runner is training in the same runs folder."""
-
-
-@contextlib.contextmanager
-def _runner_lock(folder):
-    """One runner per runs folder: two would train the same run directories at once."""
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, ".runner.pid")
-    try:
-        with open(path) as f:
-            other = int(f.read().strip() or 0)
-    except (FileNotFoundError, ValueError):
-        other = 0
-    if other and other != os.getpid() and runs.process_alive(other):
-        raise Busy(f"another experiments runner (pid {other}) is training in {folder}; wait for it or stop it "
-                   f"(a stale {path} is taken over once its process is gone)")
-    with open(path, "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
+        if after_each:
+            after_each()  # results to commit as soon as a run ends
 
 
 def _release_memory():
@@ -156,9 +157,11 @@ def parse_args(argv=None):
                     "are skipped, interrupted ones resume; results go to experiments/results/<claim>/.",
         epilog="claims: " + "; ".join(f"{c.name} ({c.paper_figure})" for c in CLAIMS.values()))
     parser.add_argument("claims", nargs="+", metavar="CLAIM", help=f"one or more of: {names}, or 'all'")
-    parser.add_argument("--scale", default="cpu", choices=("cpu", "paper"),
+    parser.add_argument("--scale", default="cpu", choices=SCALES,
                         help="cpu: the shared 20-class Tiny ImageNet and CIFAR-10 archives at small widths (what is "
-                             "committed); paper: full width, 200 classes, 30 epochs (for a GPU). Default cpu")
+                             "committed); cpu_w025, cpu_w05: the cpu scale's Tiny ImageNet claims at width 0.25 and "
+                             "0.5 (results in results/<claim>/<scale>/); paper: full width, 200 classes, 30 epochs "
+                             "(for a GPU). Default cpu")
     parser.add_argument("--seeds", type=int, default=len(DEFAULT_SEEDS), help="seeds per arm, 0..N-1 (default 2)")
     parser.add_argument("--arms", default="", help="comma-separated arms to run (default: all the claims need)")
     parser.add_argument("--data-dir", default=None,
@@ -170,11 +173,27 @@ def parse_args(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the claims' results from the runs that are finished")
     parser.add_argument("--steps-per-epoch", type=int, default=0, help="cap steps per epoch (smoke runs only)")
+    parser.add_argument("--shard", default="0/1", metavar="I/N",
+                        help="train every N-th run from the I-th (I = 0..N-1), as one task of a job array on "
+                             "machines sharing --runs-dir (e.g. --shard=$SLURM_ARRAY_TASK_ID/4); each run is "
+                             "claimed while it trains, and the runner that finishes the last run writes the "
+                             "results (default 0/1: all runs)")
     args = parser.parse_args(argv)
-    claims = list(CLAIMS) if args.claims == ["all"] else args.claims
+    chosen = make_scale(args.scale, "/")  # for its claims only: no data is read here
+    claims = [c for c in CLAIMS if chosen.has(CLAIMS[c])] if args.claims == ["all"] else args.claims
     unknown = [c for c in claims if c not in CLAIMS]
     if unknown:
         parser.error(f"unknown claim(s) {', '.join(unknown)}; choose from {names}, or 'all'")
+    elsewhere = [c for c in claims if not chosen.has(CLAIMS[c])]
+    if elsewhere:
+        parser.error(f"{', '.join(elsewhere)}: not at the {args.scale} scale (it has "
+                     f"{', '.join(c for c in CLAIMS if chosen.has(CLAIMS[c]))})")
+    try:
+        index, count = (int(x) for x in args.shard.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError):
+        parser.error(f"--shard: expected I/N with 0 <= I < N, got {args.shard!r}")
+    args.shard = (index, count)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     needed = {arm for c in claims for arm in CLAIMS[c].arms}
     if set(arms) - needed:
@@ -208,12 +227,12 @@ def main(argv=None):
     from tinyresnet import config as config_lib, train
     try:
         verdicts = run_claims(claims, scale, tuple(range(args.seeds)), args.runs_dir, args.results_dir, arms,
-                              overrides, train_runs=not args.report_only, readme=readme)
-    except (config_lib.ConfigError, runs.RunDirError, Busy) as e:
+                              overrides, train_runs=not args.report_only, readme=readme, shard=args.shard)
+    except (config_lib.ConfigError, runs.RunDirError) as e:
         sys.exit(f"error: {e}")
     except train.Interrupted:
         sys.exit("interrupted: finished epochs are kept; run the same command to resume")
-    for name, (verdict, why, ours) in verdicts.items():
+    for name, (verdict, why, ours) in (verdicts or {}).items():
         print(f"{name}: {verdict} ({why}). Ours: {ours}")
 
 

@@ -1,9 +1,11 @@
 """Mean and spread over seeds, and the one rule that turns two arms into a verdict.
 
-The spread of an arm is half the range of its seeds (min to max). Two arms
-differ only when their seed ranges do not overlap, that is when the
-difference of their means exceeds the sum of their spreads; otherwise the
+The spread of an arm is half the range of its seeds (min to max), reported
+as mean ± spread. Two arms differ only when their seed ranges [min, max] do
+not overlap: every seed of one above every seed of the other. Otherwise the
 comparison is "within spread", which a verdict reports as inconclusive.
+(With 2 seeds this is the same as "the means differ by more than the sum of
+the spreads"; with 3 or more it is not, and the ranges decide.)
 """
 
 import dataclasses
@@ -18,6 +20,8 @@ class Summary:
     mean: float
     spread: float  # half the range over seeds
     seeds: int
+    low: float = float("nan")  # the lowest seed
+    high: float = float("nan")  # the highest seed
 
     def __str__(self):
         if not self.seeds:
@@ -28,7 +32,7 @@ class Summary:
 def summarize(values: List[float]) -> Summary:
     if not values:
         return Summary(float("nan"), float("nan"), 0)
-    return Summary(statistics.fmean(values), (max(values) - min(values)) / 2, len(values))
+    return Summary(statistics.fmean(values), (max(values) - min(values)) / 2, len(values), min(values), max(values))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,13 +46,14 @@ class Compare:
 
     @property
     def direction(self):
-        """"higher" / "lower" (a than b, beyond both spreads), "within spread", or "pending"."""
+        """"higher" / "lower" (every seed of a above / below every seed of b), "within spread", or "pending"."""
         if min(self.a.seeds, self.b.seeds) < MIN_SEEDS:
             return "pending"
-        difference = self.a.mean - self.b.mean
-        if abs(difference) <= self.a.spread + self.b.spread:
-            return "within spread"
-        return "higher" if difference > 0 else "lower"
+        if self.a.low > self.b.high:
+            return "higher"
+        if self.a.high < self.b.low:
+            return "lower"
+        return "within spread"
 
 
 def arm_summary(results: Dict[str, List[dict]], arm: str, key: str) -> Summary:

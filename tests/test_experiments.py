@@ -3,6 +3,10 @@
 import csv
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -130,6 +134,17 @@ def test_compare_calls_a_difference_only_beyond_both_spreads():
     assert compare(arms([0.9], [0.1]), "a", "b", "v").direction == "pending"  # one seed has no spread
 
 
+def test_with_three_seeds_overlapping_ranges_are_within_spread():
+    def arms(a, b):
+        return {"a": [{"v": x} for x in a], "b": [{"v": x} for x in b]}
+    # Means 0.463 and 0.343, spreads 0.05 and 0.06: "mean ± spread" would call this higher,
+    # but a's lowest seed (0.40) is below b's highest (0.42): the ranges overlap.
+    assert compare(arms([0.40, 0.49, 0.50], [0.30, 0.31, 0.42]), "a", "b", "v").direction == "within spread"
+    assert compare(arms([0.43, 0.49, 0.50], [0.30, 0.31, 0.42]), "a", "b", "v").direction == "higher"
+    assert compare(arms([0.30, 0.31, 0.42], [0.43, 0.49, 0.50]), "a", "b", "v").direction == "lower"
+    assert compare(arms([0.5, 0.6, 0.7], [0.5, 0.3, 0.4]), "a", "b", "v").direction == "within spread"  # touching
+
+
 def test_the_cifar_and_table1_verdicts():
     def rows(**means):
         return {arm: [{"val_top1": m - 0.005, "early_val_top1": m - 0.1}, {"val_top1": m + 0.005,
@@ -159,6 +174,12 @@ def test_the_cifar_and_table1_verdicts():
     assert "13 keep the paper's order, 0 reverse it" in table1(paper_like).why
     reversed_ = rows(net1=0.30, net2=0.36, net3=0.36, net4=0.50, net5=0.42, net6=0.50)
     assert table1(reversed_).verdict == "not supported"
+    # Nothing decided (every pair within the spread) is not a refutation: inconclusive.
+    level = {arm: [{"val_top1": 0.40}, {"val_top1": 0.50}] for arm in (f"net{i}" for i in range(1, 7))}
+    assert table1(level).verdict == "inconclusive" and "13 are within the seeds' spread" in table1(level).why
+    # One seed per arm: no spread, no verdict yet.
+    one_seed = {arm: runs_[:1] for arm, runs_ in paper_like.items()}
+    assert table1(one_seed).verdict == "pending"
 
 
 def test_bad_command_lines_are_refused_with_the_choices(capsys):
@@ -188,11 +209,14 @@ def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
         results_lib.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
 
 
-@pytest.mark.parametrize("name", ["cpu", "paper"])
-def test_every_arm_is_a_valid_config_at_both_scales(name):
+@pytest.mark.parametrize("name", ["cpu", "cpu_w025", "cpu_w05", "paper"])
+def test_every_arm_is_a_valid_config_at_every_scale(name):
     from experiments.claims import scale
     chosen = scale(name, "/data")
     for arm, spec in ARMS.items():
+        if spec.data not in chosen.datasets:
+            assert not any(chosen.has(c) and arm in c.arms for c in CLAIMS.values())
+            continue
         config = run_lib.arm_config(arm, chosen, seed=1)
         values = chosen.datasets[spec.data]
         assert (config.net, config.seed, config.width, config.epochs) == (spec.net, 1, values["width"],
@@ -202,18 +226,102 @@ def test_every_arm_is_a_valid_config_at_both_scales(name):
         assert all(v["width"] == 1.0 and v["data"] == "" for v in chosen.datasets.values())
 
 
-def test_a_second_runner_on_the_same_runs_folder_is_refused_and_a_stale_lock_taken_over(tmp_path, scale):
-    import subprocess
-    import sys
-    folder = tmp_path / "runs" / "test"
-    folder.mkdir(parents=True)
-    (folder / ".runner.pid").write_text(str(os.getppid()))  # a live process
-    with pytest.raises(run_lib.Busy, match=f"pid {os.getppid()}"):
-        run_lib.run_claims(["table1"], scale, seeds=(0,), runs_root=str(tmp_path / "runs"),
-                           results_root=str(tmp_path / "results"), arms=["net2"])
-    assert not (folder / "net2").exists()
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (folder / ".runner.pid").write_text(gone.stdout.strip())
-    with run_lib._runner_lock(str(folder)):
-        assert (folder / ".runner.pid").read_text() == str(os.getpid())
-    assert not (folder / ".runner.pid").exists()
+def test_a_run_is_claimed_by_exactly_one_of_many_runners_entering_at_once(tmp_path):
+    import threading
+    from experiments import claiming
+    folder = str(tmp_path / "runs" / "cpu" / "net1" / "seed_0")
+    start, won, refused = threading.Barrier(8), [], []
+    release = threading.Event()
+
+    def runner():
+        start.wait()
+        try:
+            with claiming.claim(folder):
+                won.append(1)
+                release.wait(10)
+        except claiming.Claimed as e:
+            refused.append(str(e))
+
+    threads = [threading.Thread(target=runner) for _ in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while len(refused) < 7 and time.time() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(refused) == 7
+    assert f"pid {os.getpid()}" in refused[0]
+    assert os.path.exists(claiming.lock_path(folder))  # never removed: a runner may be waiting on it
+
+
+def test_the_claim_of_a_killed_runner_is_taken_over(tmp_path):
+    from experiments import claiming
+    folder = str(tmp_path / "net1" / "seed_0")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from experiments import claiming\n"
+                               f"with claiming.claim({folder!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(claiming.Claimed, match=f"pid {holder.pid}"):
+        with claiming.claim(folder):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with claiming.claim(folder):
+        assert open(claiming.lock_path(folder)).read().endswith(f"pid {os.getpid()}\n")
+
+
+@pytest.mark.slow
+def test_two_sharded_runners_one_killed_mid_run_finish_every_run_once(tmp_path):
+    from fixtures import tiny_imagenet_files, write_zip
+    data = tmp_path / "data"
+    data.mkdir()
+    write_zip(data / "tiny-imagenet-200-sub20.zip", tiny_imagenet_files(train_per_class=22, val=6, test=0))
+    folder = tmp_path / "runs"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def runner(shard):
+        return subprocess.Popen(
+            [sys.executable, "-m", "experiments.run", "resnet_vs_convnet", "--seeds=1", "--steps-per-epoch=1",
+             f"--data-dir={data}", f"--runs-dir={folder}", f"--results-dir={tmp_path / 'results'}",
+             f"--shard={shard}/2", "--verbose=0"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+    first, second = runner(0), runner(1)  # shard 0: net1 and net6; shard 1: net1_plain
+    net1 = folder / "cpu" / "net1" / "seed_0"
+    deadline = time.time() + 240
+    while time.time() < deadline and runs.resume_epoch(str(net1)) < 1:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)  # mid-run: net1 has backed up an epoch, not all 10
+    first.wait()
+    assert 0 < runs.resume_epoch(str(net1)) < 10 and not runs.is_finished(str(net1))
+    out, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out[-3000:]
+    assert "net1_plain seed 0: training" in out and "runs are not finished" in out
+    assert not (tmp_path / "results" / "resnet_vs_convnet" / "results.csv").exists()  # not all finished yet
+
+    again = runner(0)  # takes the killed runner's claim over, resumes net1, trains net6, writes the results
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out[-3000:]
+    assert "net1 seed 0: resuming at epoch" in out
+    for arm in ("net1", "net1_plain", "net6"):
+        assert [r["epoch"] for r in runs.read_history(str(folder / "cpu" / arm / "seed_0"))] == list(range(10))
+    rows = _csv(tmp_path / "results" / "resnet_vs_convnet" / "results.csv")
+    assert sorted(r["arm"] for r in rows) == ["net1", "net1_plain", "net6"]
+
+
+def test_the_width_ladder_runs_the_cpu_scale_s_tiny_imagenet_claims_wider_into_its_own_results():
+    from experiments.claims import scale
+    cpu, wider = scale("cpu", "/data"), scale("cpu_w025", "/data")
+    assert wider.datasets["tiny_imagenet"] == {**cpu.datasets["tiny_imagenet"], "width": 0.25}
+    assert [c for c in CLAIMS if wider.has(CLAIMS[c])] == ["resnet_vs_convnet", "overfitting_gap",
+                                                           "dropout_augmentation"]
+    assert results_lib.claim_dir("/r", "table1", cpu) == os.path.join("/r", "table1", "")
+    assert results_lib.claim_dir("/r", "resnet_vs_convnet", wider) == os.path.join("/r", "resnet_vs_convnet",
+                                                                                     "cpu_w025")
+    args, claims, _ = run_lib.parse_args(["all", "--scale=cpu_w05", "--shard=1/3"])
+    assert claims == ["resnet_vs_convnet", "overfitting_gap", "dropout_augmentation"] and args.shard == (1, 3)
+    for bad in (["table1", "--scale=cpu_w025"], ["all", "--shard=2/2"], ["all", "--shard=x"]):
+        with pytest.raises(SystemExit):
+            run_lib.parse_args(bad)

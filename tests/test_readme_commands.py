@@ -71,6 +71,11 @@ PLAN = {
     "python -m experiments.run table1 --arms=net2,net3": NotRun("4 runs of about 10 minutes each"),
     "python -m experiments.run all --report-only": Elsewhere(
         "test_user_path.py::test_7_report_only_on_a_copy_of_the_committed_experiments_keeps_every_result"),
+    "python -m experiments.run all --scale=cpu_w025": NotRun("12 runs of about 10 minutes each on 2 cores; "
+                                                             "tests/test_experiments.py runs the runner on fixtures"),
+    "python -m experiments.run all --shard=$SLURM_ARRAY_TASK_ID/4": NotRun(
+        "a recipe for a job array on machines sharing the runs folder; tests/test_experiments.py runs two sharded "
+        "runners on fixtures, one killed mid-run"),
     "python -m experiments.run all --scale=paper": NotRun("full width, 200 classes, 30 epochs: for a GPU, "
                                                           "and it downloads Tiny ImageNet (248 MB)"),
     "tinyresnet-tune --search=... --oracle=hyperband --max-hours=2 --epochs=9":
