@@ -152,6 +152,7 @@ def _release_memory():
 def parse_args(argv=None):
     names = ", ".join(CLAIMS)
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m experiments.run",
         description="Rerun claims of the study: every arm and seed is a tinyresnet run directory; finished runs "
                     "are skipped, interrupted ones resume; results go to experiments/results/<claim>/.",

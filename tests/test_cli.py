@@ -70,3 +70,21 @@ def test_train_takes_config_fields_in_the_space_separated_form(monkeypatch):
     monkeypatch.setattr(cli, "_print_summary", seen.append)
     assert cli.train_main(["--preset=net1", "--epochs", "3", "--summary", "--width", "0.5", "--skip-corrupt"]) == 0
     assert (seen[0].net, seen[0].epochs, seen[0].width, seen[0].skip_corrupt) == ("net1", 3, 0.5, True)
+
+
+def test_report_refuses_an_out_that_is_a_file_and_names_that_do_not_match(tmp_path, capsys):
+    from tinyresnet.cli import report_main
+    (tmp_path / "afile").write_text("x")
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "afile")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert report_main([str(tmp_path), str(tmp_path), "--names", "one"]) == 2
+    assert "--names gives 1 labels for 2 runs" in capsys.readouterr().err
+
+
+def test_options_take_the_underscore_spelling_and_are_never_abbreviated(tmp_path, capsys):
+    from tinyresnet.cli import train_main
+    (tmp_path / "notes.txt").write_text("mine")
+    assert train_main([f"--run_dir={tmp_path}", "--overwrite", "--preset=net1"]) == 2
+    assert f"{tmp_path} is not a tinyresnet run directory" in capsys.readouterr().err
+    assert train_main(["--exp"]) == 2  # not taken for --export
+    assert "'--exp'" in capsys.readouterr().err

@@ -141,3 +141,23 @@ def test_execution_keys_do_not_define_a_run():
 def test_round_trip_through_a_dict():
     cfg = Config(epochs=3, net="Conv 8, FC 10")
     assert config_lib.from_dict(config_lib.to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"\xff\xfe\x00not utf-8", r"not a UTF-8 text file"),
+    (b"1: 2\n", r"keys must be config names, got 1"),
+    (b"epochs: true\n", r"epochs: expected int, got True"),
+    (b"learning_rate: .inf\n", r"learning_rate: expected a finite number"),
+    (b"net: net1\nwidth: [0.25\n", r"line 3: .*\(while parsing a flow sequence at line 2\)"),
+])
+def test_more_bad_config_files_are_config_errors_naming_the_file(tmp_path, content, message):
+    from tinyresnet import config as config_lib
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(config_lib.ConfigError, match=message) as error:
+        config_lib.load_file(str(path))
+    assert str(path) in str(error.value)
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    with pytest.raises(config_lib.ConfigError, match="cannot read it"):
+        config_lib.load_file(str(folder))

@@ -209,3 +209,10 @@ def test_work_folders_of_killed_exports_are_cleaned(run_dir, tmp_path):
     export.export_run(str(run_dir), str(tmp_path))
     # A dead process's work folders go; a live process's, and folders that are not ours, stay.
     assert sorted(os.listdir(root)) == [".tmp-4-" + str(os.getppid()), ".tmp-mine", "1"]
+
+
+def test_load_model_takes_a_keras_file_or_a_run_directory_and_names_what_is_missing(run_dir, tmp_path):
+    import tinyresnet
+    assert tinyresnet.load_model(str(run_dir)).name == tinyresnet.load_model(str(run_dir / "model.keras")).name
+    with pytest.raises(FileNotFoundError, match=r"model.keras: no such .keras file"):
+        tinyresnet.load_model(str(tmp_path))

@@ -209,3 +209,14 @@ def test_evaluation_on_a_fixed_sample():
     assert len(np.concatenate([y for _, y in ds.batches("train", 4, max_images=50)])) == 20
     with pytest.raises(ValueError, match="no 'test' split"):
         ds.batches("test", 4)
+
+
+def test_pipelines_refuse_a_batch_size_or_seed_that_is_not_a_number():
+    from tinyresnet.data.pipeline import Arrays, Datasets
+    images = np.zeros((8, 4, 4, 3), np.uint8)
+    ds = Datasets({"train": Arrays(images, np.zeros(8), ["x"] * 8)}, ["x"])
+    for bad in (0, -1, 2.5, None):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            ds.training(bad)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        ds.training(4, seed=None)

@@ -37,7 +37,7 @@ def test_unreadable_files_are_named_and_the_rest_go_on(exported, images, tmp_pat
     assert code == 1
     captured = capsys.readouterr()
     assert "broken.jpg" in captured.out and "ERROR: not a decodable image" in captured.out
-    assert "missing.jpg  ERROR: cannot read file" in captured.out
+    assert "missing.jpg  ERROR: no such file (and no file matches it as a pattern)" in captured.out
     assert "2 of 5 files could not be classified" in captured.err
     saved = {os.path.basename(p["file"]): p for p in json.loads(out.read_text())}
     assert saved["a.jpg"]["labels"][0] in CLASSES and saved["broken.jpg"]["error"]
@@ -129,3 +129,18 @@ def test_an_export_without_class_names_is_named(exported, images, tmp_path, caps
     (copy / "metadata.json").write_text("{}")
     assert predict_main([str(copy), str(images / "a.jpg")]) == 2
     assert f"{copy / 'metadata.json'}: no class_names list" in capsys.readouterr().err
+
+
+def test_nothing_to_classify_a_bad_output_or_batch_size_is_refused_before_any_work(exported, tmp_path,  # noqa: F811
+                                                                                  capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert predict_main([exported, str(empty)]) == 2
+    assert f"no image files in {empty}" in capsys.readouterr().err
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(jpeg(3, size=(16, 16)))
+    assert predict_main([exported, str(photo), "--output", str(tmp_path / "missing" / "o.csv")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert predict_main([exported, str(photo), "--output", str(tmp_path / "o.txt")]) == 2
+    assert predict_main([exported, str(photo), "--batch-size", "0"]) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr().err

@@ -203,3 +203,22 @@ def test_workers_flag_runs_a_local_chief_and_workers(tmp_path, data):
     table = pd.read_csv(os.path.join(project, "trials.csv"))
     assert len(table) == 2 and set(table["status"]) == {"COMPLETED"}
     assert json.load(open(os.path.join(project, "oracle.json")))["ongoing_trials"] == {}
+
+
+def test_report_and_search_refuse_folders_that_are_not_search_projects(tmp_path, data, capsys):
+    from tinyresnet.tuning import command
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runs.MARKER).write_text("")
+    assert command.main(["report", str(run)]) == 2
+    assert "not a search project (no oracle.json)" in capsys.readouterr().err
+    assert not (run / "trials.csv").exists()
+    assert command.main([f"--search={_search_file(tmp_path, data)}", f"--project-dir={run}"]) == 2
+    assert "is a training run directory, not a search project" in capsys.readouterr().err
+    assert sorted(os.listdir(run)) == [runs.MARKER]
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "oracle.json").write_text("{}")
+    for bad in ("0", "-2"):
+        assert command.main(["report", str(project), "--retrain-best", bad]) == 2
+        assert "--retrain-best: epochs must be >= 1" in capsys.readouterr().err

@@ -19,6 +19,19 @@ def _fail(message, code=2):
     return code
 
 
+def dashed_options(parser, argv):
+    """`argv` with the parser's own options also taken in underscore spelling (`--run_dir` as `--run-dir`),
+    as config keys are: `-` and `_` are the same in every key a command takes."""
+    known = {option for action in parser._actions for option in action.option_strings}
+    out = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if name.startswith("--") and name not in known and name.replace("_", "-") in known:
+            arg = name.replace("_", "-") + sep + value
+        out.append(arg)
+    return out
+
+
 def _read_spec(value):
     # --spec takes notation text or the path of a file holding it.
     if os.path.isfile(value):
@@ -32,6 +45,7 @@ def _train_parser():
     from tinyresnet.spec import PRESETS
     keys = ", ".join(f"{f.name}={f.default!r}" for f in config_lib.fields().values())
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="tinyresnet-train",
         description="Train a residual net (or its plain twin) from a preset or a spec in the paper's notation, "
                     "log curves, resume after a crash, and optionally export a SavedModel.",
@@ -49,7 +63,8 @@ def _train_parser():
     parser.add_argument("--config", help="experiment file (.py, .yaml, .json) overriding the defaults")
     parser.add_argument("--run-dir", help="run directory (default runs/<preset>-<variant>); rerun to resume")
     parser.add_argument("--overwrite", action="store_true",
-                        help="start afresh in a run dir of another config (only ever removes a run's own files)")
+                        help="start afresh in a run dir of another config (removes only what a run writes: its "
+                             "files and its checkpoints/, backup/ and tensorboard/ folders; other files stay)")
     parser.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     parser.add_argument("--summary", action="store_true",
                         help="print the model with its layer, parameter and FLOP counts; do not train")
@@ -110,7 +125,7 @@ def _print_summary(cfg):
 
 def train_main(argv=None):
     parser = _train_parser()
-    args, overrides = parser.parse_known_args(argv)
+    args, overrides = parser.parse_known_args(dashed_options(parser, sys.argv[1:] if argv is None else argv))
     from tinyresnet import config as config_lib
     from tinyresnet import spec as spec_lib
     if args.list_presets:
@@ -165,12 +180,15 @@ def train_main(argv=None):
 
 def report_main(argv=None):
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="tinyresnet-report",
         description="Compare finished runs: a table (CSV, Markdown) and their curves overlaid.")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", default="report", help="folder for comparison.{csv,md,png} (default report/)")
     parser.add_argument("--names", nargs="+", help="labels of the runs (default: folder names)")
     args = parser.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        return _fail(f"--out {args.out}: exists and is not a folder")
     if args.names and len(args.names) != len(args.run_dirs):
         return _fail(f"--names gives {len(args.names)} labels for {len(args.run_dirs)} runs")
     from tinyresnet import report
@@ -185,6 +203,7 @@ def report_main(argv=None):
 
 def export_main(argv=None):
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="tinyresnet-export",
         description="Export a trained run (or a .keras file) as a SavedModel for TensorFlow Serving, "
                     "tf.saved_model.load and tinyresnet-predict, into OUT/<name>/<version>/.")
@@ -208,6 +227,7 @@ def export_main(argv=None):
 
 def predict_main(argv=None):
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="tinyresnet-predict",
         description="Classify image files (any size; JPEG, PNG, grayscale, RGBA) with an exported model.")
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="an exported version, e.g. exported_models/net1/1")
@@ -216,16 +236,26 @@ def predict_main(argv=None):
     parser.add_argument("--top", type=int, default=3,
                         help="labels per image, best first, in the table and --output; up to the number of "
                              "classes (default 3)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="images per call of the model (default 64)")
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.model_dir, "saved_model.pb")):
         return _fail(f"{args.model_dir}: not an exported model (no saved_model.pb)")
+    if args.batch_size < 1:
+        return _fail(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.output:  # checked before any work, not after it
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not args.output.endswith((".csv", ".json")):
+            return _fail(f"--output {args.output}: expected a .csv or .json file")
+        if not os.path.isdir(folder):
+            return _fail(f"--output {args.output}: no such folder {folder}")
     quiet.load_tensorflow()
     from tinyresnet import predict
     try:
         predict.check_top_k(args.top, len(predict.class_names(args.model_dir)), name="--top")
     except predict.PredictError as e:
         return _fail(e)
+    if not predict.expand_inputs(args.images):
+        return _fail(f"no image files in {' '.join(args.images)}")
     predictions = predict.predict_files(args.model_dir, args.images, args.batch_size, top_k=args.top)
     print(predict.format_table(predictions, args.top))
     if args.output:
@@ -243,6 +273,7 @@ def bench_main(argv=None):
     from tinyresnet import bench
     defaults = bench.Settings()
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="tinyresnet-bench",
         description="Measure, in one run: matmul ceilings, training images/s (fp32 vs mixed_bfloat16) and their "
                     "fraction of the ceiling, the real input pipeline vs in-memory data, and exported-model "

@@ -8,6 +8,7 @@ which trains these nets reliably (see README).
 
 import dataclasses
 import json
+import math
 import os
 import runpy
 import traceback
@@ -111,12 +112,16 @@ def _convert(key, value):
         if text in _FALSE_WORDS:
             return False
         raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if isinstance(value, bool) and kind in (int, float):  # `epochs: true` is a typo, not 1
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
     if kind is int and isinstance(value, float) and not value.is_integer():
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     try:
         converted = kind(value) if not (kind is int and isinstance(value, str)) else int(value.strip())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}") from None
+    if kind is float and not math.isfinite(converted):
+        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     if key in CHOICES and converted not in CHOICES[key]:
         raise ConfigError(f"{key}: expected one of {', '.join(CHOICES[key])}, got {converted!r}")
     return converted
@@ -270,15 +275,25 @@ def _read_mapping(path):
     Raises:
         ConfigError: for a syntax error, naming the file and its line.
     """
-    with open(path) as f:
-        try:
-            return json.load(f) if path.endswith(".json") else yaml.safe_load(f)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}, line {e.lineno}: {e.msg}") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f", line {mark.line + 1}" if mark is not None else ""  # yaml counts lines from 0
-            raise ConfigError(f"{path}{line}: {getattr(e, 'problem', None) or e}") from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}, line {e.lineno}: {e.msg}") from None
+    except yaml.YAMLError as e:
+        mark, context = getattr(e, "problem_mark", None), getattr(e, "context_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""  # yaml counts lines from 0
+        opened = (f" ({e.context} at line {context.line + 1})"
+                  if context is not None and getattr(e, "context", None) and context.line != mark.line else "")
+        raise ConfigError(f"{path}{line}: {getattr(e, 'problem', None) or e}{opened}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
+    if isinstance(values, dict) and not all(isinstance(key, str) for key in values):
+        bad = next(key for key in values if not isinstance(key, str))
+        raise ConfigError(f"{path}: keys must be config names, got {bad!r}")
+    return values
 
 
 def _line_in(error, path):

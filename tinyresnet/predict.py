@@ -60,6 +60,8 @@ def _read(path):
             blob = f.read()
         tf.io.decode_image(blob, channels=3, expand_animations=False)  # fail here, named, not in a batch
         return blob, None
+    except FileNotFoundError:
+        return None, "no such file (and no file matches it as a pattern)"
     except OSError as e:
         return None, f"cannot read file ({e.strerror})"
     except tf.errors.OpError:

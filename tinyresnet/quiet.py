@@ -4,11 +4,15 @@ On a machine without CUDA, `import tensorflow` and its first device listing
 write lines such as `cudart_stub.cc:31] Could not find cuda drivers` and
 `E0000 ... failed call to cuInit` straight to file descriptor 2, before
 absl logging is set up, so `TF_CPP_MIN_LOG_LEVEL` cannot hide them. The
-console scripts load TensorFlow through `load_tensorflow()`, which drops
-exactly those lines and passes everything else through.
+console scripts load TensorFlow through `load_tensorflow()`, which on a
+machine without an NVIDIA driver drops exactly those lines and passes
+everything else through. Where a driver is present nothing is dropped: the
+same files then report a real problem (a missing CUDA library, a driver
+version mismatch) that the user must see.
 """
 
 import contextlib
+import glob
 import os
 import re
 import sys
@@ -47,12 +51,24 @@ def native_noise_filtered():
 _LOADED = False
 
 
+def has_nvidia_driver():
+    return os.path.exists("/proc/driver/nvidia") or bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
 def load_tensorflow():
-    """Imports TensorFlow and lists its devices (where CUDA start-up is tried), minus the noise."""
+    """Imports TensorFlow and lists its devices (where CUDA start-up is tried), minus the noise.
+
+    Ctrl-C during the import (a few seconds) exits with 130, as Ctrl-C does later.
+    """
     global _LOADED
     if _LOADED:
         return
-    with native_noise_filtered():
-        import tensorflow as tf
-        tf.config.list_physical_devices()
+    filtered = native_noise_filtered() if not has_nvidia_driver() else contextlib.nullcontext()
+    try:
+        with filtered:
+            import tensorflow as tf
+            tf.config.list_physical_devices()
+    except KeyboardInterrupt:
+        print("\ninterrupted while loading TensorFlow", file=sys.stderr)
+        raise SystemExit(130) from None
     _LOADED = True

@@ -79,6 +79,7 @@ class Datasets:
         """
         if not self.has_split(split):
             raise ValueError(f"the data has no {split!r} split (it has {', '.join(sorted(self.splits))})")
+        _check_batch_size(batch_size)
         images, labels = self._tensor(split)
         n = int(images.shape[0])
         if max_images and max_images < n:
@@ -98,8 +99,16 @@ class Datasets:
                 an int for an endless stream of epochs from that one (what `fit` with a resume needs).
             steps_per_epoch: cap on batches per epoch (None: all).
         """
+        _check_batch_size(batch_size)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
         return make_dataset(*self._tensor("train"), batch_size, training=True, augment=paper_augment(augment, seed),
                             seed=seed, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch)
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def load_arrays(tree, files, labels, size, resize=False, skip_corrupt=False, cache_dir=None):

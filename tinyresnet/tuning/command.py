@@ -21,6 +21,7 @@ from tinyresnet import quiet, runs
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_CHIEF_GONE = 4
+PROJECT_MARKER = "oracle.json"  # KerasTuner's saved oracle: what makes a folder a search project
 
 
 def _fail(message, code=2):
@@ -30,6 +31,7 @@ def _fail(message, code=2):
 
 def _search_parser():
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="tinyresnet-tune",
         description="Search depth, width and dropout of residual nets written in the paper's notation, with "
                     "KerasTuner (random, Bayesian or Hyperband), resumable and distributed over KerasTuner's "
@@ -59,7 +61,7 @@ def _search_parser():
 
 
 def _report_parser():
-    parser = argparse.ArgumentParser(prog="tinyresnet-tune report",
+    parser = argparse.ArgumentParser(prog="tinyresnet-tune report", allow_abbrev=False,
                                      description="Write trials.csv, leaderboard.md and search.png of a search.")
     parser.add_argument("project_dir", metavar="PROJECT_DIR")
     parser.add_argument("--out", help="folder for the results (default: the project dir)")
@@ -174,8 +176,9 @@ def _train_references(search, names, datasets, project_dir):
 
 
 def search_main(argv):
+    from tinyresnet.cli import dashed_options
     parser = _search_parser()
-    args, overrides = parser.parse_known_args(argv)
+    args, overrides = parser.parse_known_args(dashed_options(parser, argv))
     from tinyresnet.config import ConfigError
     from tinyresnet.tuning.space import SearchError
     try:
@@ -190,6 +193,8 @@ def search_main(argv):
     except (ConfigError, SearchError, ValueError) as e:
         return _fail(e)
     project_dir = _project_dir(args)
+    if runs.is_run(project_dir):
+        return _fail(f"{project_dir} is a training run directory, not a search project; choose another --project-dir")
     if args.workers:
         code = _run_workers(args, argv, search)
         _write_results(project_dir)
@@ -243,16 +248,26 @@ def _write_results(project_dir):
         print(f"best: trial {best['trial']}  val top-1 {best['val_top1']:.3f}  {best['spec']}")
 
 
+def is_project(folder):
+    """Whether `folder` is a search project: KerasTuner's oracle state is there."""
+    return os.path.isfile(os.path.join(folder, PROJECT_MARKER))
+
+
 def report_main(argv):
     args = _report_parser().parse_args(argv)
     from tinyresnet.tuning import results as results_lib
-    if not os.path.isdir(args.project_dir):
-        return _fail(f"{args.project_dir}: no such search project")
+    if not is_project(args.project_dir):
+        return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the --project-dir "
+                     "of a tinyresnet-tune search")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        return _fail(f"--out {args.out}: exists and is not a folder")
+    if args.retrain_best is not None and args.retrain_best < 1:
+        return _fail(f"--retrain-best: epochs must be >= 1, got {args.retrain_best}")
     table = results_lib.write(args.project_dir, args.out)
     out = args.out or args.project_dir
     print(results_lib.leaderboard(table.head(10), results_lib.references(args.project_dir)))
     print(f"written: {out}/trials.csv, leaderboard.md, search.png")
-    if args.retrain_best:
+    if args.retrain_best is not None:
         return _retrain_best(args, table)
     return 0
 
@@ -267,11 +282,21 @@ def _retrain_best(args, table):
         return _fail(f"{args.project_dir}: no finished trial to retrain")
     trial_dir = os.path.join(args.project_dir, f"trial_{best['trial']}")
     config = config_lib.from_dict(runs.read_json(os.path.join(trial_dir, runs.CONFIG)))
-    config = dataclasses.replace(config, epochs=args.retrain_best, verbose=2)
+    config = config_lib.override(config, {"epochs": args.retrain_best, "verbose": 2})
     run_dir = os.path.join(args.project_dir, f"best-trial_{best['trial']}-{args.retrain_best}epochs")
+    name = f"{os.path.basename(os.path.abspath(args.project_dir))}-best"
     print(f"retraining trial {best['trial']} for {args.retrain_best} epochs: {best['spec']}", flush=True)
-    results = train.train_and_evaluate(config, run_dir)
-    path = export.export_run(run_dir, args.export, name=f"{os.path.basename(os.path.normpath(args.project_dir))}-best")
+    try:
+        export.check_name(name)
+        results = train.train_and_evaluate(config, run_dir)
+        path = export.export_run(run_dir, args.export, name=name)
+    except (config_lib.ConfigError, runs.RunDirError, export.ExportError) as e:
+        return _fail(e)
+    except train.TrainingDiverged as e:
+        return _fail(e, code=3)
+    except train.Interrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 130
     print(f"run directory: {run_dir}  val top-1 {results['val_top1']:.3f}\nexported: {path}")
     return 0
 
