@@ -12,7 +12,7 @@ RUN=${RUN:-runs/net1-quickstart}
 EXPORTS=${EXPORTS:-exported_models}
 IMAGES=${IMAGES:-runs/test-images}
 if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv && .venv/bin/python -m pip install --quiet --upgrade pip > /dev/null
+  python3 -m venv .venv && .venv/bin/python -m pip install --quiet --upgrade pip > .venv/install.log 2>&1
 fi
 . .venv/bin/activate
 # pip and setuptools talk a lot; their words go to a log, shown only if the install fails. Offline, a
