@@ -13,10 +13,21 @@ import contextlib
 import fcntl
 import os
 import socket
+import time
 
 
 class Claimed(RuntimeError):
     """Another live runner holds the claim."""
+
+
+def _holder(fd):
+    # The holder writes its name just after taking the lock: a claim a moment old may not show it yet.
+    for _ in range(25):
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if holder:
+            return holder
+        time.sleep(0.02)
+    return "another runner"
 
 
 def lock_path(folder):
@@ -41,10 +52,10 @@ def claim(folder, wait=False):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "a runner"
-            raise Claimed(f"{folder} is claimed by {holder}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
+            raise Claimed(f"{folder} is claimed by {_holder(fd)}") from None
+        me = f"{socket.gethostname()} pid {os.getpid()}\n".encode()
+        os.pwrite(fd, me, 0)  # then cut to length: the file is never empty while claimed
+        os.ftruncate(fd, len(me))
         yield
     finally:
         os.close(fd)  # releases the claim
