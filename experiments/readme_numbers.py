@@ -41,6 +41,8 @@ import subprocess
 import sys
 import time
 
+from tinyresnet.bench_table import format_table
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 RESULTS = "experiments/results/performance"  # relative to ROOT, as the markers name it
@@ -178,30 +180,7 @@ def render_bench(path, record):
              f"`{s['preset']}` at width {s['width']}, batch {s['batch_size']} (a training image costs "
              f"3 x forward = {r['train_gflops_per_image']:.2f} GFLOP), {s['steps']} steps per timed repeat, "
              f"median of {s['repeats']} repeats:", "",
-             "| measurement | result |", "|---|---|"]
-    rows = [("matmul ceiling fp32", f"{r['ceiling_gflops_fp32']:.0f} GFLOP/s"),
-            ("matmul ceiling bf16", f"{r['ceiling_gflops_bf16']:.0f} GFLOP/s")]
-    for name, label in (("fp32", "float32"), ("bf16", "mixed_bfloat16")):
-        rows.append((f"train {label} (in memory)",
-                     f"{r[f'train_ips_{name}']:.1f} images/s = {r[f'train_gflops_{name}']:.1f} GFLOP/s "
-                     f"= {r[f'train_ceiling_fraction_{name}']:.2f} of its ceiling"))
-    rows.append(("bf16 / fp32 training speed", f"{r['bf16_speedup']:.2f}x"))
-    if "auto_precision" in r:
-        rows.append(("precision=auto chooses",
-                     f"{r['auto_precision']} ({r['auto_reason']}): {r['auto_speedup']:.2f}x float32, "
-                     f"{r['auto_speedup'] / r['bf16_speedup']:.1f}x the speed of forced mixed_bfloat16"))
-    if "decode_cache_ips" in r:
-        rows.append(("decode + cache (real archive)", f"{r['decode_cache_ips']:.0f} images/s"))
-    if "augmented_epoch_ips" in r:
-        rows.append(("augmented epoch from cache, no model", f"{r['augmented_epoch_ips']:.0f} images/s"))
-    if "pipeline_ips" in r:
-        rows.append(("train float32, real pipeline", f"{r['pipeline_ips']:.1f} images/s = {r['pipeline_ratio']:.2f} "
-                     f"of in memory ({r['pipeline_memory_ips']:.1f})"))
-    rows.append(("exported model, batch 64", f"{r['export_ips_b64']:.0f} images/s = "
-                 f"{r['export_predict_ratio']:.2f} of model.predict ({r['predict_ips_b64']:.0f})"))
-    rows.append(("exported model, one image",
-                 f"p50 {r['export_latency_p50_ms']:.1f} ms, p95 {r['export_latency_p95_ms']:.1f} ms"))
-    lines += [f"| {a} | {b} |" for a, b in rows]
+             format_table(r)]
     return lines + [""] + _source_lines(path, record)
 
 

@@ -27,6 +27,7 @@ import tensorflow as tf
 from tinyresnet import data as data_lib
 from tinyresnet import spec as spec_lib
 from tinyresnet.augment import PaperAugment
+from tinyresnet.bench_table import format_table  # noqa: F401  (the CLI prints it)
 from tinyresnet.models import build_model
 
 
@@ -219,32 +220,3 @@ def _serving(settings, model, shape, log):
             "export_predict_ratio": seconds["predict"] / seconds["export"],
             "export_latency_p50_ms": float(np.percentile(latencies, 50)),
             "export_latency_p95_ms": float(np.percentile(latencies, 95))}
-
-
-def format_table(result):
-    """The bench result as a Markdown table."""
-    rows = [("matmul ceiling fp32", f"{result['ceiling_gflops_fp32']:.0f} GFLOP/s"),
-            ("matmul ceiling bf16", f"{result['ceiling_gflops_bf16']:.0f} GFLOP/s")]
-    for name, label in (("fp32", "float32"), ("bf16", "mixed_bfloat16")):
-        rows.append((f"train {label} (in memory)",
-                     f"{result[f'train_ips_{name}']:.1f} images/s = {result[f'train_gflops_{name}']:.0f} GFLOP/s "
-                     f"= {result[f'train_ceiling_fraction_{name}']:.2f} of its ceiling"))
-    rows.append(("bf16 / fp32 training speed", f"{result['bf16_speedup']:.2f}x"))
-    if "auto_precision" in result:
-        flags = ", ".join(result["cpu_bf16_flags"]) or "no bf16 flags"
-        rows.append(("precision=auto chooses", f"{result['auto_precision']} ({result['auto_reason']}); "
-                     f"{result['cpu']}, {flags}; {result['auto_speedup']:.2f}x float32"))
-    if "decode_cache_ips" in result:
-        rows.append(("decode + cache (real archive)", f"{result['decode_cache_ips']:.0f} images/s"))
-    if "augmented_epoch_ips" in result:
-        rows.append(("augmented epoch from cache, no model", f"{result['augmented_epoch_ips']:.0f} images/s"))
-    if "pipeline_ips" in result:
-        rows.append(("train float32, real pipeline",
-                     f"{result['pipeline_ips']:.1f} images/s = {result['pipeline_ratio']:.2f} of in memory "
-                     f"({result['pipeline_memory_ips']:.1f})"))
-    rows.append(("exported model, batch 64", f"{result['export_ips_b64']:.1f} images/s = "
-                 f"{result['export_predict_ratio']:.2f} of model.predict ({result['predict_ips_b64']:.1f})"))
-    rows.append(("exported model, one image",
-                 f"p50 {result['export_latency_p50_ms']:.1f} ms, p95 {result['export_latency_p95_ms']:.1f} ms"))
-    lines = ["| measurement | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
-    return "\n".join(lines)

@@ -19,6 +19,29 @@ def _fail(message, code=2):
     return code
 
 
+def run_training(work, errors=()):
+    """Runs `work()` (training, then whatever follows) the way every command reports it.
+
+    Returns:
+        `(result, None)`, or `(None, exit code)` once the reason is printed: 2 for bad input
+        (a config, spec, data or run directory error, or one of `errors`), 3 when training
+        diverged, 130 on Ctrl-C (finished epochs are kept).
+    """
+    from tinyresnet import config as config_lib
+    from tinyresnet import spec as spec_lib
+    from tinyresnet import train
+    from tinyresnet.data import DataError
+    try:
+        return work(), None
+    except (config_lib.ConfigError, spec_lib.SpecError, DataError, runs.RunDirError, *errors) as e:
+        return None, _fail(e)
+    except train.TrainingDiverged as e:
+        return None, _fail(e, code=3)
+    except train.Interrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return None, 130
+
+
 def dashed_options(parser, argv):
     """`argv` with the parser's own options also taken in underscore spelling (`--run_dir` as `--run-dir`),
     as config keys are: `-` and `_` are the same in every key a command takes."""
@@ -152,17 +175,13 @@ def train_main(argv=None):
         return _fail(e)
     quiet.load_tensorflow()
     from tinyresnet import train
-    from tinyresnet.data import DataError
-    try:
+
+    def work():
         strategy = train.make_strategy(cfg)  # before any other TensorFlow op
-        results = train.train_and_evaluate(cfg, run_dir, overwrite=args.overwrite, strategy=strategy)
-    except (config_lib.ConfigError, spec_lib.SpecError, DataError, runs.RunDirError) as e:
-        return _fail(e)
-    except train.TrainingDiverged as e:
-        return _fail(e, code=3)
-    except train.Interrupted as e:
-        print(f"\n{e}", file=sys.stderr)
-        return 130
+        return train.train_and_evaluate(cfg, run_dir, overwrite=args.overwrite, strategy=strategy)
+    results, code = run_training(work)
+    if code is not None:
+        return code
     print(f"\nrun directory: {run_dir}")
     print(f"  train top-1 {results['train_top1']:.3f}  val top-1 {results['val_top1']:.3f}  "
           f"val top-5 {results['val_top5']:.3f}  gap {results['gap']:.3f}  "

@@ -276,6 +276,7 @@ def _retrain_best(args, table):
     quiet.load_tensorflow()
     from tinyresnet import config as config_lib
     from tinyresnet import export, train
+    from tinyresnet.cli import run_training
     from tinyresnet.tuning import results as results_lib
     best = results_lib.best_trial(table)
     if best is None:
@@ -286,17 +287,13 @@ def _retrain_best(args, table):
     run_dir = os.path.join(args.project_dir, f"best-trial_{best['trial']}-{args.retrain_best}epochs")
     name = f"{os.path.basename(os.path.abspath(args.project_dir))}-best"
     print(f"retraining trial {best['trial']} for {args.retrain_best} epochs: {best['spec']}", flush=True)
-    try:
+    def work():
         export.check_name(name)
-        results = train.train_and_evaluate(config, run_dir)
-        path = export.export_run(run_dir, args.export, name=name)
-    except (config_lib.ConfigError, runs.RunDirError, export.ExportError) as e:
-        return _fail(e)
-    except train.TrainingDiverged as e:
-        return _fail(e, code=3)
-    except train.Interrupted as e:
-        print(f"\n{e}", file=sys.stderr)
-        return 130
+        return train.train_and_evaluate(config, run_dir), export.export_run(run_dir, args.export, name=name)
+    done, code = run_training(work, errors=(export.ExportError,))
+    if code is not None:
+        return code
+    results, path = done
     print(f"run directory: {run_dir}  val top-1 {results['val_top1']:.3f}\nexported: {path}")
     return 0
 
