@@ -15,7 +15,7 @@ import time
 
 from tinyresnet import quiet, runs
 
-from experiments import claiming
+from experiments import claiming, ladder
 from experiments import results as results_lib
 from experiments.claims import ARMS, CLAIMS, SCALES, scale as make_scale
 
@@ -89,6 +89,8 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
                         for name in (CLAIMS if readme else claim_names)}
             if readme:
                 results_lib.write_claims_table(readme, scale, seeds, verdicts, command_for)
+            if scale.name in ladder.SCALES:
+                ladder.write(results_root)
         return {name: verdicts[name] for name in claim_names}
 
     if not train_runs:

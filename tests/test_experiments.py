@@ -325,3 +325,29 @@ def test_the_width_ladder_runs_the_cpu_scale_s_tiny_imagenet_claims_wider_into_i
     for bad in (["table1", "--scale=cpu_w025"], ["all", "--shard=2/2"], ["all", "--shard=x"]):
         with pytest.raises(SystemExit):
             run_lib.parse_args(bad)
+
+
+def test_the_ladder_tables_each_comparison_per_width_from_the_committed_results(tmp_path):
+    from experiments import ladder
+    from experiments.claims import scale
+
+    def commit(scale_name, claim, values):  # {arm: (seed 0, seed 1) val_top1}
+        folder = results_lib.claim_dir(str(tmp_path), claim, scale(scale_name, "/"))
+        os.makedirs(folder, exist_ok=True)
+        rows = [{"claim": claim, "arm": arm, "seed": seed, "val_top1": v, "gap": 0.05}
+                for arm, pair in values.items() for seed, v in enumerate(pair)]
+        runs.write_csv(os.path.join(folder, "results.csv"), rows, ["claim", "arm", "seed", "val_top1", "gap"])
+    commit("cpu", "resnet_vs_convnet", {"net1": (0.47, 0.48), "net1_plain": (0.25, 0.26), "net6": (0.52, 0.53)})
+    commit("cpu_w025", "resnet_vs_convnet", {"net1": (0.55, 0.56), "net1_plain": (0.30, 0.31), "net6": (0.54, 0.56)})
+    commit("cpu_w025", "dropout_augmentation", {"net1_no_dropout": (0.60, 0.61)})
+    found = ladder.write(str(tmp_path))
+    entries = {(label, width): c.direction for label, width, c in found["resnet_vs_convnet"]}
+    assert entries[("Net 1 - Net 6, val top-1", 0.125)] == "lower"
+    assert entries[("Net 1 - Net 6, val top-1", 0.25)] == "within spread"  # the verdict moves as the nets widen
+    assert entries[("Net 1 without block dropout - Net 6, val top-1", 0.25)] == "higher"  # another claim's arm
+    assert entries[("Net 1 - plain twin, val top-1", 0.5)] == "pending"
+    text = (tmp_path / "resnet_vs_convnet" / "ladder.md").read_text()
+    assert "| Net 1 - Net 6, val top-1 | 0.25 | 55.5 ± 0.5 | 55.0 ± 1.0 | 0.5 points | within spread |" in text
+    stamp = os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png")
+    ladder.write(str(tmp_path))  # nothing new: both files are left alone
+    assert os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png") == stamp

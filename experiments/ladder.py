@@ -1,0 +1,102 @@
+"""The width ladder: each claim's comparisons at width 0.125 (the cpu scale), 0.25 and 0.5, side by side.
+
+Does a verdict hold, flip, or move toward the paper's as the nets widen? For
+each claim of the ladder, `results/<claim>/ladder.md` tables every comparison
+(arm a - arm b, in points, with both arms' mean ± half-range over seeds and
+the spread rule's direction) per width, and `ladder.png` plots the
+differences against width with the summed half-ranges as error bars. Both are
+read from the committed `results.csv` files only, so they need no run
+directories.
+"""
+
+import os
+
+from experiments import results as results_lib
+from experiments.claims import LADDER, LADDER_CLAIMS, scale as make_scale
+from experiments.stats import compare
+
+# (label, arm a, arm b, key): the differences each claim turns on.
+COMPARISONS = {
+    "resnet_vs_convnet": (
+        ("Net 1 - plain twin, val top-1", "net1", "net1_plain", "val_top1"),
+        ("Net 1 - Net 6, val top-1", "net1", "net6", "val_top1"),
+        ("Net 1 without block dropout - Net 6, val top-1", "net1_no_dropout", "net6", "val_top1")),
+    "overfitting_gap": (
+        ("gap: Net 1 - plain twin", "net1", "net1_plain", "gap"),
+        ("gap: Net 1 - Net 6", "net1", "net6", "gap"),
+        ("gap: Net 1 without block dropout - Net 6", "net1_no_dropout", "net6", "gap")),
+    "dropout_augmentation": (
+        ("gap: neither - both", "net1_neither", "net1", "gap"),
+        ("gap: dropout only - both", "net1_no_augment", "net1", "gap"),
+        ("gap: augmentation only - both", "net1_no_dropout", "net1", "gap")),
+}
+SCALES = ("cpu", *LADDER)
+
+
+def rows_at(results_root, scale_name):
+    """`{arm: [row, ...]}` of every committed run at a scale, from the ladder claims' results.csv files."""
+    chosen = make_scale(scale_name, "/")
+    found = {}
+    for claim in LADDER_CLAIMS:
+        for row in results_lib.committed_rows(results_lib.claim_dir(results_root, claim, chosen), claim):
+            seeds = found.setdefault(row["arm"], {})
+            seeds[row["seed"]] = row  # an arm shared by claims is one run
+    return {arm: [seeds[s] for s in sorted(seeds)] for arm, seeds in found.items()}
+
+
+def table(results_root):
+    """`{claim: [(label, width, Compare)]}` for every width with results."""
+    widths = {name: make_scale(name, "/").datasets["tiny_imagenet"]["width"] for name in SCALES}
+    found = {name: rows_at(results_root, name) for name in SCALES}
+    return {claim: [(label, widths[name], compare(found[name], a, b, key))
+                    for label, a, b, key in comparisons for name in SCALES]
+            for claim, comparisons in COMPARISONS.items()}
+
+
+def _markdown(claim, entries):
+    lines = [f"# {claim}: the width ladder", "",
+             "Arm a - arm b in points at each width (20-class Tiny ImageNet, 10 epochs, float32; the same "
+             "settings at every width), with each arm's mean ± half-range over seeds. *higher* / *lower*: every "
+             "seed of a above / below every seed of b; otherwise *within spread*. Written by "
+             "`python -m experiments.run` from the committed results.csv files.", "",
+             "| comparison | width | a | b | a - b | direction |", "|---|---|---|---|---|---|"]
+    for label, width, c in entries:
+        diff = c.diff if c.a.seeds and c.b.seeds else "n/a"
+        lines.append(f"| {label} | {width:g} | {c.a} | {c.b} | {diff} | {c.direction} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(claim, entries, path):
+    from tinyresnet import report
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label in dict.fromkeys(e[0] for e in entries):
+        points = [(w, c) for lab, w, c in entries if lab == label and c.a.seeds and c.b.seeds]
+        if points:
+            ax.errorbar([w for w, _ in points], [100 * (c.a.mean - c.b.mean) for _, c in points],
+                        yerr=[100 * (c.a.spread + c.b.spread) for _, c in points], marker="o", capsize=3,
+                        label=label)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([0.125, 0.25, 0.5], ["0.125", "0.25", "0.5"])
+    ax.set_xlim(0.1, 0.62)
+    ax.set_xlabel("width multiplier")
+    ax.set_ylabel("a - b (points)")
+    ax.set_title(f"{claim}: differences against width (bars: summed half-ranges)")
+    ax.legend(fontsize=7)
+    report.save_figure(fig, path)
+
+
+def write(results_root):
+    """Writes `ladder.md` and `ladder.png` of each ladder claim; returns the table."""
+    found = table(results_root)
+    for claim, entries in found.items():
+        folder = os.path.join(results_root, claim)
+        os.makedirs(folder, exist_ok=True)
+        text = _markdown(claim, entries)
+        path = os.path.join(folder, "ladder.md")
+        if not os.path.exists(path) or open(path).read() != text:  # an unchanged ladder leaves both files alone
+            from tinyresnet import runs
+            runs.write_text(path, text)
+            _plot(claim, entries, os.path.join(folder, "ladder.png"))
+    return found
