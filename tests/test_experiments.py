@@ -351,3 +351,24 @@ def test_the_ladder_tables_each_comparison_per_width_from_the_committed_results(
     stamp = os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png")
     ladder.write(str(tmp_path))  # nothing new: both files are left alone
     assert os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png") == stamp
+
+
+@pytest.mark.slow
+def test_the_paper_scale_builds_every_arm_s_model_and_config():
+    from experiments import paper_cost
+    from experiments.claims import scale
+    from tinyresnet.models import build_model
+    from tinyresnet.spec import PRESETS
+    paper = scale("paper", "/data")
+    costs = {arm: pflops for arm, _, pflops in paper_cost.arm_costs()}
+    assert set(costs) == set(ARMS)
+    for arm in ARMS:
+        config = run_lib.arm_config(arm, paper, seed=0)
+        classes = paper_cost.CLASSES[config.dataset]
+        model = build_model(config.net, PRESETS[config.net].input_shape, classes, variant=config.variant,
+                            block_dropout=config.block_dropout, shortcut=config.shortcut, width=config.width)
+        assert model.output_shape == (None, classes) and config.width == 1.0 and config.epochs == 30
+        if arm in ("net1", "net6", "net1_plain"):
+            assert model.count_params() == 6_652_808  # Net 6 is Net 1 without shortcuts: the same weights
+    # Net 1: 1.789 forward GFLOPs x 3 x 100,000 images x 30 epochs.
+    assert costs["net1"] == pytest.approx(3 * 1.789e9 * 100_000 * 30 / 1e15, rel=1e-3)
