@@ -372,3 +372,9 @@ def test_the_paper_scale_builds_every_arm_s_model_and_config():
             assert model.count_params() == 6_652_808  # Net 6 is Net 1 without shortcuts: the same weights
     # Net 1: 1.789 forward GFLOPs x 3 x 100,000 images x 30 epochs.
     assert costs["net1"] == pytest.approx(3 * 1.789e9 * 100_000 * 30 / 1e15, rel=1e-3)
+
+
+def test_the_readme_s_paper_cost_table_is_what_the_script_prints_from_the_committed_bench():
+    from experiments import paper_cost
+    readme = open(os.path.join(os.path.dirname(run_lib.HERE), "experiments", "README.md")).read()
+    assert paper_cost.markdown() in readme
