@@ -222,3 +222,14 @@ def test_report_and_search_refuse_folders_that_are_not_search_projects(tmp_path,
     for bad in ("0", "-2"):
         assert command.main(["report", str(project), "--retrain-best", bad]) == 2
         assert "--retrain-best: epochs must be >= 1" in capsys.readouterr().err
+
+
+def test_options_the_search_would_ignore_or_find_wrong_hours_later_are_refused_at_once(tmp_path, data, capsys):
+    from tinyresnet.tuning import command
+    search = _search_file(tmp_path, data)
+    assert command.main([f"--search={search}", "--oracle=hyperband", "--max-trials=5",
+                         f"--project-dir={tmp_path / 'p'}"]) == 2
+    assert "--max-trials does not apply to hyperband" in capsys.readouterr().err
+    assert command.main([f"--search={search}", "--reference=net1,net7", f"--project-dir={tmp_path / 'p'}"]) == 2
+    assert "--reference: net7 not a preset" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

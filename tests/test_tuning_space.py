@@ -80,6 +80,18 @@ def test_costs_from_the_spec_equal_the_built_model():
     (SEARCH.replace("max_params: 400000", "max_flops: 1"), r"budget: unknown key\(s\) max_flops"),
     (SEARCH.replace("block_dropout: [0.0, 0.5]", "block_dropout: {min: 0, max: 2}"),
      r"space.block_dropout: dropout rates must be in \[0, 1\)"),
+    # Values that used to be accepted and then crashed inside KerasTuner or Python:
+    (SEARCH.replace("blocks: {min: 1, max: 2}", "blocks: {min: 1, max: 2, step: 0.5}"),
+     r"space.blocks: step must be an integer for this range, got 0.5"),
+    (SEARCH.replace("blocks: {min: 1, max: 2}", "blocks: {min: 1, max: 2, step: x}"),
+     r"space.blocks: step must be a number, got 'x'"),
+    (SEARCH.replace("block_dropout: [0.0, 0.5]", "block_dropout: {min: 0.0, max: 0.5, step: -1}"),
+     r"space.block_dropout: step must be > 0, got -1"),
+    (SEARCH.replace("blocks: {min: 1, max: 2}", "blocks: {min: 1, max: 2, sampling: log, step: 1}"),
+     r"space.blocks: with sampling: log, step is a multiplier and must be > 1"),
+    (SEARCH.replace("seed: 1", 'seed: "abc"'), r"search.seed: expected an integer, got 'abc'"),
+    (SEARCH.replace("seed: 1", "seed: 1, executions_per_trial: 2"),
+     r"search.executions_per_trial: only 1 is supported"),
 ])
 def test_bad_search_files_are_clear_errors(tmp_path, text, message):
     with pytest.raises(SearchError, match=message):
@@ -100,3 +112,20 @@ def test_the_space_module_loads_no_tensorflow():
     import sys
     code = "import sys, tinyresnet.tuning.space; print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_a_log_int_range_without_step_builds_in_keras_tuner(tmp_path):
+    import keras_tuner
+    from tinyresnet.tuning.hypermodel import _declare
+    search = space_lib.load_search(_write(tmp_path, SEARCH.replace("stages: {min: 1, max: 3}",
+                                                                   "stages: {min: 1, max: 3, sampling: log}")))
+    assert 1 <= _declare(keras_tuner.HyperParameters(), "stages", search.space.dims["stages"], "int") <= 3
+
+
+def test_a_relative_data_path_is_read_from_the_search_file_s_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "searches"
+    folder.mkdir()
+    search = space_lib.load_search(_write(folder, SEARCH))
+    assert search.base.data == str(folder / "x.zip")
+    monkeypatch.chdir(tmp_path)
+    assert space_lib.load_search(_write(folder, SEARCH), {"data": "y.zip"}).base.data == "y.zip"  # --data as typed

@@ -114,6 +114,14 @@ def _load(args, overrides):
             raise space_lib.SearchError(f"--oracle: expected one of {', '.join(space_lib.ORACLES)} or HOST:PORT, "
                                         f"got {kind!r}")
         search = dataclasses.replace(search, oracle=kind)
+    if search.oracle == "hyperband" and args.max_trials:
+        raise space_lib.SearchError("--max-trials does not apply to hyperband: its brackets decide how many trials "
+                                    "run (from the base's epochs); use --max-hours to bound the search")
+    from tinyresnet.spec import PRESETS
+    unknown = [name for name in args.reference.split(",") if name and name not in PRESETS]
+    if unknown:  # found now, not after a search of hours
+        raise space_lib.SearchError(f"--reference: {', '.join(unknown)} not a preset; choose from "
+                                    f"{', '.join(PRESETS)}")
     return search
 
 

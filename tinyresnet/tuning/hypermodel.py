@@ -9,7 +9,9 @@ from tinyresnet.tuning.space import Range
 def _declare(hp, name, dim, kind):
     if isinstance(dim, Range):
         if kind == "int":
-            return hp.Int(name, int(dim.min), int(dim.max), step=int(dim.step or 1), sampling=dim.sampling)
+            # No step: every integer (linear), or a log-uniform draw (log); KerasTuner reads a step as a
+            # multiplier under log sampling.
+            return hp.Int(name, int(dim.min), int(dim.max), step=dim.step, sampling=dim.sampling)
         return hp.Float(name, float(dim.min), float(dim.max), step=dim.step, sampling=dim.sampling)
     if len(dim) == 1:
         return hp.Fixed(name, dim[0])

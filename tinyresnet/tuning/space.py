@@ -171,6 +171,23 @@ def over_budget(search: Search, values, input_shape, num_classes) -> Optional[st
     return None
 
 
+def _step(key, step, kind, sampling, where):
+    """A range's step: None, or a positive number (an integer for an int range); with log sampling,
+    KerasTuner reads it as a multiplier, so it must be above 1."""
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, (int, float)):
+        raise SearchError(f"{where}: space.{key}: step must be a number, got {step!r}")
+    if kind == "int" and not float(step).is_integer():
+        raise SearchError(f"{where}: space.{key}: step must be an integer for this range, got {step!r}")
+    if sampling == "log" and step <= 1:
+        raise SearchError(f"{where}: space.{key}: with sampling: log, step is a multiplier and must be > 1, "
+                          f"got {step!r}")
+    if step <= 0:
+        raise SearchError(f"{where}: space.{key}: step must be > 0, got {step!r}")
+    return int(step) if kind == "int" else float(step)
+
+
 def _parse_dim(key, value, where):
     kind, _ = KEYS[key]
     if isinstance(value, dict):
@@ -193,7 +210,7 @@ def _parse_dim(key, value, where):
         if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
             raise SearchError(f"{where}: space.{key}: min and max must be integers")
         return Range(int(low) if kind == "int" else low, int(high) if kind == "int" else high,
-                     value.get("step"), sampling)
+                     _step(key, value.get("step"), kind, sampling, where), sampling)
     values = value if isinstance(value, list) else [value]
     if not values:
         raise SearchError(f"{where}: space.{key}: the list of choices is empty")
@@ -283,6 +300,9 @@ def load_search(path, overrides: Optional[Dict[str, Any]] = None) -> Search:
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         raise SearchError(f"{path}: base: expected a mapping of config keys")
+    if isinstance(base.get("data"), str) and base["data"] and not os.path.isabs(os.path.expanduser(base["data"])):
+        # Relative to the search file, wherever the command runs from (a --data override stays as typed).
+        base = {**base, "data": os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), base["data"]))}
     try:
         config = config_lib.override(config_lib.Config(), {**base, **(overrides or {})})
     except config_lib.ConfigError as e:
@@ -295,8 +315,11 @@ def load_search(path, overrides: Optional[Dict[str, Any]] = None) -> Search:
     if settings["oracle"] not in ORACLES:
         raise SearchError(f"{path}: search.oracle: expected one of {', '.join(ORACLES)}, got {settings['oracle']!r}")
     for key in ("max_trials", "executions_per_trial"):
-        if not isinstance(settings[key], int) or settings[key] < 1:
+        if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 1:
             raise SearchError(f"{path}: search.{key}: expected an integer >= 1, got {settings[key]!r}")
+    if settings["executions_per_trial"] != 1:  # refused rather than accepted and ignored
+        raise SearchError(f"{path}: search.executions_per_trial: only 1 is supported (each trial trains once); "
+                          "retrain the best nets with seeds instead")
     budget = raw.get("budget") or {}
     unknown = sorted(set(budget) - {"max_params", "max_gflops"})
     if unknown:
@@ -305,6 +328,9 @@ def load_search(path, overrides: Optional[Dict[str, Any]] = None) -> Search:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise SearchError(f"{path}: budget.{key}: expected a number > 0, got {value!r}")
     space = parse_space(raw.get("space"), path)
+    seed = settings["seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise SearchError(f"{path}: search.seed: expected an integer, got {seed!r}")
     width = settings["reference_width"]
     if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0):
         raise SearchError(f"{path}: search.reference_width: expected a number > 0, got {width!r}")
