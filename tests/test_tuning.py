@@ -233,3 +233,31 @@ def test_options_the_search_would_ignore_or_find_wrong_hours_later_are_refused_a
     assert command.main([f"--search={search}", "--reference=net1,net7", f"--project-dir={tmp_path / 'p'}"]) == 2
     assert "--reference: net7 not a preset" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def test_an_oracle_address_without_a_role_is_refused(tmp_path, data, capsys):
+    from tinyresnet.tuning import command
+    code = command.main([f"--search={_search_file(tmp_path, data)}", "--oracle=127.0.0.1:8470",
+                         f"--project-dir={tmp_path / 'p'}"])
+    assert code == 2 and "add --role=chief to serve the search there, or --role=worker" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_workers_parent_stops_its_chief_and_workers(tmp_path, data):
+    import psutil
+    project = tmp_path / "project"
+    parent = _popen(f"--search={_search_file(tmp_path, data, trials=4, epochs=6)}", f"--project-dir={project}",
+                    "--workers=1")
+    deadline = time.time() + 240
+    children = []
+    while time.time() < deadline and len(children) < 2:
+        children = psutil.Process(parent.pid).children()
+        time.sleep(0.2)
+    while time.time() < deadline and not any(d.startswith("trial_") for d in
+                                             (os.listdir(project) if project.exists() else [])):
+        time.sleep(0.2)
+    assert len(children) == 2  # a chief and a worker
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=120) == 130
+    gone, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, [p.pid for p in alive]

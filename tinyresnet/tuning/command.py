@@ -11,6 +11,7 @@
 import argparse
 import dataclasses
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -76,6 +77,9 @@ def _address(args):
     value = args.oracle if args.oracle and ":" in args.oracle else None
     if args.role and not value:
         raise ValueError("--role needs --oracle=HOST:PORT, the chief's address")
+    if value and not args.role:  # a worker without --role used to start a search of its own
+        raise ValueError(f"--oracle={value} is the chief's address: add --role=chief to serve the search there, or "
+                         "--role=worker to train for the chief at that address")
     if not value:
         return None
     host, _, port = value.rpartition(":")
@@ -86,6 +90,8 @@ def _address(args):
 
 def _check_port_free(host, port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As gRPC binds: a restarted chief may take its port while the old one's connections wind down.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as e:
@@ -152,20 +158,39 @@ def _run_workers(args, argv, search):
     workers = [subprocess.Popen(base + ["--role=worker", f"--oracle=127.0.0.1:{port}", f"--tuner-id=worker{i}"])
                for i in range(args.workers)]
     processes = [chief] + workers
+
+    def stop(signum, frame):  # SIGTERM (a job scheduler, `kill`) stops the search as Ctrl-C does
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         while any(p.poll() is None for p in processes):
             if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:
-        for p in processes:
-            p.terminate()
+        _stop(processes)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for p in processes:
         if p.poll() is None:
             p.terminate()
             p.wait()
     return max(abs(p.returncode) for p in processes)
+
+
+def _stop(processes, grace=30):
+    """Terminates the chief and workers (finished trials are kept), killing any still there after `grace` s."""
+    for p in processes:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.time() + grace
+    for p in processes:
+        try:
+            p.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _train_references(search, names, datasets, project_dir):
@@ -196,7 +221,7 @@ def search_main(argv):
             raise ValueError("--workers must be >= 0")
         if args.workers and args.role:
             raise ValueError("--workers starts its own chief and workers: give it without --role")
-        if args.role == "chief" or (args.workers == 0 and not args.role and address):
+        if args.role == "chief":
             _check_port_free(*address)
     except (ConfigError, SearchError, ValueError) as e:
         return _fail(e)
