@@ -261,3 +261,20 @@ def test_sigterm_to_the_workers_parent_stops_its_chief_and_workers(tmp_path, dat
     assert parent.wait(timeout=120) == 130
     gone, alive = psutil.wait_procs(children, timeout=60)
     assert not alive, [p.pid for p in alive]
+
+
+def test_a_project_of_another_search_definition_is_refused_naming_the_change(tmp_path, data, capsys):
+    from tinyresnet.tuning import command, space
+    path = _search_file(tmp_path, data)
+    project = tmp_path / "project"
+    command._admit_search(space.load_search(path), str(project))
+    command._admit_search(space.load_search(path, {"verbose": 2}), str(project))  # how it runs: not what it is
+    with open(path) as f:
+        edited = f.read().replace("base_width: [8, 16, 24]", "base_width: [40]")
+    with open(path, "w") as f:
+        f.write(edited)
+    assert command.main([f"--search={path}", f"--project-dir={project}"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a search of another definition (space.base_width: [8, 16, 24] -> [40])" in err
+    assert command.main([f"--search={path}", f"--project-dir={project}", "--epochs=3"]) == 2
+    assert "base.epochs: 1 -> 3" in capsys.readouterr().err

@@ -10,6 +10,7 @@
 
 import argparse
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_CHIEF_GONE = 4
 PROJECT_MARKER = "oracle.json"  # KerasTuner's saved oracle: what makes a folder a search project
+SEARCH_DEFINITION = "search.json"  # what the project's trials depend on (space, budget, base, oracle)
 
 
 def _fail(message, code=2):
@@ -179,6 +181,25 @@ def _run_workers(args, argv, search):
     return max(abs(p.returncode) for p in processes)
 
 
+def _admit_search(search, project_dir):
+    """Records the search's definition in a new project; refuses to resume one of another definition."""
+    from tinyresnet.tuning import space as space_lib
+    path = os.path.join(project_dir, SEARCH_DEFINITION)
+    now = json.loads(json.dumps(space_lib.definition(search)))  # tuples as lists, as read back
+    saved = runs.read_json(path)
+    if saved is None:
+        if is_project(project_dir):
+            return  # a project of an older version: nothing to compare with
+        os.makedirs(project_dir, exist_ok=True)
+        runs.write_json(path, now)
+        return
+    changes = space_lib.definition_changes(saved, now)
+    if changes:
+        raise space_lib.SearchError(
+            f"{project_dir} holds a search of another definition ({'; '.join(changes)}); KerasTuner would resume "
+            "the old one. Give another --project-dir for the new search, or undo the change to resume")
+
+
 def _stop(processes, grace=30):
     """Terminates the chief and workers (finished trials are kept), killing any still there after `grace` s."""
     for p in processes:
@@ -228,6 +249,11 @@ def search_main(argv):
     project_dir = _project_dir(args)
     if runs.is_run(project_dir):
         return _fail(f"{project_dir} is a training run directory, not a search project; choose another --project-dir")
+    if args.role != "worker":
+        try:
+            _admit_search(search, project_dir)
+        except SearchError as e:
+            return _fail(e)
     if args.workers:
         code = _run_workers(args, argv, search)
         _write_results(project_dir)

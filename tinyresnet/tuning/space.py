@@ -338,5 +338,29 @@ def load_search(path, overrides: Optional[Dict[str, Any]] = None) -> Search:
                   settings["seed"], settings["executions_per_trial"], path, width)
 
 
+def definition(search: Search) -> Dict[str, Any]:
+    """What a search's trials depend on, as JSON: the space, the budget, the oracle and seed, and the
+    base config's run-defining keys. A project resumed with another definition would mix two searches."""
+    def plain(value):
+        return dataclasses.asdict(value) if isinstance(value, Range) else value
+    return {"space": {key: plain(value) for key, value in sorted(search.space.dims.items())},
+            "budget": dataclasses.asdict(search.budget), "oracle": search.oracle, "seed": search.seed,
+            "base": config_lib.run_defining(config_lib.to_dict(search.base)),
+            "reference_width": search.reference_width}
+
+
+def definition_changes(saved: Dict[str, Any], now: Dict[str, Any]):
+    """`["space.base_width: [8, 16] -> [40]", ...]`: how `now` differs from a project's saved definition."""
+    changes = []
+    for part in sorted(set(saved) | set(now)):
+        before, after = saved.get(part), now.get(part)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += [f"{part}.{key}: {before.get(key)!r} -> {after.get(key)!r}"
+                        for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+        elif before != after:
+            changes.append(f"{part}: {before!r} -> {after!r}")
+    return changes
+
+
 __all__ = ["Budget", "Range", "Search", "SearchError", "Space", "check_feasible", "config_for", "cost",
            "load_search", "notation", "over_budget", "parse_space"]
