@@ -129,3 +129,31 @@ def test_a_relative_data_path_is_read_from_the_search_file_s_folder(tmp_path, mo
     assert search.base.data == str(folder / "x.zip")
     monkeypatch.chdir(tmp_path)
     assert space_lib.load_search(_write(folder, SEARCH), {"data": "y.zip"}).base.data == "y.zip"  # --data as typed
+
+
+def test_the_oracle_never_hands_out_the_same_net_twice_however_its_widths_were_sampled(tmp_path):
+    import keras_tuner
+    from tinyresnet.tuning.hypermodel import SpecHyperModel
+    from tinyresnet.tuning.tuner import make_oracle
+    # Base width 8 or 12 with growth 1.5 or 2.0: four sets of values, three nets (8-16 twice, 16-16, 16-24).
+    text = SEARCH.replace("stages: {min: 1, max: 3}", "stages: 2").replace("blocks: {min: 1, max: 2}", "blocks: 1") \
+        .replace("base_width: [8, 16]", "base_width: [8, 12]").replace("growth: [2.0]", "growth: [1.5, 2.0]") \
+        .replace("block_dropout: [0.0, 0.5]", "block_dropout: 0.0").replace("fc_dropout: [0.0, 0.25]", "fc_dropout: 0.0") \
+        .replace("pool: [avg, max]", "pool: avg")
+    search = space_lib.load_search(_write(tmp_path, text))
+    oracle = make_oracle(search, (64, 64, 3), 20, max_trials=10)
+    hp = keras_tuner.HyperParameters()
+    SpecHyperModel(search, 20).values(hp)
+    oracle.hyperparameters = hp
+    nets = []
+    while (values := oracle._random_values()) is not None:
+        oracle._tried_so_far.add(oracle._compute_values_hash(values))
+        nets.append(space_lib.notation(values, 20))
+    assert sorted(nets) == sorted(set(nets))  # each net once
+    assert len(nets) == len({space_lib.notation(dict(stages=2, blocks=1, stem_convs=1, base_width=b, growth=g,
+                                                                 pool="avg"), 20)
+                             for b in (8, 12) for g in (1.5, 2.0)})
+
+
+def test_the_trials_table_shows_the_widths_built():
+    assert space_lib.built_widths("(Conv 16) x 2, Avg 2, BB 16, Avg 2, (BB 24) x 2, Avg 2, FC 20") == "16, 24"

@@ -10,9 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tinyresnet import runs  # noqa: E402
+from tinyresnet.tuning import space as space_lib  # noqa: E402
 from tinyresnet.report import save_figure  # noqa: E402
 
-COLUMNS = ("trial", "status", "spec", "layers", "params", "forward_gflops", "val_top1", "best_val_top1",
+COLUMNS = ("trial", "status", "spec", "widths", "layers", "params", "forward_gflops", "val_top1", "best_val_top1",
            "train_top1", "gap", "epochs", "seconds", "fixed_seconds")
 REFERENCE_DIR = "reference"  # PROJECT/reference/<net>: the paper's nets trained on the search's settings
 
@@ -27,6 +28,7 @@ def _trial_row(trial_dir):
             spec = f.read().strip()
     row = {"trial": trial.get("trial_id", os.path.basename(trial_dir).replace("trial_", "")),
            "status": trial.get("status", "UNKNOWN"), "spec": spec,
+           "widths": space_lib.built_widths(spec) if spec else None,  # as built: hp_base_width is as sampled
            "seconds": sum(results["phase_seconds"].values()) if "phase_seconds" in results else None}
     row.update({k: results.get(k) for k in COLUMNS if k in results and k not in row})
     if "phase_seconds" in results:

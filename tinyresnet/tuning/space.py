@@ -27,7 +27,9 @@ Each key is either fixed (a single value), a list of choices, or a range
 """
 
 import dataclasses
+import hashlib
 import itertools
+import json
 import os
 from typing import Any, Dict, Optional
 
@@ -131,6 +133,19 @@ def notation(values: Dict[str, Any], num_classes: int) -> str:
         parts.append(f"Dropout {float(values['fc_dropout'])!r}")
     parts.append(f"FC {num_classes}")
     return spec_lib.format_spec(", ".join(parts))
+
+
+def net_key(values: Dict[str, Any], num_classes: int) -> str:
+    """A digest of what a trial's values build: its net and its config keys (equal for equal trials)."""
+    built = {"net": notation(values, num_classes), **{k: values[k] for k in CONFIG_KEYS if k in values}}
+    return hashlib.sha256(json.dumps(built, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def built_widths(spec) -> str:
+    """The conv widths a spec builds, each stage once, in order: `"16, 32, 64"`."""
+    widths = [layer.filters for layer in spec_lib.parse_spec(spec) if isinstance(layer, (spec_lib.Conv,
+                                                                                         spec_lib.BasicBlock))]
+    return ", ".join(str(w) for i, w in enumerate(widths) if i == 0 or w != widths[i - 1])
 
 
 def config_for(search: Search, values: Dict[str, Any], num_classes: int) -> config_lib.Config:

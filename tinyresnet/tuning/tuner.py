@@ -44,6 +44,11 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
     base = _ORACLES[search.oracle]
 
     class BudgetedOracle(base):
+        def _compute_values_hash(self, values):
+            # Trials are unique by the network they build: widths are rounded to multiples of 8, so
+            # different hyperparameters (growth 1.5 or 2.0 from a base of 8) may build the same net.
+            return space_lib.net_key({k: v for k, v in values.items() if not k.startswith("tuner/")}, num_classes)
+
         def populate_space(self, trial_id):
             if max_hours and time.monotonic() - started > max_hours * 3600:
                 return {"status": trial_module.TrialStatus.STOPPED, "values": None}
