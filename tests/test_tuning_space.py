@@ -157,3 +157,18 @@ def test_the_oracle_never_hands_out_the_same_net_twice_however_its_widths_were_s
 
 def test_the_trials_table_shows_the_widths_built():
     assert space_lib.built_widths("(Conv 16) x 2, Avg 2, BB 16, Avg 2, (BB 24) x 2, Avg 2, FC 20") == "16, 24"
+
+
+def test_max_hours_count_from_the_project_s_start_not_the_process_s(tmp_path):
+    import time
+    from tinyresnet.tuning.tuner import make_oracle
+    search = space_lib.load_search(_write(tmp_path, SEARCH))
+    import keras_tuner
+    from tinyresnet.tuning.hypermodel import SpecHyperModel
+    hp = keras_tuner.HyperParameters()
+    SpecHyperModel(search, 20).values(hp)
+    fresh = make_oracle(search, (64, 64, 3), 20, max_hours=1.0)
+    resumed = make_oracle(search, (64, 64, 3), 20, max_hours=1.0, started=time.time() - 2 * 3600)
+    fresh.hyperparameters = resumed.hyperparameters = hp
+    assert fresh.populate_space("00")["status"] == "RUNNING"
+    assert resumed.populate_space("00") == {"status": "STOPPED", "values": None}  # 2 h of its 1 h are gone

@@ -192,6 +192,7 @@ def _admit_search(search, project_dir):
             return  # a project of an older version: nothing to compare with
         os.makedirs(project_dir, exist_ok=True)
         runs.write_json(path, now)
+        runs.write_json(os.path.join(project_dir, space_lib.STARTED), {"time": time.time()})
         return
     changes = space_lib.definition_changes(saved, now)
     if changes:

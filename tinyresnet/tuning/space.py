@@ -74,6 +74,7 @@ SEARCH_KEYS = {"oracle": "random", "max_trials": 12, "seed": 0, "executions_per_
 ORACLES = ("random", "bayesian", "hyperband")
 TOP_KEYS = ("base", "search", "budget", "space")
 MAX_STAGES = 8
+STARTED = "started.json"  # PROJECT/started.json: when the search began (--max-hours counts from it)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,8 +39,12 @@ _ORACLES = {"random": keras_tuner.oracles.RandomSearchOracle,
 MAX_RESAMPLES = 1000
 
 
-def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=None):
-    """The oracle of `search.oracle`, resampling nets over budget and stopping after `max_hours`."""
+def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=None, started=None):
+    """The oracle of `search.oracle`, resampling nets over budget and stopping `max_hours` after `started`.
+
+    `started` is the wall-clock time (`time.time()`) the project began, so a resumed search, or a restarted
+    chief, has what is left of the allowance, not a fresh one; None is now.
+    """
     base = _ORACLES[search.oracle]
 
     class BudgetedOracle(base):
@@ -50,7 +54,7 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
             return space_lib.net_key({k: v for k, v in values.items() if not k.startswith("tuner/")}, num_classes)
 
         def populate_space(self, trial_id):
-            if max_hours and time.monotonic() - started > max_hours * 3600:
+            if max_hours and time.time() - started > max_hours * 3600:
                 return {"status": trial_module.TrialStatus.STOPPED, "values": None}
             for attempt in range(MAX_RESAMPLES):
                 if attempt < 5:
@@ -67,7 +71,7 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
                 self.resampled = getattr(self, "resampled", 0) + 1
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
-    started = time.monotonic()
+    started = time.time() if started is None else started
     kwargs = dict(objective=OBJECTIVE, seed=search.seed, max_retries_per_trial=0)
     if search.oracle == "hyperband":
         kwargs.update(max_epochs=search.base.epochs, hyperband_iterations=1)
@@ -96,7 +100,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.max_trials = max_trials or search.max_trials
         self._started = {}
         space_lib.check_feasible(search, datasets.image_shape, num_classes)
-        oracle = make_oracle(search, datasets.image_shape, num_classes, self.max_trials, max_hours)
+        started = runs.read_json(os.path.join(project_dir, space_lib.STARTED), {}).get("time")
+        oracle = make_oracle(search, datasets.image_shape, num_classes, self.max_trials, max_hours, started)
         project_dir = os.path.abspath(project_dir)
         super().__init__(oracle=oracle, hypermodel=SpecHyperModel(search, num_classes),
                          directory=os.path.dirname(project_dir), project_name=os.path.basename(project_dir),
