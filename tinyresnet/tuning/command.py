@@ -174,10 +174,7 @@ def _run_workers(args, argv, search):
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    for p in processes:
-        if p.poll() is None:
-            p.terminate()
-            p.wait()
+    _stop(processes)  # the chief failed: its workers would wait for it in vain
     return max(abs(p.returncode) for p in processes)
 
 
