@@ -273,9 +273,10 @@ def predict_main(argv=None):
         predict.check_top_k(args.top, len(predict.class_names(args.model_dir)), name="--top")
     except predict.PredictError as e:
         return _fail(e)
-    if not predict.expand_inputs(args.images):
+    files = predict.expand_inputs(args.images)  # folders walked once: the files are passed on as they are
+    if not files:
         return _fail(f"no image files in {' '.join(args.images)}")
-    predictions = predict.predict_files(args.model_dir, args.images, args.batch_size, top_k=args.top)
+    predictions = predict.predict_files(args.model_dir, files, args.batch_size, top_k=args.top)
     print(predict.format_table(predictions, args.top))
     if args.output:
         predict.write_predictions(predictions, args.output)
