@@ -9,6 +9,8 @@ NOISY = (
     "will not be used.\n"
     "E0000 00:00:1796008471.266204    2093 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
     "Failed call to cuInit: UNKNOWN ERROR (303)\n"
+    "I0000 00:00:1796020162.590628    4358 port.cc:153] oneDNN custom operations are on. You may see slightly "
+    "different numerical results due to floating-point round-off errors from different computation orders.\n"
     "E0000 00:00:1796008471.266204    2093 some_kernel.cc:12] a real error\n"
     "error: the package's own line\n")
 

@@ -335,3 +335,16 @@ def test_ctrl_c_is_taken_at_a_batch_end_and_a_finished_epoch_is_kept(tmp_path, f
     assert (tmp_path / "run" / "checkpoints" / "interrupted.keras").exists()
     assert signal.getsignal(signal.SIGINT) == before  # restored
 
+
+
+def test_the_same_seed_gives_the_same_run(tmp_path, folder_zip):
+    # With oneDNN's kernels too (tinyresnet.onednn): two runs of one config end with equal weights.
+    cfg = tiny_config(folder_zip, epochs=2, steps_per_epoch=3)
+    for name in ("a", "b"):
+        train.train_and_evaluate(cfg, str(tmp_path / name))
+    a = keras.saving.load_model(tmp_path / "a" / "checkpoints" / "last.keras")
+    b = keras.saving.load_model(tmp_path / "b" / "checkpoints" / "last.keras")
+    for x, y in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(x, y)
+    assert read_history(str(tmp_path / "a" / "history.csv"))[-1]["loss"] == \
+        read_history(str(tmp_path / "b" / "history.csv"))[-1]["loss"]

@@ -18,11 +18,13 @@ import re
 import sys
 import tempfile
 
-# Start-up lines that say only "no GPU here" (or repeat absl's set-up notice).
+# Start-up lines that say only "no GPU here", repeat absl's set-up notice, or say that oneDNN is on
+# (tinyresnet.onednn turns it on on purpose; README, Performance, says so).
 NOISE = re.compile(rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
                    rb"|[IWE]\d{4} [\d:. ]+\d+ (cudart_stub\.cc|cuda_platform\.cc|cuda_executor\.cc|"
                    rb"cuda_diagnostics\.cc|cuda_fft\.cc|cuda_dnn\.cc|cuda_blas\.cc|gpu_device\.cc).*"
                    rb"|.*Unable to register cu(DNN|FFT|BLAS) factory.*"
+                   rb"|[IWE]\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on.*"
                    rb"|.*computation placer already registered.*"
                    rb"|.*TF-TRT Warning: Could not find TensorRT.*)\r?\n?$")
 

@@ -1,0 +1,34 @@
+"""oneDNN's CPU kernels for TensorFlow on every x86 CPU, not only the newest.
+
+TensorFlow 2.21 turns oneDNN on by itself only on x86 CPUs with AVX-512
+VNNI/BF16 or AMX. Elsewhere (an AVX2 AMD EPYC Zen 3, say) it runs Eigen's
+kernels, which train this package's nets 2.7-4x slower: the search's
+smallest net 128 -> 32 ms/step, Net 1 at width 0.125 284 -> 88 ms, at full
+width 6.8 -> 2.6 s (batch 64, float32; `tinyresnet-bench`, README
+Performance). So `import tinyresnet` sets `TF_ENABLE_ONEDNN_OPTS=1` on x86,
+unless the user has set it (`TF_ENABLE_ONEDNN_OPTS=0` keeps Eigen's kernels).
+
+TensorFlow reads the variable once, when it is imported: a program that
+imports TensorFlow before tinyresnet keeps TensorFlow's own default.
+"""
+
+import os
+import platform
+
+VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+X86 = ("x86_64", "amd64", "i386", "i686")
+
+
+def enable_by_default(environ=os.environ, machine=None):
+    """Sets `TF_ENABLE_ONEDNN_OPTS=1` on an x86 machine where it is not set; returns whether it did."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in X86 or VARIABLE in environ:
+        return False
+    environ[VARIABLE] = "1"
+    return True
+
+
+def is_enabled():
+    """Whether this process's TensorFlow runs oneDNN's kernels (imports TensorFlow)."""
+    from tensorflow.python.util import _pywrap_util_port
+    return bool(_pywrap_util_port.IsMklEnabled())
