@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from keras import layers
@@ -98,3 +99,36 @@ def test_fused_batch_norm_matches_keras_batch_normalization():
     np.testing.assert_allclose(fused.moving_variance.numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(fused(x, training=False), reference(x, training=False), atol=5e-3)
     assert BatchNorm.from_config(fused.get_config()).get_config() == fused.get_config()
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.3, 0.25])
+def test_dropout_drops_units_at_its_rate_scales_the_rest_and_passes_gradients_through_its_mask(rate):
+    import tensorflow as tf
+    from tinyresnet.blocks import Dropout
+    layer = Dropout(rate, seed=7)
+    x = tf.ones((64, 32, 32, 8))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        loss = tf.reduce_sum(y * tf.range(8, dtype=y.dtype))
+    y, grad = y.numpy(), tape.gradient(loss, x).numpy()
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], 1 / (1 - rate), rtol=1e-6)
+    # 524,288 units: the kept fraction's standard error is 0.0007; 5 of them is a bug, not chance.
+    assert abs(kept.mean() - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / kept.size)
+    np.testing.assert_allclose(grad, kept * np.arange(8) / (1 - rate), rtol=1e-6)
+    # Units are independent: neighbouring units (the two halves of one random word) are not correlated.
+    pairs = kept.reshape(-1, 2)
+    assert abs(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1]) < 0.01
+    # A new mask every call; none at inference; the same masks from the same seed.
+    assert not np.array_equal(layer(x, training=True).numpy() != 0, kept)
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
+    np.testing.assert_array_equal(Dropout(rate, seed=7)(x, training=True).numpy() != 0, kept)
+    assert keras.saving.get_registered_name(Dropout) == "tinyresnet>Dropout"
+    assert Dropout.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_models_use_the_package_dropout():
+    from tinyresnet.blocks import Dropout
+    model = build_model("Conv 8, BB 8, Dropout 0.3, FC 4", (8, 8, 3))
+    assert {type(model.get_layer(n)) for n in ("bb1_dropout", "dropout1")} == {Dropout}

@@ -36,6 +36,42 @@ class BatchNorm(layers.BatchNormalization):
 
 
 @keras.saving.register_keras_serializable(package="tinyresnet")
+class Dropout(layers.Dropout):
+    """Keras `Dropout` with a mask drawn from 16 random bits per unit instead of a float.
+
+    Drawing the random numbers is most of dropout's cost on a CPU: Keras
+    draws one float32 per unit, here one 32-bit draw serves two units, and
+    the backward pass is one multiply by the saved mask. The forward and
+    backward pass of a small net's dropout take 0.35x the time (README,
+    Performance). A unit is dropped with probability round(rate * 65536) /
+    65536, within 0.00001 of `rate`, and the kept ones are scaled by
+    1 / (1 - rate), as in Keras. Same config and seed state as the Keras layer.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0 or self.noise_shape is not None:
+            return super().call(inputs, training=training)
+        return drop_units(inputs, self.rate, self.seed_generator.next())
+
+
+def drop_units(inputs, rate, seed):
+    """`inputs` with each unit zeroed with probability `rate` (to 1/65536), the rest scaled by 1/(1 - rate).
+
+    Args:
+        inputs: a tensor.
+        rate: in [0, 1).
+        seed: a shape-(2,) integer tensor, as `tf.random.stateless_*` take.
+    """
+    size = tf.size(inputs)
+    # As Keras does for its own stateless draws: int32 seeds, whatever the seed state's dtype.
+    seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    words = tf.random.stateless_uniform([(size + 1) // 2], seed=seed, minval=None, maxval=None, dtype=tf.uint32)
+    bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    keep = tf.cast(bits >= round(rate * 65536), inputs.dtype) * (1.0 / (1.0 - rate))
+    return inputs * tf.reshape(keep, tf.shape(inputs))
+
+
+@keras.saving.register_keras_serializable(package="tinyresnet")
 class ChannelPad(layers.Layer):
     """The paper's parameter-free shortcut: identity with zero-padded channels.
 
@@ -92,7 +128,7 @@ def basic_block(x, filters, name, dropout=0.5, residual=True, shortcut="pad"):
     y = BatchNorm(name=name + "_bn1")(y)
     y = layers.ReLU(name=name + "_relu1")(y)
     if dropout:
-        y = layers.Dropout(dropout, name=name + "_dropout")(y)
+        y = Dropout(dropout, name=name + "_dropout")(y)
     y = _conv(filters, name + "_conv2")(y)
     y = BatchNorm(name=name + "_bn2")(y)
     if residual:

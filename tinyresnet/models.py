@@ -56,7 +56,7 @@ def build_model(spec, input_shape=(64, 64, 3), num_classes=None, variant="residu
             pool = layers.AveragePooling2D if layer.kind == "avg" else layers.MaxPooling2D
             x = pool(layer.size, name=f"pool{index}")(x)
         elif isinstance(layer, spec_lib.Dropout):
-            x = layers.Dropout(layer.rate, name=f"dropout{index}")(x)
+            x = blocks.Dropout(layer.rate, name=f"dropout{index}")(x)
     x = layers.Flatten(name="flatten")(x)
     units = num_classes or parsed[-1].units
     # The classifier stays float32 under mixed precision, for stable logits.

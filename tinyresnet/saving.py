@@ -12,7 +12,7 @@ import keras
 
 from tinyresnet import augment, blocks, losses, runs
 
-_SAVED_CLASSES = (blocks.BatchNorm, blocks.ChannelPad, augment.PaperAugment, losses.SmoothedSparseCrossentropy)
+_SAVED_CLASSES = (blocks.BatchNorm, blocks.ChannelPad, blocks.Dropout, augment.PaperAugment, losses.SmoothedSparseCrossentropy)
 
 
 def custom_objects():
