@@ -32,19 +32,19 @@ def test_gpus_choose_by_compute_capability():
 
 def test_the_answer_is_cached_per_machine(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(precision, "_CHOICE", None)
+    monkeypatch.setattr(precision, "_CHOICES", {})
     monkeypatch.setattr(precision, "_gpu_capabilities", lambda: [])
     monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", {"avx512_bf16"}))
     monkeypatch.setattr(precision, "measure_bf16_speedup", lambda: calls.append(1) or 1.8)
     cache = tmp_path / "precision.json"
-    assert precision.auto(str(cache)).policy == "mixed_bfloat16"
-    monkeypatch.setattr(precision, "_CHOICE", None)  # a new process
-    assert precision.auto(str(cache)).policy == "mixed_bfloat16"
+    assert precision.auto(cache_path=str(cache)).policy == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "_CHOICES", {})  # a new process
+    assert precision.auto(cache_path=str(cache)).policy == "mixed_bfloat16"
     assert calls == [1] and len(json.loads(cache.read_text())) == 1
 
 
 def _stub_machine(monkeypatch, calls):
-    monkeypatch.setattr(precision, "_CHOICE", None)
+    monkeypatch.setattr(precision, "_CHOICES", {})
     monkeypatch.setattr(precision, "_gpu_capabilities", lambda: [])
     monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", {"avx512_bf16"}))
     monkeypatch.setattr(precision, "measure_bf16_speedup", lambda: calls.append(1) or 1.8)
@@ -55,7 +55,7 @@ def test_a_cache_that_is_not_a_mapping_is_measured_again_and_rewritten(tmp_path,
     _stub_machine(monkeypatch, calls)
     cache = tmp_path / "precision.json"
     cache.write_text("[]")
-    assert precision.auto(str(cache)).policy == "mixed_bfloat16"
+    assert precision.auto(cache_path=str(cache)).policy == "mixed_bfloat16"
     assert calls == [1]
     (entry,) = json.loads(cache.read_text()).values()
     assert entry["policy"] == "mixed_bfloat16" and entry["speedup"] == 1.8
@@ -75,11 +75,11 @@ def test_a_cache_entry_that_is_not_a_valid_choice_is_measured_again_and_rewritte
     calls = []
     _stub_machine(monkeypatch, calls)
     cache = tmp_path / "precision.json"
-    precision.auto(str(cache))
+    precision.auto(cache_path=str(cache))
     (key,) = json.loads(cache.read_text())
     cache.write_text(json.dumps({key: entry, "other machine": {"policy": "float32", "reason": "kept"}}))
-    monkeypatch.setattr(precision, "_CHOICE", None)  # a new process
-    choice = precision.auto(str(cache))
+    monkeypatch.setattr(precision, "_CHOICES", {})  # a new process
+    choice = precision.auto(cache_path=str(cache))
     assert (choice.policy, choice.speedup) == ("mixed_bfloat16", 1.8)
     assert calls == [1, 1]
     rewritten = json.loads(cache.read_text())
@@ -91,16 +91,16 @@ def test_a_valid_cache_entry_without_a_speedup_is_used(tmp_path, monkeypatch):
     calls = []
     _stub_machine(monkeypatch, calls)
     cache = tmp_path / "precision.json"
-    precision.auto(str(cache))
+    precision.auto(cache_path=str(cache))
     (key,) = json.loads(cache.read_text())
     cache.write_text(json.dumps({key: {"policy": "float32", "reason": "edited", "speedup": None}}))
-    monkeypatch.setattr(precision, "_CHOICE", None)
-    assert precision.auto(str(cache)) == Choice("float32", "edited", None)
+    monkeypatch.setattr(precision, "_CHOICES", {})
+    assert precision.auto(cache_path=str(cache)) == Choice("float32", "edited", None)
     assert calls == [1]
 
 
 def test_explicit_precision_always_wins(tmp_path, monkeypatch):
-    monkeypatch.setattr(precision, "auto", lambda: pytest.fail("auto consulted"))
+    monkeypatch.setattr(precision, "auto", lambda *a, **k: pytest.fail("auto consulted"))
     assert precision.resolve("float32").policy == "float32"
     assert precision.resolve("mixed_bfloat16", str(tmp_path)).policy == "mixed_bfloat16"
 
@@ -108,7 +108,7 @@ def test_explicit_precision_always_wins(tmp_path, monkeypatch):
 def test_auto_trains_in_the_chosen_policy_records_it_and_keeps_it_on_resume(tmp_path, folder_zip, monkeypatch,
                                                                               capsys):
     run = tmp_path / "run"
-    monkeypatch.setattr(precision, "auto", lambda: Choice("mixed_bfloat16", "stub: bf16 faster", 1.9))
+    monkeypatch.setattr(precision, "auto", lambda *a, **k: Choice("mixed_bfloat16", "stub: bf16 faster", 1.9))
     results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, epochs=2, verbose=2), str(run))
     assert capsys.readouterr().out.startswith("precision: mixed_bfloat16 (stub: bf16 faster)")
     assert results["precision"] == "mixed_bfloat16"
@@ -117,8 +117,64 @@ def test_auto_trains_in_the_chosen_policy_records_it_and_keeps_it_on_resume(tmp_
     model = keras.saving.load_model(run / "model.keras", compile=False)
     assert model.get_layer("conv1_conv").compute_dtype == "bfloat16"
     # Another machine (or a changed cache) now says float32: the run keeps the policy it started with.
-    monkeypatch.setattr(precision, "auto", lambda: Choice("float32", "stub: bf16 slower"))
+    monkeypatch.setattr(precision, "auto", lambda *a, **k: Choice("float32", "stub: bf16 slower"))
     again = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, epochs=2), str(run))
     assert again["precision"] == "mixed_bfloat16"
     fresh = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(tmp_path / "other"))
     assert fresh["precision"] == "float32"
+
+
+@pytest.mark.parametrize("speedup, policy", [(1.2, "mixed_bfloat16"), (1.19, "float32")])
+def test_auto_decides_per_model_at_the_boundary_and_caches_each_model(tmp_path, monkeypatch, speedup, policy):
+    calls = []
+    _stub_machine(monkeypatch, calls)
+    cache = tmp_path / "precision.json"
+    small = precision.auto("small net", measure=lambda: calls.append("small") or speedup, cache_path=str(cache))
+    large = precision.auto("large net", measure=lambda: calls.append("large") or 1.9, cache_path=str(cache))
+    assert (small.policy, large.policy) == (policy, "mixed_bfloat16")
+    assert "training of this model" in small.reason and calls == ["small", "large"]
+    monkeypatch.setattr(precision, "_CHOICES", {})  # a new process: both come from the cache
+    assert precision.auto("small net", measure=lambda: pytest.fail("measured again"),
+                          cache_path=str(cache)).policy == policy
+    assert len(json.loads(cache.read_text())) == 2
+
+
+def _bf16_cpu(monkeypatch, tmp_path):
+    monkeypatch.setattr(precision, "_CHOICES", {})
+    monkeypatch.setattr(precision, "_gpu_capabilities", lambda: [])
+    monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", {"avx512_bf16"}))
+    monkeypatch.setattr(precision.auto, "__defaults__", ("", None, str(tmp_path / "precision.json")))
+
+
+def test_a_run_with_auto_measures_its_own_model(tmp_path, folder_zip, monkeypatch):
+    _bf16_cpu(monkeypatch, tmp_path)
+    seen = []
+
+    def measure(config, spec, shape, classes, steps, strategy=None, budget=15.0):
+        seen.append((train.model_key(config, spec, shape, classes), steps))
+        return 1.19  # just below the boundary: float32
+    monkeypatch.setattr(train, "measure_bf16_speedup", measure)
+    results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, precision="auto"),
+                                       str(tmp_path / "run"))
+    assert results["precision"] == "float32"
+    ((key, steps),) = seen
+    assert key.startswith("Conv 8") and "batch 8" in key and "16x16x3" in key and steps == 1
+
+
+def test_auto_on_a_cpu_without_bf16_is_float32_without_measuring(tmp_path, folder_zip, monkeypatch):
+    _bf16_cpu(monkeypatch, tmp_path)
+    monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", {"avx2"}))
+    monkeypatch.setattr(train, "measure_bf16_speedup", lambda *a, **k: pytest.fail("measured"))
+    results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, precision="auto"),
+                                       str(tmp_path / "run"))
+    assert results["precision"] == "float32"
+
+
+def test_the_measurement_times_both_precisions_of_the_real_step_within_its_allowance():
+    import time
+    from fixtures import TINY_SPEC
+    from tinyresnet import spec
+    config = tiny_config("unused", batch_size=8)
+    start = time.perf_counter()
+    ratio = train.measure_bf16_speedup(config, spec.parse_spec(TINY_SPEC), (16, 16, 3), 3, steps=1, budget=0.0)
+    assert ratio > 0 and time.perf_counter() - start < 60  # one step each after tracing, not a loop

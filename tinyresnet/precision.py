@@ -1,15 +1,22 @@
-"""`precision="auto"`: bfloat16 where this machine trains faster with it, float32 elsewhere.
+"""`precision="auto"`: bfloat16 where this machine trains *this model* faster with it, float32 elsewhere.
 
-The choice is made once per process, and cached per machine in
-`~/.keras/tinyresnet/precision.json` (keyed by CPU model, flags and
-TensorFlow version):
+The choice depends on the model as well as the machine: on a CPU with
+AVX512_BF16, full-width Net 1 trains 1.7x faster in bfloat16, but the
+search's smallest net 3x slower (its step is bound by per-op costs, not by
+matmuls). So it is made per model, once per process, and cached per machine
+and model in `~/.keras/tinyresnet/precision.json` (keyed by CPU model, flags,
+TensorFlow version and the model's shape):
 
 - a GPU with bfloat16 (compute capability >= 8.0) gives `mixed_bfloat16`, an
   older GPU `mixed_float16`;
 - a CPU without bfloat16 instructions (`avx512_bf16`, `amx_bf16`) gives
-  `float32`: oneDNN then emulates bfloat16, at about 0.3x the float32 speed;
-- a CPU with them gives `mixed_bfloat16` only if a short matmul measurement
-  (~0.3 s) shows bfloat16 at least `MIN_SPEEDUP` times faster.
+  `float32` without measuring: oneDNN then emulates bfloat16, at 0.1-0.35x
+  the float32 speed;
+- a CPU with them gives `mixed_bfloat16` only if a short measurement of the
+  model's real training step (`tinyresnet.train.measure_bf16_speedup`: at
+  most ~2 % of the run's expected time, or 15 s, beyond tracing) shows
+  bfloat16 at least `MIN_SPEEDUP` times faster. Without a model (`auto()`),
+  a 1024-square matmul is measured instead.
 """
 
 import dataclasses
@@ -51,13 +58,15 @@ def cpu_info(path="/proc/cpuinfo"):
     return model, flags
 
 
-def decide(gpu_capabilities: Sequence[tuple], cpu_flags, measure: Callable[[], float]) -> Choice:
+def decide(gpu_capabilities: Sequence[tuple], cpu_flags, measure: Callable[[], float],
+           measured: str = "matmul") -> Choice:
     """The policy for a machine; `measure()` gives the bf16/fp32 speed ratio (called only if needed).
 
     Args:
         gpu_capabilities: `(major, minor)` compute capability of each GPU; empty for none.
         cpu_flags: the CPU's feature flags.
         measure: runs the short measurement.
+        measured: what `measure` times, for the reason ("matmul", "training of this model").
     """
     if gpu_capabilities:
         if min(gpu_capabilities) >= (8, 0):
@@ -68,9 +77,9 @@ def decide(gpu_capabilities: Sequence[tuple], cpu_flags, measure: Callable[[], f
         return Choice("float32", "CPU without avx512_bf16/amx_bf16: bfloat16 would be emulated (slower)")
     speedup = measure()
     if speedup >= MIN_SPEEDUP:
-        return Choice("mixed_bfloat16", f"CPU with {', '.join(found)}: bfloat16 matmul {speedup:.2f}x float32",
-                      speedup)
-    return Choice("float32", f"CPU with {', '.join(found)}, but bfloat16 matmul only {speedup:.2f}x float32",
+        return Choice("mixed_bfloat16",
+                      f"CPU with {', '.join(found)}: bfloat16 {measured} {speedup:.2f}x float32", speedup)
+    return Choice("float32", f"CPU with {', '.join(found)}, but bfloat16 {measured} only {speedup:.2f}x float32",
                   speedup)
 
 
@@ -100,29 +109,39 @@ def _gpu_capabilities():
     return capabilities
 
 
-_CHOICE = None
+_CHOICES = {}  # model key -> Choice, in this process
 
 
-def auto(cache_path=CACHE) -> Choice:
-    """What `precision="auto"` means on this machine (measured once, then cached)."""
-    global _CHOICE
-    if _CHOICE is not None:
-        return _CHOICE
+def auto(model: str = "", measure: Optional[Callable[[], float]] = None, cache_path=CACHE) -> Choice:
+    """What `precision="auto"` means for `model` on this machine (measured once, then cached).
+
+    Args:
+        model: a key naming the model's shape (`tinyresnet.train.model_key`);
+            "" for the machine alone.
+        measure: bf16/fp32 training speed of that model, called only on a CPU
+            with bfloat16 instructions and no cached answer (default: a matmul).
+        cache_path: the cache file; None measures without caching.
+    """
+    if model in _CHOICES:
+        return _CHOICES[model]
     gpus = _gpu_capabilities()
-    model, flags = cpu_info()
-    if gpus:
-        _CHOICE = decide(gpus, flags, measure_bf16_speedup)
-        return _CHOICE
-    import tensorflow as tf
-    key = f"{model}|{' '.join(sorted(f for f in flags if 'bf16' in f or 'avx512' in f or 'amx' in f))}|{tf.__version__}"
-    path = os.path.expanduser(cache_path)
-    cached = _valid_choice(_read(path).get(key))
-    if cached:
-        _CHOICE = cached
+    name, flags = cpu_info()
+    measured = "training of this model" if measure else "matmul"
+    measure = measure or measure_bf16_speedup
+    if gpus or cache_path is None:
+        choice = decide(gpus, flags, measure, measured)
     else:
-        _CHOICE = decide(gpus, flags, measure_bf16_speedup)
-        _write(path, {**_read(path), key: dataclasses.asdict(_CHOICE)})
-    return _CHOICE
+        import tensorflow as tf
+        machine = f"{name}|{' '.join(sorted(f for f in flags if 'bf16' in f or 'avx512' in f or 'amx' in f))}|" \
+                  f"{tf.__version__}"
+        key = f"{machine}|{model}" if model else machine
+        path = os.path.expanduser(cache_path)
+        choice = _valid_choice(_read(path).get(key))
+        if not choice:
+            choice = decide(gpus, flags, measure, measured)
+            _write(path, {**_read(path), key: dataclasses.asdict(choice)})
+    _CHOICES[model] = choice
+    return choice
 
 
 def started_with(workdir) -> Optional[str]:
@@ -135,19 +154,19 @@ def started_with(workdir) -> Optional[str]:
     return policy if policy in POLICIES else None
 
 
-def resolve(name: str, workdir=None) -> Choice:
+def resolve(name: str, workdir=None, model: str = "", measure: Optional[Callable[[], float]] = None) -> Choice:
     """The policy for a config's `precision` in `workdir`.
 
     An explicit policy is kept; `auto` keeps the policy a run in `workdir`
     started with (so a resumed run never changes precision), else is decided
-    for this machine.
+    for this machine and `model` (see `auto`).
     """
     if name != "auto":
         return Choice(name, "asked for")
     previous = started_with(workdir) if workdir else None
     if previous:
         return Choice(previous, "auto, kept from the run's start")
-    return auto()
+    return auto(model, measure)
 
 
 def _read(path):

@@ -10,10 +10,12 @@ import contextlib
 import dataclasses
 import os
 import signal
+import statistics
 import threading
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tinyresnet import config as config_lib
@@ -132,22 +134,34 @@ def steps_per_epoch(config, datasets):
     return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
 
 
-def build_trainer(config, spec, datasets, strategy, steps):
+def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
     """Compiles the model and the one that trains (with the augmentation inside, if `augment_on=model`).
+
+    It needs shapes, not data: `tinyresnet-bench` times the very step that
+    `train_and_evaluate` runs.
+
+    Args:
+        config: a validated `Config` whose `precision` is a dtype policy (not "auto").
+        spec: the parsed spec.
+        image_shape: `(height, width, channels)`.
+        num_classes: units of the classifier.
+        steps: training steps per epoch (the learning-rate schedule's unit).
+        strategy: a `tf.distribute` strategy (default: the current one).
 
     Returns:
         `(model, trainer)`: the inference model, and the model `fit` trains
         (the same object unless the augmentation is a layer of the model).
     """
-    num_classes = len(datasets.class_names)
+    strategy = strategy or tf.distribute.get_strategy()
+    image_shape = tuple(image_shape)
     with _dtype_policy(config.precision), strategy.scope():
-        model = build_model(spec, datasets.image_shape, num_classes, variant=config.variant,
+        model = build_model(spec, image_shape, num_classes, variant=config.variant,
                             block_dropout=config.block_dropout, shortcut=config.shortcut,
                             width=config.width, name=spec_lib.preset_name(config.net) or "spec")
         trainer = model
         if config.augment and config.augment_on == "model":
             augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed)
-            inputs = keras.Input(datasets.image_shape, name="images")
+            inputs = keras.Input(image_shape, name="images")
             trainer = keras.Model(inputs, model(augment(inputs)), name=model.name + "_augmented")
         loss = classification_loss(config.label_smoothing)
 
@@ -159,6 +173,46 @@ def build_trainer(config, spec, datasets, strategy, steps):
         if trainer is not model:  # the inference model is evaluated on its own
             model.compile(loss=loss, metrics=metrics())
     return model, trainer
+
+
+def model_key(config, spec, image_shape, num_classes):
+    """What a training step's speed depends on, as text: the key of `precision="auto"`'s per-model cache."""
+    augment = config.augment_on if config.augment else "none"
+    return (f"{spec_lib.format_spec(spec_lib.with_classes(spec, num_classes))}|width {config.width}|{config.variant}|"
+            f"{config.shortcut}|block_dropout {config.block_dropout}|batch {config.batch_size}|"
+            f"{'x'.join(map(str, image_shape))}|augment {augment}|{config.distribution}")
+
+
+def measure_bf16_speedup(config, spec, image_shape, num_classes, steps, strategy=None, budget=15.0):
+    """bfloat16 / float32 speed of this model's real training step (what `precision="auto"` decides by).
+
+    Both trainers are built as `train_and_evaluate` builds them and step on
+    one random batch: each is traced once, then steps alternate (fp32, bf16,
+    ...) until the allowance is spent: 2 % of the run's expected time (from
+    the first timed float32 step), at most `budget` seconds, and at least
+    one step each. Returns the ratio of the median step times.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (config.batch_size, *image_shape), dtype=np.uint8)
+    y = rng.integers(0, num_classes, config.batch_size)
+    trainers = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        _, trainers[policy] = build_trainer(dataclasses.replace(config, precision=policy), spec, image_shape,
+                                            num_classes, steps, strategy)
+        trainers[policy].train_on_batch(x, y)  # tracing, not timed
+    seconds = {policy: [] for policy in trainers}
+    start = time.perf_counter()
+    allowance = budget
+    while True:
+        for policy, trainer in trainers.items():
+            before = time.perf_counter()
+            trainer.train_on_batch(x, y)
+            seconds[policy].append(time.perf_counter() - before)
+        if len(seconds["float32"]) == 1:
+            allowance = min(budget, 0.02 * seconds["float32"][0] * steps * config.epochs)
+        if time.perf_counter() - start >= allowance:
+            break
+    return statistics.median(seconds["float32"]) / statistics.median(seconds["mixed_bfloat16"])
 
 
 def training_data(config, datasets, initial_epoch, steps):
@@ -272,12 +326,6 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
         Interrupted: on Ctrl-C, after saving the current model.
     """
     config = config_lib.validate(config)
-    if config.precision == "auto":
-        # Decided once per machine (or kept from the run's start); the run records the policy itself.
-        choice = precision_lib.resolve(config.precision, workdir)
-        config = dataclasses.replace(config, precision=choice.policy)
-        if config.verbose:
-            print(f"precision: {choice.policy} ({choice.reason})", flush=True)
     spec = spec_lib.parse_spec(config.net)
     remove = config_lib.admit(config, workdir, overwrite)
     strategy = strategy or make_strategy(config)
@@ -286,12 +334,21 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
     clock.lap("data")
     steps = steps_per_epoch(config, datasets)
     list(spec_lib.feature_shapes(spec, datasets.image_shape, config.width))  # pooling fits the images
+    if config.precision == "auto":
+        # Decided per machine and model (or kept from the run's start); the run records the policy itself.
+        shape, classes = datasets.image_shape, len(datasets.class_names)
+        choice = precision_lib.resolve(
+            config.precision, workdir, model=model_key(config, spec, shape, classes),
+            measure=lambda: measure_bf16_speedup(config, spec, shape, classes, steps, strategy))
+        config = dataclasses.replace(config, precision=choice.policy)
+        if config.verbose:
+            print(f"precision: {choice.policy} ({choice.reason})", flush=True)
     if remove:
         runs.remove_run(workdir)
     runs.start(workdir, config_lib.to_dict(config))
 
     keras.utils.set_random_seed(config.seed)
-    model, trainer = build_trainer(config, spec, datasets, strategy, steps)
+    model, trainer = build_trainer(config, spec, datasets.image_shape, len(datasets.class_names), steps, strategy)
     _write_run_files(workdir, spec, model, datasets)
     clock.lap("build")
     train = training_data(config, datasets, runs.resume_epoch(workdir), steps)
