@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from tinyresnet import quiet, runs
+from tinyresnet import onednn, quiet, runs
 
 from experiments import claiming, ladder
 from experiments import results as results_lib
@@ -226,6 +226,7 @@ def main(argv=None):
     default_folders = not (args.runs_dir or args.results_dir or args.arms or args.steps_per_epoch
                            or args.seeds != len(DEFAULT_SEEDS))
     readme = os.path.join(HERE, "README.md") if args.scale == "cpu" and default_folders else None
+    onednn.enable_by_default()
     quiet.load_tensorflow()
     from tinyresnet import config as config_lib, train
     try:

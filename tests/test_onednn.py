@@ -9,7 +9,8 @@ import pytest
 
 from tinyresnet import onednn
 
-CHECK = "import tinyresnet; from tinyresnet import onednn; print(onednn.is_enabled())"
+TRAINING = "import tinyresnet.train; from tinyresnet import onednn; print(onednn.is_enabled())"
+SERVING = "import tinyresnet.predict, tinyresnet.export; from tinyresnet import onednn; print(onednn.is_enabled())"
 
 
 def test_it_is_turned_on_on_x86_only_and_never_over_the_user_s_choice():
@@ -21,16 +22,44 @@ def test_it_is_turned_on_on_x86_only_and_never_over_the_user_s_choice():
     assert not onednn.enable_by_default(environ, machine="aarch64") and environ == {}
 
 
-def _fresh_process(**extra):
+def _fresh_process(code, **extra):
     env = {k: v for k, v in os.environ.items() if k != onednn.VARIABLE}
-    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**env, **extra})
     assert out.returncode == 0, out.stderr
     return out.stdout.split()[-1]
 
 
 @pytest.mark.skipif(platform.machine().lower() not in onednn.X86, reason="oneDNN is turned on on x86 only")
-def test_importing_tinyresnet_first_gives_tensorflow_onednn_kernels_on_every_x86_cpu():
+def test_training_gets_tensorflow_onednn_kernels_on_every_x86_cpu_and_serving_tensorflow_s_default():
     # TensorFlow alone leaves them off on x86 CPUs without AVX-512 VNNI/BF16 or AMX (an AVX2 Zen 3).
-    assert _fresh_process() == "True"
-    assert _fresh_process(TF_ENABLE_ONEDNN_OPTS="0") == "False"
+    assert _fresh_process(TRAINING) == "True"
+    assert _fresh_process(TRAINING, TF_ENABLE_ONEDNN_OPTS="0") == "False"
+    from tinyresnet import precision
+    _, flags = precision.cpu_info()
+    if not {"avx512_vnni", "avx512_bf16", "amx_bf16", "avx_vnni"} & flags:
+        assert _fresh_process(SERVING) == "False"  # oneDNN answers one image ~10x slower
+
+
+class _Loaded(Exception):
+    pass
+
+
+@pytest.mark.parametrize("script", ["tinyresnet-train", "tinyresnet-bench"])
+def test_the_training_console_scripts_turn_it_on_before_tensorflow_loads(script, monkeypatch, tmp_path):
+    # They load TensorFlow (quiet.load_tensorflow) before they import tinyresnet.train.
+    from tinyresnet import cli, quiet
+    seen = []
+
+    def load_tensorflow():
+        seen.append(os.environ.get(onednn.VARIABLE))
+        raise _Loaded
+
+    monkeypatch.delenv(onednn.VARIABLE, raising=False)
+    monkeypatch.setattr(quiet, "load_tensorflow", load_tensorflow)
+    argv = {"tinyresnet-train": ["--net=net1", f"--data={tmp_path}", f"--run-dir={tmp_path / 'run'}"],
+            "tinyresnet-bench": ["--smoke"]}[script]
+    main = {"tinyresnet-train": cli.train_main, "tinyresnet-bench": cli.bench_main}[script]
+    with pytest.raises(_Loaded):
+        main(argv)
+    assert seen == ["1" if platform.machine().lower() in onednn.X86 else None]

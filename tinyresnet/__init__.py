@@ -7,12 +7,8 @@ loaded at once; what needs TensorFlow (`build_model`, `load_model`,
 
 import importlib
 
-from tinyresnet import onednn
-
-onednn.enable_by_default()  # before anything here imports TensorFlow
-
-from tinyresnet import spec  # noqa: E402
-from tinyresnet.spec import PRESETS, SpecError, count_layers, format_spec, parse_spec  # noqa: E402
+from tinyresnet import spec
+from tinyresnet.spec import PRESETS, SpecError, count_layers, format_spec, parse_spec
 
 __version__ = "0.2.0"
 

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from tinyresnet import quiet, runs
+from tinyresnet import onednn, quiet, runs
 
 # Before TensorFlow loads: keep its C++ INFO/WARNING start-up lines out of the way
 # (a value the user set is kept). Only the commands set it, not the library.
@@ -173,6 +173,7 @@ def train_main(argv=None):
         config_lib.admit(cfg, run_dir, args.overwrite)  # before TensorFlow loads, so a wrong --run-dir fails at once
     except runs.RunDirError as e:
         return _fail(e)
+    onednn.enable_by_default()
     quiet.load_tensorflow()
     from tinyresnet import train
 
@@ -289,31 +290,60 @@ def predict_main(argv=None):
 
 
 def bench_main(argv=None):
+    onednn.enable_by_default()
     quiet.load_tensorflow()
     from tinyresnet import bench
     defaults = bench.Settings()
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
         prog="tinyresnet-bench",
-        description="Measure, in one run: matmul ceilings, training images/s (fp32 vs mixed_bfloat16) and their "
-                    "fraction of the ceiling, the real input pipeline vs in-memory data, and exported-model "
+        description="Measure, in one run: matmul ceilings; for each net, the training step train_and_evaluate "
+                    "runs (model, loss, metrics, optimizer, callbacks) in float32 and mixed_bfloat16: ms/step, "
+                    "images/s, fraction of the ceiling, and what precision=auto chooses; the fixed per-step cost "
+                    "(least squares over the nets); the real input pipeline vs in-memory data; and exported-model "
                     "serving vs model.predict. Ratios are the point: the machine may be noisy.")
-    parser.add_argument("--preset", help=f"preset to train (default {defaults.preset})")
-    parser.add_argument("--width", type=float, help=f"conv width multiplier (default {defaults.width})")
+    parser.add_argument("--nets", help="comma-separated nets to time: a preset (net1), a preset at a width "
+                        "(net1@0.25), 'search' (every net of the committed searches, tuning/results/*/trials.csv) "
+                        "or search=PATH/trials.csv (default: net1)")
+    parser.add_argument("--preset", help="one preset to time (same as --nets=PRESET)")
+    parser.add_argument("--spec", action="append",
+                        help="a net in the notation to time, e.g. 'Conv 8, Avg 2, BB 8, FC 20' (repeatable; "
+                             "timed after the --nets)")
+    parser.add_argument("--width", type=float, help=f"width of presets given without @ (default {defaults.width})")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "both"),
+                        help="precisions to time (default both)")
     parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
-    parser.add_argument("--steps", type=int, help=f"training steps per timed repeat (default {defaults.steps})")
+    parser.add_argument("--steps", type=int, help=f"at most this many timed steps per repeat (default {defaults.steps})")
+    parser.add_argument("--seconds", type=float,
+                        help=f"fewer steps per repeat where a repeat would take longer (default {defaults.seconds})")
     parser.add_argument("--repeats", type=int, help=f"timed repeats, medians reported (default {defaults.repeats})")
     parser.add_argument("--data", help="Tiny ImageNet archive/folder for the pipeline figures (default: skipped)")
     parser.add_argument("--smoke", action="store_true",
                         help="seconds-long run (cifar7 at width 0.25, few steps) for CI; explicit flags still apply")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     args = parser.parse_args(argv)
     import dataclasses
     import json
     values = dict(bench.SMOKE) if args.smoke else {}
     values.update({k: v for k, v in vars(args).items()
                    if v is not None and k in {f.name for f in dataclasses.fields(defaults)}})
+    if args.nets is not None and args.preset is not None:
+        parser.error("give --nets or --preset, not both")
+    nets = args.nets.split(",") if args.nets is not None else [args.preset] if args.preset is not None else []
+    nets += args.spec or []
+    if nets:
+        values["nets"] = tuple(nets)
+    if args.precision:
+        values["precisions"] = bench.PRECISIONS if args.precision == "both" else (args.precision,)
+    for flag in ("width", "batch_size", "steps", "seconds", "repeats"):
+        value = values.get(flag)
+        if value is not None and not value > 0:
+            parser.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
     settings = dataclasses.replace(defaults, **values)
+    try:
+        bench.expand_nets(settings.nets, settings.width)
+    except ValueError as error:
+        parser.error(str(error))
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     result = bench.run(settings, log=log)
     print(json.dumps(result, indent=2) if args.json else bench.format_table(result))

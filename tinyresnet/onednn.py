@@ -1,15 +1,20 @@
-"""oneDNN's CPU kernels for TensorFlow on every x86 CPU, not only the newest.
+"""oneDNN's CPU kernels for training on every x86 CPU, not only the newest.
 
 TensorFlow 2.21 turns oneDNN on by itself only on x86 CPUs with AVX-512
 VNNI/BF16 or AMX. Elsewhere (an AVX2 AMD EPYC Zen 3, say) it runs Eigen's
-kernels, which train this package's nets 2.7-4x slower: the search's
-smallest net 128 -> 32 ms/step, Net 1 at width 0.125 284 -> 88 ms, at full
-width 6.8 -> 2.6 s (batch 64, float32; `tinyresnet-bench`, README
-Performance). So `import tinyresnet` sets `TF_ENABLE_ONEDNN_OPTS=1` on x86,
-unless the user has set it (`TF_ENABLE_ONEDNN_OPTS=0` keeps Eigen's kernels).
+kernels, which train this package's nets 2-4x slower (README, Performance:
+`experiments/before_after.py`). So what trains turns it on, on x86, unless
+the user has set `TF_ENABLE_ONEDNN_OPTS` (`=0` keeps Eigen's kernels): the
+console scripts that train (`tinyresnet-train`, `-tune`, `-bench`, the
+experiments runner) and `import tinyresnet.train`.
+
+Serving does not: there oneDNN answers one image about 10x slower (31 ms
+against 2.7 ms for Net 1 at width 0.25 on that Zen 3, though batch-64
+throughput is 1.5x higher), so `tinyresnet-predict` and `tinyresnet-export`
+keep TensorFlow's own choice.
 
 TensorFlow reads the variable once, when it is imported: a program that
-imports TensorFlow before tinyresnet keeps TensorFlow's own default.
+imports TensorFlow before `tinyresnet.train` keeps TensorFlow's default.
 """
 
 import os

@@ -14,9 +14,13 @@ import statistics
 import threading
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
+from tinyresnet import onednn
+
+onednn.enable_by_default()  # before TensorFlow loads (this module trains; see tinyresnet/onednn.py)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from tinyresnet import config as config_lib
 from tinyresnet import data as data_lib

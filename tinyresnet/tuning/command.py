@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from tinyresnet import quiet, runs
+from tinyresnet import onednn, quiet, runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -259,6 +259,7 @@ def search_main(argv):
     if args.role:
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])
         os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.role == "chief" else (args.tuner_id or "worker0")
+    onednn.enable_by_default()
     quiet.load_tensorflow()
     from keras_tuner.src.distribute import oracle_client
     # KerasTuner waits an hour for a chief that is gone; a worker should say so much sooner.
@@ -330,6 +331,7 @@ def report_main(argv):
 
 
 def _retrain_best(args, table):
+    onednn.enable_by_default()
     quiet.load_tensorflow()
     from tinyresnet import config as config_lib
     from tinyresnet import export, train
