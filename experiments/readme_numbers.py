@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 
-from tinyresnet.bench_table import format_table
+from tinyresnet.bench_table import before_after_table, format_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -53,8 +53,11 @@ DATA = "../shared/data/tiny-imagenet-200-sub20.zip"
 
 # What --measure runs, from the project root; the first word is looked up next to this Python.
 MEASUREMENTS = {
-    "bench": ["tinyresnet-bench", "--preset=net1", "--width=0.25", "--batch-size=32", "--steps=2", "--repeats=2",
-              f"--data={DATA}", "--json"],
+    "bench": ["tinyresnet-bench", "--nets=net1@0.125,net1@0.25,net6@0.125,search", "--steps=4", "--seconds=0.5",
+              "--repeats=2", f"--data={DATA}", "--json"],
+    # Full width apart, in float32 only: emulated bfloat16 takes about a minute a step on a CPU without it.
+    "bench_wide": ["tinyresnet-bench", "--nets=net1", "--precision=float32", "--steps=2", "--repeats=2", "--json"],
+    "before_after": ["python", "experiments/before_after.py", "--json"],
     "fixed_cost": ["python", "experiments/fixed_cost.py", f"--data={DATA}", "--json"],
 }
 QUICKSTART_COMMAND = "bash experiments/quickstart.sh"
@@ -176,11 +179,19 @@ def _source_lines(path, record):
 
 def render_bench(path, record):
     r, s = record["result"], record["result"]["settings"]
+    onednn = "on" if r.get("onednn") else "off"
     lines = [_machine_line(record), "",
-             f"`{s['preset']}` at width {s['width']}, batch {s['batch_size']} (a training image costs "
-             f"3 x forward = {r['train_gflops_per_image']:.2f} GFLOP), {s['steps']} steps per timed repeat, "
-             f"median of {s['repeats']} repeats:", "",
-             format_table(r)]
+             f"Batch {s['batch_size']}; the training step of `train_and_evaluate` (a training image costs 3 x "
+             f"forward); up to {s['steps']} steps per timed repeat, median of {s['repeats']} repeats; oneDNN "
+             f"{onednn}:", "", format_table(r)]
+    return lines + [""] + _source_lines(path, record)
+
+
+def render_before_after(path, record):
+    r = record["result"]
+    lines = [_machine_line(record), "",
+             f"ms/step at batch 64 (medians of {r['rounds']} alternated before/after processes):", "",
+             before_after_table(r)]
     return lines + [""] + _source_lines(path, record)
 
 
@@ -243,6 +254,7 @@ def render_quickstart(path, text):
 
 # name: (file type, renderer, whether a missing file leaves the region as it is rather than failing)
 RENDERERS = {"bench": ("json", render_bench, False), "fixed_cost": ("json", render_fixed_cost, False),
+             "before_after": ("json", render_before_after, False), "bench_wide": ("json", render_bench, False),
              "quickstart": ("txt", render_quickstart, True)}
 
 

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -6,28 +8,82 @@ from conftest import shared_file
 from tinyresnet import bench
 from tinyresnet.cli import bench_main
 
-KEYS = ("ceiling_gflops_fp32", "ceiling_gflops_bf16", "train_ips_fp32", "train_ips_bf16",
-        "train_ceiling_fraction_fp32", "train_ceiling_fraction_bf16", "export_ips_b64", "predict_ips_b64",
-        "export_latency_p50_ms", "export_latency_p95_ms", "settings")
+TOP = ("ceiling_gflops_fp32", "ceiling_gflops_bf16", "export_ips_b64", "predict_ips_b64",
+       "export_latency_p50_ms", "export_latency_p95_ms")
+PER_PRECISION = ("ms_per_step", "images_per_s", "gflops", "ceiling_fraction")
 
 
 @pytest.mark.slow
-def test_smoke_bench_prints_every_figure_as_json(capsys):
+def test_smoke_bench_times_each_net_in_each_precision_and_prints_json(capsys):
     # No timing assertions: only that every figure is measured and positive.
-    assert bench_main(["--smoke", "--json"]) == 0
+    assert bench_main(["--smoke", "--json", "--nets=cifar7@0.25", "--spec", "Conv 8, Avg 2, BB 8, FC 10"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in KEYS:
-        assert key in result, key
-    assert all(result[k] > 0 for k in KEYS if k != "settings")
-    assert result["settings"]["preset"] == "cifar7"
-    assert "| train float32 (in memory) |" in bench.format_table(result)
+    assert all(result[k] > 0 for k in TOP)
+    assert [n["label"] for n in result["nets"]] == ["cifar7 x0.25", "Conv 8, Avg 2, BB 8, FC 10"]
+    for net in result["nets"]:
+        for policy in bench.PRECISIONS:
+            assert all(net[policy][k] > 0 for k in PER_PRECISION), (net["label"], policy)
+        assert net["auto"] in bench.PRECISIONS and net["auto_reason"] and net["auto_of_best"] > 0
+    assert set(result["fixed_cost"]) == set(bench.PRECISIONS)
+    assert result["fixed_cost"]["float32"]["nets"] == 2
+    table = bench.format_table(result)
+    assert "| cifar7 x0.25 | " in table and "fixed cost per step, fp32" in table
 
 
 @pytest.mark.slow
 def test_smoke_bench_with_the_real_pipeline(capsys):
     data = shared_file("tiny-imagenet-200-sub20.zip")
-    assert bench_main(["--smoke", "--preset=net1", "--width=0.125", f"--data={data}", "--json"]) == 0
+    assert bench_main(["--smoke", "--preset=net1", "--width=0.125", "--precision=float32", f"--data={data}",
+                       "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["pipeline_images"] == 10_000
+    assert result["pipeline_images"] == 10_000 and list(result["fixed_cost"]) == ["float32"]
     for key in ("decode_cache_ips", "augmented_epoch_ips", "pipeline_ips", "pipeline_ratio"):
         assert result[key] > 0, key
+
+
+def test_the_bench_times_the_step_train_and_evaluate_builds(tmp_path):
+    # Weight decay, the metrics and the callbacks are those of training, not a bench-only model.
+    from tinyresnet import config
+    net = bench.expand_nets(["Conv 8, Avg 2, BB 8, FC 10"])[0]
+    trainer = bench._Trainer(net, bench.Settings(batch_size=4), "float32", 10, str(tmp_path))
+    assert trainer.trainer.optimizer.weight_decay == config.Config().weight_decay
+    import numpy as np
+    import tensorflow as tf
+    x = np.zeros((4, 64, 64, 3), np.uint8), np.zeros(4, np.int64)
+    assert trainer.step(tf.data.Dataset.from_tensors(x).repeat()) > 0
+    assert {"top1", "top5"} <= set(trainer.trainer.get_metrics_result())
+    assert (tmp_path / "float32-1" / "history.csv").exists()  # the run's own callbacks ran
+
+
+def test_nets_expand_presets_widths_notation_and_the_committed_search(tmp_path):
+    trials = tmp_path / "trials.csv"
+    trials.write_text('trial,status,spec\n01,COMPLETED,"Conv 8, Avg 2, BB 8, FC 20"\n'
+                      '00,COMPLETED,"Conv 16, Avg 2, BB 16, FC 20"\n02,FAILED,"Conv 8, FC 20"\n')
+    nets = bench.expand_nets(["net1", "net6@0.25", f"search={trials}", "Conv 8, FC 3"], width=0.5)
+    assert [(n.label, n.width) for n in nets] == [("net1 x0.5", 0.5), ("net6 x0.25", 0.25), ("trial 00", 1.0),
+                                                  ("trial 01", 1.0), ("Conv 8, FC 3", 0.5)]
+    assert nets[0].input_shape == (64, 64, 3) and nets[2].spec == "Conv 16, Avg 2, BB 16, FC 20"
+    for item, message in [("net1@x", "width after @"), ("net1@-1", "width after @"), ("Conv 8", "not a preset"),
+                          (f"search={tmp_path}/none.csv", "no trials.csv")]:
+        with pytest.raises(ValueError, match=message):
+            bench.expand_nets([item])
+
+
+def test_the_fixed_cost_is_the_intercept_of_a_least_squares_line():
+    nets = [{"train_gflops_per_step": x, "float32": {"ms_per_step": 5 + 2 * x}} for x in (0.5, 1.0, 4.0)]
+    fit = bench.fixed_cost(nets, "float32")
+    assert fit["fixed_ms_per_step"] == pytest.approx(5) and fit["marginal_gflops"] == pytest.approx(500)
+    assert fit["r2"] == pytest.approx(1) and fit["nets"] == 3
+    assert bench.fixed_cost(nets[:1], "float32") is None and bench.fixed_cost(nets, "mixed_bfloat16") is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--nets=net9"], "--nets item 'net9'"),
+    (["--nets=net1", "--preset=net1"], "--nets or --preset"),
+    (["--steps=0"], "--steps must be positive"),
+    (["--precision=float16"], "invalid choice"),
+])
+def test_bad_bench_options_are_refused_by_the_installed_script(argv, message):
+    script = __import__("shutil").which("tinyresnet-bench", path=__import__("os").path.dirname(sys.executable))
+    out = subprocess.run([script, *argv], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -22,6 +22,8 @@ def _help(script, cwd):
     ("conv_ceiling.py", None, "matmul ceiling fp32:"),
     ("preset_table.py", None, "| `net1` |"),
     ("train_step_profile.py", "--keras-bn", "forward (infer)"),
+    ("step_ops.py", "--net", "| op type |"),
+    ("before_after.py", "--rounds", "round 1/"),
 ])
 def test_help_of_an_experiment_script_prints_usage_and_runs_nothing(tmp_path, script, option, work):
     out, seconds = _help(script, tmp_path)

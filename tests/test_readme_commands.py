@@ -65,7 +65,7 @@ PLAN = {
     "tinyresnet-train ... --export": NotRun("'...' stands for any training arguments; "
                                             "test_export.py trains with --export"),
     'tinyresnet-predict exported_models/net1/1 photos/ "more/*.png" --output predictions.csv': Run(),
-    "tinyresnet-bench --data=../shared/data/tiny-imagenet-200-sub20.zip --steps=4 --repeats=3":
+    "tinyresnet-bench --nets=net1@0.25,search --data=../shared/data/tiny-imagenet-200-sub20.zip":
         NotRun("a benchmark of minutes, to be run on a quiet machine; tests/test_bench.py runs --smoke"),
     "python -m experiments.run all": NotRun("every claim: hours of training"),
     "python -m experiments.run table1 --arms=net2,net3": NotRun("4 runs of about 10 minutes each"),

@@ -17,6 +17,7 @@ def test_readme_has_the_regions():
     paths = [path for path, _, _ in REGIONS]
     assert f"{rn.RESULTS}/bench-zen3.json" in paths
     assert f"{rn.RESULTS}/fixed_cost-zen3.json" in paths
+    assert f"{rn.RESULTS}/bench_wide-zen3.json" in paths and f"{rn.RESULTS}/before_after-zen3.json" in paths
     assert f"{rn.RESULTS}/quickstart-zen3.txt" in paths
     assert all(path.startswith(rn.RESULTS + "/") for path in paths)
 

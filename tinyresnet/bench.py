@@ -4,46 +4,116 @@ Everything is measured in one process, interleaved (A, B, A, B, ...), and
 reported as medians, so that ratios hold on a noisy, shared machine:
 
 - the ceiling: fp32 and bf16 matmul GFLOP/s through TensorFlow;
-- training images/s of a preset on one in-memory batch, fp32 and bf16,
-  with achieved GFLOP/s (3 x forward FLOPs per image) and its fraction of
-  the same-precision ceiling;
+- per net and precision, the training step that `train_and_evaluate` runs
+  (the model, loss, metrics, optimizer and callbacks of `train.build_trainer`
+  and `train.make_callbacks`, on one in-memory batch): ms/step, images/s,
+  achieved GFLOP/s (3 x forward FLOPs per image) and its fraction of the
+  same-precision ceiling; and what `precision="auto"` chooses for the net;
+- the fixed per-step cost: a least-squares line of step time against
+  training FLOPs per step over the nets (its intercept), per precision;
 - the real input pipeline (archive -> decoded cache -> shuffle -> augment ->
-  batches): decode+cache images/s, an augmented epoch from cache without a
-  model, and training images/s beside the in-memory figure;
-- the exported SavedModel: batch-64 images/s beside `model.predict`, and the
-  p50/p95 latency of one image.
+  batches) for the first net: decode+cache images/s, an augmented epoch from
+  cache without a model, and training images/s beside the in-memory figure;
+- the first net exported as a SavedModel: batch-64 images/s beside
+  `model.predict`, and the p50/p95 latency of one image.
 """
 
 import dataclasses
+import glob
+import math
 import os
 import statistics
 import tempfile
 import time
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tinyresnet import config as config_lib
 from tinyresnet import data as data_lib
+from tinyresnet import precision as precision_lib
+from tinyresnet import runs
 from tinyresnet import spec as spec_lib
+from tinyresnet import train
 from tinyresnet.augment import PaperAugment
 from tinyresnet.bench_table import format_table  # noqa: F401  (the CLI prints it)
-from tinyresnet.models import build_model
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+SEARCH_TRIALS = os.path.join("tuning", "results", "*", "trials.csv")
 
 
 @dataclasses.dataclass
 class Settings:
-    preset: str = "net1"
-    width: float = 1.0
+    nets: tuple = ("net1",)  # `net1`, `net1@0.25`, `search`, `search=trials.csv`, or notation text
+    width: float = 1.0  # of presets given without `@WIDTH`
+    precisions: tuple = PRECISIONS
     batch_size: int = 64
-    steps: int = 6  # training steps per timed repeat
-    repeats: int = 5  # timed repeats per measurement (after one warm-up)
+    steps: int = 6  # at most this many timed training steps per repeat
+    seconds: float = 1.0  # fewer steps per repeat where a repeat would take longer than this
+    repeats: int = 3  # timed repeats per measurement (after one warm-up)
     matmul_sizes: tuple = (2048, 4096, 6144)
     data: str = ""  # Tiny ImageNet archive/folder for the pipeline figures; "" skips them
     latency_calls: int = 100
 
 
-SMOKE = dict(preset="cifar7", width=0.25, batch_size=16, steps=2, repeats=2, matmul_sizes=(256,), latency_calls=5)
+SMOKE = dict(nets=("cifar7",), width=0.25, batch_size=16, steps=2, repeats=2, matmul_sizes=(256,), latency_calls=5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Net:
+    label: str  # as the table shows it: `net1 x0.25`, `trial 06`
+    spec: str  # notation text
+    width: float
+    input_shape: tuple
+
+
+def expand_nets(items, width=1.0):
+    """`Net`s of `--nets` items: a preset (`net1`, `net1@0.25`), `search[=trials.csv]` (every net of a
+    committed search), or notation text. Raises `ValueError` naming a bad item."""
+    nets = []
+    for item in items:
+        item = item.strip()
+        name, _, value = item.partition("@")
+        if item == "search" or item.startswith("search="):
+            nets.extend(_search_nets(item.partition("=")[2]))
+        elif name in spec_lib.PRESETS:
+            w = _width(item, value) if value else width
+            nets.append(Net(f"{name} x{w:g}", spec_lib.format_spec(spec_lib.parse_spec(name)), w,
+                            tuple(spec_lib.PRESETS[name].input_shape)))
+        else:
+            try:
+                parsed = spec_lib.parse_spec(item)
+            except spec_lib.SpecError as error:
+                raise ValueError(f"--nets item {item!r}: not a preset ({', '.join(spec_lib.PRESETS)}), "
+                                 f"'search' or notation: {error}") from None
+            nets.append(Net(spec_lib.format_spec(parsed), spec_lib.format_spec(parsed), width, (64, 64, 3)))
+    return nets
+
+
+def _width(item, value):
+    try:
+        width = float(value)
+    except ValueError:
+        width = -1.0
+    if not (math.isfinite(width) and width > 0):
+        raise ValueError(f"--nets item {item!r}: the width after @ must be a positive number")
+    return width
+
+
+def _search_nets(path):
+    import pandas as pd
+    paths = [path] if path else sorted(glob.glob(SEARCH_TRIALS))
+    if not paths or not all(os.path.isfile(p) for p in paths):
+        raise ValueError(f"--nets search: no trials.csv at {path or SEARCH_TRIALS} (run from the project root, "
+                         "or give search=PATH/trials.csv)")
+    nets = []
+    for p in paths:
+        trials = pd.read_csv(p, dtype={"trial": str})
+        for row in trials[trials["status"] == "COMPLETED"].sort_values("trial").itertuples():
+            nets.append(Net(f"trial {row.trial}", row.spec, 1.0, (64, 64, 3)))
+    return nets
 
 
 def median_seconds(fn, repeats):
@@ -67,125 +137,170 @@ def matmul_ceiling(dtype, sizes, repeats=3):
     return best
 
 
-def _model(settings, shape, classes, precision):
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        model = build_model(settings.preset, shape, classes, width=settings.width)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+def _config(net, settings, precision):
+    return config_lib.validate(config_lib.Config(net=net.spec, width=net.width, precision=precision,
+                                                 batch_size=settings.batch_size, verbose=0))
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
+class _StepTimer(keras.callbacks.Callback):
+    """Seconds between the first and the last batch end of a `fit`: steps only, no set-up or epoch end."""
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds = time.perf_counter() - self.start
+    def on_train_begin(self, logs=None):
+        self.ends = []
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append((batch, time.perf_counter()))
 
-def _fit_seconds(model, dataset, steps):
-    """A callable timing `steps` training steps, without fit()'s own set-up.
-
-    Each call runs two epochs of `steps` and reports the second: fit()
-    creates its iterator and callbacks on every call, which is not training.
-    """
-    timer = _EpochTimer()
-
-    def run():
-        model.fit(dataset, steps_per_epoch=steps, epochs=2, verbose=0, shuffle=False, callbacks=[timer])
-        return timer.seconds
-    return run
+    def seconds_per_step(self):
+        (first, start), (last, end) = self.ends[0], self.ends[-1]
+        return (end - start) / (last - first)
 
 
-def _interleaved(runs, repeats):
+class _Trainer:
+    """One net in one precision, built as `train_and_evaluate` builds it; `step()` times `steps` real steps."""
+
+    def __init__(self, net, settings, precision, classes, workdir):
+        self.config = _config(net, settings, precision)
+        spec = spec_lib.parse_spec(self.config.net)
+        self.model, self.trainer = train.build_trainer(self.config, spec, net.input_shape, classes, steps=100)
+        self.workdir, self.calls, self.steps = workdir, 0, 2
+
+    def step(self, dataset):
+        # A fresh run directory per call: the backup callback would otherwise resume a finished epoch.
+        self.calls += 1
+        workdir = os.path.join(self.workdir, f"{self.config.precision}-{self.calls}")
+        runs.start(workdir, config_lib.to_dict(self.config))
+        timer = _StepTimer()
+        with warnings.catch_warnings():  # the best-model checkpoint has no validation to watch here
+            warnings.filterwarnings("ignore", message="Can save best model only with")
+            self.trainer.fit(dataset, steps_per_epoch=self.steps + 1, epochs=1, verbose=0, shuffle=False,
+                             callbacks=train.make_callbacks(self.config, workdir) + [timer])
+        return timer.seconds_per_step()
+
+
+def _interleaved(runs_, repeats):
     """Median seconds of each named callable, measured A, B, A, B, ...
 
     A callable may return the seconds it measured itself; otherwise its wall
     time counts.
     """
-    for fn in runs.values():
+    for fn in runs_.values():
         fn()
-    times = {name: [] for name in runs}
+    times = {name: [] for name in runs_}
     for _ in range(repeats):
-        for name, fn in runs.items():
+        for name, fn in runs_.items():
             start = time.perf_counter()
             measured = fn()
             times[name].append(measured if isinstance(measured, float) else time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def time_net(net, settings, ceilings, workdir, log):
+    """The `nets` entry of one net: per precision ms/step, images/s, GFLOP/s, ceiling fraction; `auto`."""
+    classes = spec_lib.parse_spec(net.spec)[-1].units
+    forward = spec_lib.forward_flops(net.spec, net.input_shape, classes, net.width)
+    entry = {"label": net.label, "spec": net.spec, "width": net.width, "batch_size": settings.batch_size,
+             "forward_gflops": forward / 1e9, "train_gflops_per_step": 3 * forward * settings.batch_size / 1e9}
+    rng = np.random.default_rng(0)
+    batch = (rng.integers(0, 256, (settings.batch_size, *net.input_shape), dtype=np.uint8),
+             rng.integers(0, classes, settings.batch_size).astype(np.int64))
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    trainers = {p: _Trainer(net, settings, p, classes, workdir) for p in settings.precisions}
+    for trainer in trainers.values():  # warm-up (tracing is in its first step); then as many steps as fit
+        seconds = trainer.step(dataset)
+        trainer.steps = max(2, min(settings.steps, int(settings.seconds / seconds)))
+    seconds = _interleaved({p: (lambda t=t: t.step(dataset)) for p, t in trainers.items()}, settings.repeats)
+    for policy, s in seconds.items():
+        gflops = entry["train_gflops_per_step"] / s
+        entry[policy] = {"ms_per_step": 1000 * s, "images_per_s": settings.batch_size / s, "gflops": gflops,
+                         "ceiling_fraction": gflops / ceilings[policy], "steps_per_repeat": trainers[policy].steps}
+    config = _config(net, settings, "auto")
+    spec = spec_lib.parse_spec(config.net)
+    choice = precision_lib.auto(
+        train.model_key(config, spec, net.input_shape, classes),
+        measure=lambda: train.measure_bf16_speedup(config, spec, net.input_shape, classes, steps=1000),
+        cache_path=None)
+    entry["auto"], entry["auto_reason"] = choice.policy, choice.reason
+    timed = [p for p in settings.precisions if p in entry]
+    if choice.policy in timed:
+        best = max(entry[p]["images_per_s"] for p in timed)
+        entry["auto_of_best"] = entry[choice.policy]["images_per_s"] / best
+    log(f"  {net.label}: " + ", ".join(f"{p} {entry[p]['ms_per_step']:.1f} ms/step" for p in timed)
+        + f"; auto {choice.policy}")
+    entry["_model"] = trainers[timed[0]].model
+    return entry
+
+
+def fixed_cost(nets, policy):
+    """Least-squares `step seconds = fixed + train GFLOP per step / rate` over the nets timed in `policy`."""
+    points = [(n["train_gflops_per_step"], n[policy]["ms_per_step"]) for n in nets if policy in n]
+    if len(points) < 2 or len({x for x, _ in points}) < 2:
+        return None
+    x, y = np.array(points).T
+    slope, intercept = np.polyfit(x, y, 1)
+    predicted = intercept + slope * x
+    r2 = 1 - ((y - predicted) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12)
+    return {"fixed_ms_per_step": float(intercept), "marginal_gflops": float(1000 / slope) if slope > 0 else None,
+            "r2": float(r2), "nets": len(points)}
+
+
 def run(settings: Settings, log=print):
     """Runs every measurement; returns the `--json` dict."""
+    nets = expand_nets(settings.nets, settings.width)
     out = {"settings": dataclasses.asdict(settings), "tensorflow": tf.__version__,
            "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
                        "cpus": os.cpu_count()}}
-    log("ceiling: matmul ...")
-    out["ceiling_gflops_fp32"] = matmul_ceiling(tf.float32, settings.matmul_sizes)
-    out["ceiling_gflops_bf16"] = matmul_ceiling(tf.bfloat16, settings.matmul_sizes)
-
-    shape = spec_lib.PRESETS[settings.preset].input_shape
-    classes = spec_lib.parse_spec(settings.preset)[-1].units
-    train_flops = 3 * spec_lib.forward_flops(settings.preset, shape, classes, settings.width)
-    out["train_gflops_per_image"] = train_flops / 1e9
-    rng = np.random.default_rng(0)
-    batch = (rng.integers(0, 256, (settings.batch_size, *shape), dtype=np.uint8),
-             rng.integers(0, classes, settings.batch_size).astype(np.int64))
-    in_memory = tf.data.Dataset.from_tensors(batch).repeat()
-    log("training: float32 vs mixed_bfloat16, in memory ...")
-    fp32 = _model(settings, shape, classes, "float32")
-    bf16 = _model(settings, shape, classes, "mixed_bfloat16")
-    seconds = _interleaved({"fp32": _fit_seconds(fp32, in_memory, settings.steps),
-                            "bf16": _fit_seconds(bf16, in_memory, settings.steps)}, settings.repeats)
-    images = settings.steps * settings.batch_size
-    for name in ("fp32", "bf16"):
-        ips = images / seconds[name]
-        out[f"train_ips_{name}"] = ips
-        out[f"train_gflops_{name}"] = ips * train_flops / 1e9
-        out[f"train_ceiling_fraction_{name}"] = ips * train_flops / 1e9 / out[f"ceiling_gflops_{name}"]
-    out["bf16_speedup"] = out["train_ips_bf16"] / out["train_ips_fp32"]
-    from tinyresnet import precision
-    choice = precision.auto()
-    model_name, flags = precision.cpu_info()
-    out["auto_precision"] = choice.policy
-    out["auto_reason"] = choice.reason
+    from tinyresnet import onednn
+    out["onednn"] = onednn.is_enabled()
+    model_name, flags = precision_lib.cpu_info()
     out["cpu"] = model_name
-    out["cpu_bf16_flags"] = sorted(f for f in flags if f in precision.BF16_FLAGS)
-    # What `auto` gains here: the training speed of its choice over float32's.
-    out["auto_speedup"] = out["train_ips_bf16"] / out["train_ips_fp32"] if choice.policy == "mixed_bfloat16" else 1.0
-
+    out["cpu_bf16_flags"] = sorted(f for f in flags if f in precision_lib.BF16_FLAGS)
+    log("ceiling: matmul ...")
+    ceilings = {"float32": matmul_ceiling(tf.float32, settings.matmul_sizes),
+                "mixed_bfloat16": matmul_ceiling(tf.bfloat16, settings.matmul_sizes)}
+    out["ceiling_gflops_fp32"], out["ceiling_gflops_bf16"] = ceilings["float32"], ceilings["mixed_bfloat16"]
+    log(f"training: {len(nets)} nets x {', '.join(settings.precisions)}, batch {settings.batch_size} ...")
+    out["nets"] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for i, net in enumerate(nets):
+            out["nets"].append(time_net(net, settings, ceilings, os.path.join(workdir, str(i)), log))
+    first = out["nets"][0].pop("_model")
+    for entry in out["nets"][1:]:
+        entry.pop("_model")
+    out["fixed_cost"] = {p: fixed_cost(out["nets"], p) for p in settings.precisions}
     if settings.data:
-        out.update(_pipeline(settings, fp32, in_memory, log))
-    out.update(_serving(settings, fp32, shape, log))
+        out.update(_pipeline(settings, nets[0], log))
+    out.update(_serving(settings, first, nets[0].input_shape, log))
     return out
 
 
-def _pipeline(settings, model, in_memory, log):
+def _pipeline(settings, net, log):
     log("pipeline: decode + cache ...")
     start = time.perf_counter()
     arrays, layout = data_lib.load_tiny_imagenet_arrays(settings.data, splits=("train",))
     decode_seconds = time.perf_counter() - start
-    train = arrays["train"]
-    result = {"decode_cache_ips": len(train.labels) / decode_seconds, "pipeline_images": len(train.labels)}
-    if model.input_shape[1:] != train.images.shape[1:]:
-        log(f"pipeline: preset input {model.input_shape[1:]} differs from the data's; training figures skipped")
+    split = arrays["train"]
+    result = {"decode_cache_ips": len(split.labels) / decode_seconds, "pipeline_images": len(split.labels)}
+    if tuple(net.input_shape) != split.images.shape[1:]:
+        log(f"pipeline: {net.label}'s input {net.input_shape} differs from the data's; training figures skipped")
         return result
-    epoch = data_lib.make_dataset(train.images, train.labels, settings.batch_size, training=True,
+    epoch = data_lib.make_dataset(split.images, split.labels, settings.batch_size, training=True,
                                   augment=PaperAugment(seed=0))
-    dataset = epoch.repeat()
     log("pipeline: one augmented epoch from cache, no model ...")
     seconds = median_seconds(lambda: [None for _ in epoch], max(1, settings.repeats // 2))
-    result["augmented_epoch_ips"] = len(train.labels) // settings.batch_size * settings.batch_size / seconds
-    log("pipeline: training, real pipeline vs in memory ...")
-    seconds = _interleaved({"memory": _fit_seconds(model, in_memory, settings.steps),
-                            "pipeline": _fit_seconds(model, dataset, settings.steps)}, settings.repeats)
-    images = settings.steps * settings.batch_size
-    result["pipeline_ips"] = images / seconds["pipeline"]
-    result["pipeline_memory_ips"] = images / seconds["memory"]
+    result["augmented_epoch_ips"] = len(split.labels) // settings.batch_size * settings.batch_size / seconds
+    log("pipeline: training float32, real pipeline vs in memory ...")
+    in_memory = tf.data.Dataset.from_tensors((split.images[:settings.batch_size],
+                                              split.labels[:settings.batch_size].astype(np.int64))).repeat()
+    classes = spec_lib.parse_spec(net.spec)[-1].units
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer = _Trainer(net, settings, "float32", classes, workdir)
+        trainer.steps = settings.steps
+        seconds = _interleaved({"memory": lambda: trainer.step(in_memory),
+                                "pipeline": lambda: trainer.step(epoch.repeat())}, settings.repeats)
+    result["pipeline_ips"] = settings.batch_size / seconds["pipeline"]
+    result["pipeline_memory_ips"] = settings.batch_size / seconds["memory"]
     result["pipeline_ratio"] = seconds["memory"] / seconds["pipeline"]
     return result
 

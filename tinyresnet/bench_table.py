@@ -1,34 +1,76 @@
-"""The bench's figures as a Markdown table (no TensorFlow: the README's renderer reads it too)."""
+"""The bench's figures as Markdown tables (no TensorFlow: the README's renderer reads them too)."""
+
+SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16"}
+
+
+def net_table(result):
+    """One row per net: ms/step, images/s and fraction of the ceiling per precision, and `auto`'s choice."""
+    precisions = [p for p in result["settings"]["precisions"] if p in SHORT]
+    header = ["net", "forward GFLOP/image"]
+    for p in precisions:
+        header += [f"{SHORT[p]} ms/step", f"{SHORT[p]} images/s", f"{SHORT[p]} of ceiling"]
+    header += ["auto chooses"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for net in result["nets"]:
+        cells = [net["label"], f"{net['forward_gflops']:.3f}"]
+        for p in precisions:
+            m = net.get(p)
+            cells += [f"{m['ms_per_step']:.1f}", f"{m['images_per_s']:.0f}", f"{m['ceiling_fraction']:.2f}"] \
+                if m else ["", "", ""]
+        of_best = f" ({net['auto_of_best']:.2f} of the faster)" if "auto_of_best" in net else ""
+        cells.append(SHORT.get(net["auto"], net["auto"]) + of_best)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def rows(result):
-    """`[(measurement, result text)]` of a `tinyresnet-bench --json` result."""
+    """`[(measurement, result text)]`: ceilings, fixed per-step cost, pipeline and serving."""
     r = result
     out = [("matmul ceiling fp32", f"{r['ceiling_gflops_fp32']:.0f} GFLOP/s"),
            ("matmul ceiling bf16", f"{r['ceiling_gflops_bf16']:.0f} GFLOP/s")]
-    for name, label in (("fp32", "float32"), ("bf16", "mixed_bfloat16")):
-        out.append((f"train {label} (in memory)",
-                    f"{r[f'train_ips_{name}']:.1f} images/s = {r[f'train_gflops_{name}']:.1f} GFLOP/s "
-                    f"= {r[f'train_ceiling_fraction_{name}']:.2f} of its ceiling"))
-    out.append(("bf16 / fp32 training speed", f"{r['bf16_speedup']:.2f}x"))
-    if "auto_precision" in r:
-        out.append(("precision=auto chooses",
-                    f"{r['auto_precision']} ({r['auto_reason']}): {r['auto_speedup']:.2f}x float32, "
-                    f"{r['auto_speedup'] / r['bf16_speedup']:.1f}x the speed of forced mixed_bfloat16"))
+    for policy, fit in (r.get("fixed_cost") or {}).items():
+        if fit:
+            rate = f"{fit['marginal_gflops']:.0f} GFLOP/s" if fit["marginal_gflops"] else "n/a"
+            out.append((f"fixed cost per step, {SHORT.get(policy, policy)} (least squares over {fit['nets']} nets)",
+                        f"{fit['fixed_ms_per_step']:.1f} ms + FLOPs at {rate} (R² {fit['r2']:.2f})"))
     if "decode_cache_ips" in r:
         out.append(("decode + cache (real archive)", f"{r['decode_cache_ips']:.0f} images/s"))
     if "augmented_epoch_ips" in r:
         out.append(("augmented epoch from cache, no model", f"{r['augmented_epoch_ips']:.0f} images/s"))
     if "pipeline_ips" in r:
-        out.append(("train float32, real pipeline", f"{r['pipeline_ips']:.1f} images/s = {r['pipeline_ratio']:.2f} "
-                    f"of in memory ({r['pipeline_memory_ips']:.1f})"))
-    out.append(("exported model, batch 64", f"{r['export_ips_b64']:.0f} images/s = "
+        out.append(("train fp32, real pipeline (first net)", f"{r['pipeline_ips']:.0f} images/s = "
+                    f"{r['pipeline_ratio']:.2f} of in memory ({r['pipeline_memory_ips']:.0f})"))
+    out.append(("exported first net, batch 64", f"{r['export_ips_b64']:.0f} images/s = "
                 f"{r['export_predict_ratio']:.2f} of model.predict ({r['predict_ips_b64']:.0f})"))
-    out.append(("exported model, one image",
+    out.append(("exported first net, one image",
                 f"p50 {r['export_latency_p50_ms']:.1f} ms, p95 {r['export_latency_p95_ms']:.1f} ms"))
     return out
 
 
 def format_table(result):
-    """The bench result as a Markdown table."""
-    return "\n".join(["| measurement | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows(result)])
+    """The bench result as Markdown: the per-net table, then the other measurements."""
+    other = "\n".join(["| measurement | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows(result)])
+    return net_table(result) + "\n\n" + other
+
+
+def before_after_table(result):
+    """`experiments/before_after.py`'s figures as a Markdown table."""
+    lines = ["| net | fp32 before | fp32 after | fp32 speed-up | bf16 before | bf16 after | bf16 speed-up |",
+             "|---|---|---|---|---|---|---|"]
+    for label, e in result["nets"].items():
+        cells = [label]
+        for policy in ("float32", "mixed_bfloat16"):
+            cells += [f"{e['before'][policy]:.1f} ms", f"{e['after'][policy]:.1f} ms",
+                      f"{e['speedup'][policy]:.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["fixed cost per step (least squares)"]
+    for policy in ("float32", "mixed_bfloat16"):
+        before, after = (result["fixed_cost"][n][policy] for n in ("before", "after"))
+        if before and after:
+            cells += [f"{before['fixed_ms_per_step']:.1f} ms", f"{after['fixed_ms_per_step']:.1f} ms",
+                      f"{before['fixed_ms_per_step'] / after['fixed_ms_per_step']:.2f}x"
+                      if after["fixed_ms_per_step"] > 0 else "n/a"]
+        else:
+            cells += ["", "", ""]
+    lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
