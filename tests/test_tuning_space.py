@@ -172,3 +172,35 @@ def test_max_hours_count_from_the_project_s_start_not_the_process_s(tmp_path):
     fresh.hyperparameters = resumed.hyperparameters = hp
     assert fresh.populate_space("00")["status"] == "RUNNING"
     assert resumed.populate_space("00") == {"status": "STOPPED", "values": None}  # 2 h of its 1 h are gone
+
+
+def test_hyperband_under_a_budget_files_every_trial_in_a_bracket_and_runs_its_brackets_through(tmp_path):
+    # Issue 18, defect 1: trials outside any bracket, then KeyError: '0003' (keras_tuner hyperband.py).
+    import random
+    from tinyresnet.tuning.tuner import make_oracle
+    text = SEARCH.replace("oracle: random, max_trials: 3", "oracle: hyperband").replace(
+        "max_params: 400000", "max_params: 30000").replace("epochs: 2", "epochs: 9")  # 8 in 10 nets over
+    search = space_lib.load_search(_write(tmp_path, text))
+    oracle = make_oracle(search, (64, 64, 3), 20)
+    hp = keras_tuner.HyperParameters()
+    SpecHyperModel(search, 20).values(hp)
+    oracle.hyperparameters = hp
+    oracle._set_project_dir(str(tmp_path), "project")
+    scores, trials = random.Random(0), []
+    while len(trials) < 100:
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "STOPPED":
+            break
+        values = trial.hyperparameters.values
+        assert {"tuner/epochs", "tuner/bracket", "tuner/round"} <= set(values), values
+        assert space_lib.over_budget(search, values, (64, 64, 3), 20) is None
+        trials.append(trial)
+        oracle.update_trial(trial.trial_id, {"val_top1": scores.random()})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert getattr(oracle, "resampled", 0) > 0  # the budget did turn nets away
+    filed = [info["id"] for bracket in oracle._brackets for rnd in bracket["rounds"] for info in rnd]
+    assert len(filed) == len(set(filed)) and set(filed) <= {t.trial_id for t in trials}
+    promoted = [t for t in trials if t.hyperparameters.values["tuner/round"] > 0]
+    assert promoted and max(t.hyperparameters.values["tuner/epochs"] for t in trials) == 9
+    assert len(trials) < 100  # it stopped by itself once its brackets were done

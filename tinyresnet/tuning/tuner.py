@@ -53,23 +53,34 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
             # different hyperparameters (growth 1.5 or 2.0 from a base of 8) may build the same net.
             return space_lib.net_key({k: v for k, v in values.items() if not k.startswith("tuner/")}, num_classes)
 
+        def _random_values(self):
+            # Every oracle samples new points here (Hyperband for each bracket's first round): a net
+            # over the budget is marked as tried and another one drawn, so it is never handed out.
+            for _ in range(MAX_RESAMPLES):
+                values = super()._random_values()
+                if values is None or space_lib.over_budget(search, values, input_shape, num_classes) is None:
+                    return values
+                self._tried_so_far.add(self._compute_values_hash(values))
+                self.resampled = getattr(self, "resampled", 0) + 1
+            return None
+
         def populate_space(self, trial_id):
             if max_hours and time.time() - started > max_hours * 3600:
                 return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-            for attempt in range(MAX_RESAMPLES):
-                if attempt < 5:
-                    response = super().populate_space(trial_id)
-                else:  # a model-based oracle may propose the same point again: sample at random
-                    values = self._random_values()
-                    response = {"status": trial_module.TrialStatus.RUNNING, "values": values} if values else \
-                        {"status": trial_module.TrialStatus.STOPPED, "values": None}
+            if search.oracle != "bayesian":
+                # Random points come from _random_values; Hyperband's others are promotions of trials
+                # that trained. Hyperband must be asked once per trial id: it files the id in a bracket.
+                return super().populate_space(trial_id)
+            for _ in range(5):  # a model-based proposal may be over the budget: ask again
+                response = super().populate_space(trial_id)
                 if response["status"] != trial_module.TrialStatus.RUNNING:
                     return response
-                values = {k: v for k, v in response["values"].items() if not k.startswith("tuner/")}
-                if space_lib.over_budget(search, values, input_shape, num_classes) is None:
+                if space_lib.over_budget(search, response["values"], input_shape, num_classes) is None:
                     return response
                 self.resampled = getattr(self, "resampled", 0) + 1
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+            values = self._random_values()
+            return {"status": trial_module.TrialStatus.RUNNING, "values": values} if values else \
+                {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
     started = time.time() if started is None else started
     kwargs = dict(objective=OBJECTIVE, seed=search.seed, max_retries_per_trial=0)
