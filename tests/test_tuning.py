@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from tinyresnet import runs
 
 SEARCH = """
 base: {{dataset: folder, data: {data}, epochs: {epochs}, batch_size: 8, validation_fraction: 0.25, warmup_epochs: 0,
-        learning_rate: 0.01, verbose: 0}}
+        learning_rate: 0.01, verbose: {verbose}}}
 search: {{oracle: random, max_trials: {trials}, seed: 0}}
 budget: {{max_params: 30000}}
 space:
@@ -29,9 +30,9 @@ space:
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 
-def _search_file(tmp_path, data, trials=3, epochs=1):
+def _search_file(tmp_path, data, trials=3, epochs=1, verbose=0):
     path = tmp_path / "search.yaml"
-    path.write_text(SEARCH.format(data=data, trials=trials, epochs=epochs))
+    path.write_text(SEARCH.format(data=data, trials=trials, epochs=epochs, verbose=verbose))
     return str(path)
 
 
@@ -197,12 +198,32 @@ def test_a_trial_s_number_is_what_tinyresnet_train_gives_for_its_config(tmp_path
 @pytest.mark.slow
 def test_workers_flag_runs_a_local_chief_and_workers(tmp_path, data):
     project = str(tmp_path / "project")
-    out = _tune(f"--search={_search_file(tmp_path, data, trials=2)}", f"--project-dir={project}", "--workers=2",
-                "--oracle=bayesian", "--steps_per_epoch=1")
+    out = _tune(f"--search={_search_file(tmp_path, data, trials=2, verbose=1)}", f"--project-dir={project}",
+                "--workers=2", "--oracle=bayesian", "--steps_per_epoch=1")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     table = pd.read_csv(os.path.join(project, "trials.csv"))
     assert len(table) == 2 and set(table["status"]) == {"COMPLETED"}
     assert json.load(open(os.path.join(project, "oracle.json")))["ongoing_trials"] == {}
+    # Each worker says which trial it runs, epoch by epoch, and ends it with its score, not "completed".
+    finished = re.findall(r"^trial (\d+): .*  val top-1 (\d\.\d{3})  ", out.stdout, re.M)
+    assert len(finished) == 2, out.stdout
+    assert re.search(r"^  trial \d+ \(worker[01]\) epoch 1/1: loss [\d.]+, top-1 [\d.]+, val top-1 [\d.]+", out.stdout,
+                     re.M), out.stdout
+    assert "completed" not in out.stdout
+    assert not re.search(r"^\d+$", out.stdout, re.M)  # KerasTuner's stray print of a condition value
+    assert out.stdout.count("results: ") == 1
+
+
+@pytest.mark.slow
+def test_quiet_leaves_out_the_epoch_lines_and_keeps_the_trial_lines(tmp_path, data, capsys):
+    from tinyresnet.tuning import command
+    for flags, epoch_lines in (([], 1), (["--quiet"], 0)):
+        project = str(tmp_path / f"project{len(flags)}")
+        assert command.main([f"--search={_search_file(tmp_path, data, trials=1, verbose=1)}",
+                             f"--project-dir={project}", "--steps_per_epoch=1", *flags]) == 0
+        out = capsys.readouterr().out
+        assert len(re.findall(r"^  trial 0+ \(tuner0\) epoch 1/1: ", out, re.M)) == epoch_lines, out
+        assert re.search(r"^trial 0+: .*  val top-1 \d\.\d{3}  ", out, re.M), out
 
 
 def test_report_and_search_refuse_folders_that_are_not_search_projects(tmp_path, data, capsys):

@@ -303,7 +303,7 @@ def fit(config, model, trainer, train, validation, steps, callbacks, workdir):
     return time.perf_counter() - start
 
 
-def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy=None):
+def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy=None, callbacks=()):
     """Trains `config` in `workdir`, resuming from its backup if there is one.
 
     Nothing is written to `workdir` until the config, the run directory, the
@@ -319,6 +319,7 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
             reused within a process).
         strategy: a `tf.distribute` strategy made before any TensorFlow op
             (default: `make_strategy(config)`).
+        callbacks: Keras callbacks to run besides the run's own (after them).
 
     Returns:
         The dict written to `results.json`.
@@ -356,7 +357,7 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
     _write_run_files(workdir, spec, model, datasets)
     clock.lap("build")
     train = training_data(config, datasets, runs.resume_epoch(workdir), steps)
-    callbacks = make_callbacks(config, workdir)
+    callbacks = make_callbacks(config, workdir) + list(callbacks)
     validation = datasets.batches("validation", config.batch_size)
     wall = fit(config, model, trainer, train, validation, steps, callbacks, workdir)
     clock.lap("fit")

@@ -254,7 +254,8 @@ def search_main(argv):
             return _fail(e)
     if args.workers:
         code = _run_workers(args, argv, search)
-        _write_results(project_dir)
+        if code:  # the chief, on success, has written and shown the results
+            _write_results(project_dir)
         return code
     if args.role:
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])

@@ -23,6 +23,8 @@ import time
 
 import keras
 import keras_tuner
+from keras_tuner.src import protos
+from keras_tuner.src.engine import conditions
 from keras_tuner.src.engine import trial as trial_module
 
 from tinyresnet import runs, saving
@@ -30,6 +32,22 @@ from tinyresnet import spec as spec_lib
 from tinyresnet import train
 from tinyresnet.tuning import space as space_lib
 from tinyresnet.tuning.hypermodel import SpecHyperModel
+
+def _parent_to_proto(self):
+    """KerasTuner 1.4.8's `conditions.Parent.to_proto` without its stray `print(self.values[0])`.
+
+    The chief sends every trial as a proto, so a distributed search printed a bare value (`2`) per
+    conditional hyperparameter of every trial it handed out or was asked about.
+    """
+    proto = protos.get_proto()
+    first = self.values[0]
+    kind = ("string_value" if isinstance(first, str) else "boolean_value" if isinstance(first, bool)
+            else "int_value" if isinstance(first, int) else "float_value")
+    return proto.Condition(parent=proto.Condition.Parent(
+        name=self.name, values=[proto.Value(**{kind: value}) for value in self.values]))
+
+
+conditions.Parent.to_proto = _parent_to_proto
 
 OBJECTIVE = keras_tuner.Objective("val_top1", direction="max")
 _ORACLES = {"random": keras_tuner.oracles.RandomSearchOracle,
@@ -110,6 +128,7 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.log = log
         self.max_trials = max_trials or search.max_trials
         self._started = {}
+        self._scores = {}
         space_lib.check_feasible(search, datasets.image_shape, num_classes)
         started = runs.read_json(os.path.join(project_dir, space_lib.STARTED), {}).get("time")
         oracle = make_oracle(search, datasets.image_shape, num_classes, self.max_trials, max_hours, started)
@@ -130,7 +149,12 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def run_trial(self, trial, *args, **kwargs):
         config = self.trial_config(trial)
         keras.backend.clear_session()  # memory stays flat over many trials
-        results = train.train_and_evaluate(config, self.get_trial_dir(trial.trial_id), datasets=self.datasets)
+        progress = [] if self.definition.base.verbose == 0 else [_TrialProgress(trial.trial_id, self.tuner_id,
+                                                                                config.epochs, self.log)]
+        results = train.train_and_evaluate(config, self.get_trial_dir(trial.trial_id), datasets=self.datasets,
+                                           callbacks=progress)
+        # A worker's copy of the trial does not get the metrics it reports to the chief: keep the score here.
+        self._scores[trial.trial_id] = results["val_top1"]
         return {"val_top1": results["val_top1"]}
 
     def on_trial_begin(self, trial):
@@ -141,7 +165,9 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         super().on_trial_end(trial)
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         net = spec_lib.format_spec(self.trial_config(trial).net)
-        score = trial.metrics.get_last_value("val_top1") if trial.metrics.exists("val_top1") else None
+        score = self._scores.pop(trial.trial_id, None)
+        if score is None and trial.metrics.exists("val_top1"):
+            score = trial.metrics.get_last_value("val_top1")
         done = f"val top-1 {score:.3f}" if score is not None else trial.status.lower()
         left = ""
         trials = getattr(self.oracle, "trials", None)
@@ -155,3 +181,25 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def load_model(self, trial):
         return saving.load_model(os.path.join(self.get_trial_dir(trial.trial_id), runs.MODEL))
+
+
+class _TrialProgress(keras.callbacks.Callback):
+    """One line per finished epoch of a trial, naming the trial and the tuner that runs it.
+
+    Keras' own progress output names neither, and several workers write to one screen; `--quiet`
+    leaves it out.
+    """
+
+    def __init__(self, trial_id, tuner_id, epochs, log):
+        super().__init__()
+        self.trial_id, self.tuner_id, self.epochs, self.log = trial_id, tuner_id, epochs, log
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        scores = ", ".join(f"{label} {logs[key]:.3f}" for key, label in
+                           (("loss", "loss"), ("top1", "top-1"), ("val_top1", "val top-1")) if key in logs)
+        self.log(f"  trial {self.trial_id} ({self.tuner_id}) epoch {epoch + 1}/{self.epochs}: {scores}, "
+                 f"{time.perf_counter() - self._start:.0f} s")
