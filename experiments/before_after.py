@@ -8,9 +8,11 @@ TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI/BF16 or
 AMX) and Keras' `Dropout`; "after" is the package as it is (`tinyresnet.onednn`,
 `tinyresnet.blocks.Dropout`). Each side runs in its own process (the kernel
 choice is made when TensorFlow is imported), alternately, `--rounds` times;
-each times the nets of issue 20's table with `tinyresnet.bench.time_net` (the
-real step: model, loss, metrics, optimizer and callbacks of training) in
-float32 and mixed_bfloat16. Medians over rounds; the fixed per-step cost is
+each times the nets of issue 20's table (the committed search's trials 06
+and 08, with their dropout, and Net 1 at widths 0.125 and 0.25) with
+`tinyresnet.bench.time_net` (the real step: model, loss, metrics, optimizer
+and callbacks of training) in float32 and mixed_bfloat16. Run it from the
+project root (it reads tuning/results/*/trials.csv). Medians over rounds; the fixed per-step cost is
 the bench's least-squares intercept over the nets, per side.
 """
 
@@ -21,14 +23,12 @@ import statistics
 import subprocess
 import sys
 
-NETS = ("Conv 8, Avg 2, BB 8, Avg 2, BB 16, Avg 2, Dropout 0.3, FC 20",  # search trial 06
-        "Conv 16, Avg 2, BB 16, Avg 2, (BB 32) x 2, Avg 2, (BB 64) x 2, Avg 2, FC 20",  # search best (08)
-        "net1@0.125", "net1@0.25")
-LABELS = {NETS[0]: "search trial 06", NETS[1]: "search best (trial 08)"}
+TRIALS = {"trial 06": "search trial 06 (smallest)", "trial 08": "search best (trial 08)"}
+PRESETS = ("net1@0.125", "net1@0.25")
 
 
-def side(name, nets, repeats):
-    """Times `nets` in this process as `name` ("before" or "after"); returns {label: {policy: ms/step}}."""
+def side(name, repeats):
+    """Times the nets in this process as `name` ("before" or "after"); returns {label: {policy: ms/step}}."""
     if name == "before":
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # before TensorFlow is imported
     from tinyresnet import onednn
@@ -42,10 +42,11 @@ def side(name, nets, repeats):
     import tempfile
     out = {}
     with tempfile.TemporaryDirectory() as workdir:
-        for i, net in enumerate(bench.expand_nets(nets)):
+        trials = [n for n in bench.expand_nets(["search"]) if n.label in TRIALS]  # with their own dropout
+        for i, net in enumerate(trials + bench.expand_nets(PRESETS)):
             entry = bench.time_net(net, settings, {p: 1.0 for p in bench.PRECISIONS}, os.path.join(workdir, str(i)),
                                    log=lambda *a: print(*a, file=sys.stderr))
-            out[LABELS.get(net.spec, net.label)] = {
+            out[TRIALS.get(net.label, net.label)] = {
                 "train_gflops_per_step": entry["train_gflops_per_step"],
                 **{p: {"ms_per_step": entry[p]["ms_per_step"]} for p in bench.PRECISIONS}}
     return out
@@ -59,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--side", choices=("before", "after"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.side:
-        print(json.dumps(side(args.side, NETS, args.repeats)))
+        print(json.dumps(side(args.side, args.repeats)))
         return 0
     if args.rounds < 1 or args.repeats < 1:
         parser.error("--rounds and --repeats must be at least 1")

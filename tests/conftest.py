@@ -1,6 +1,8 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Keras' folder (and tinyresnet's precision cache in it) of the tests is their own, never the user's ~/.keras.
+os.environ["KERAS_HOME"] = __import__("tempfile").mkdtemp(prefix="tinyresnet-tests-keras-")
 
 import pytest
 

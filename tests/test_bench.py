@@ -57,13 +57,23 @@ def test_the_bench_times_the_step_train_and_evaluate_builds(tmp_path):
 
 def test_nets_expand_presets_widths_notation_and_the_committed_search(tmp_path):
     trials = tmp_path / "trials.csv"
-    trials.write_text('trial,status,spec\n01,COMPLETED,"Conv 8, Avg 2, BB 8, FC 20"\n'
-                      '00,COMPLETED,"Conv 16, Avg 2, BB 16, FC 20"\n02,FAILED,"Conv 8, FC 20"\n')
+    trials.write_text('trial,status,spec,hp_block_dropout,hp_variant\n01,COMPLETED,"Conv 8, Avg 2, BB 8, FC 20",0.25,plain\n'
+                      '00,COMPLETED,"Conv 16, Avg 2, BB 16, FC 20",,\n02,FAILED,"Conv 8, FC 20",0.0,residual\n')
     nets = bench.expand_nets(["net1", "net6@0.25", f"search={trials}", "Conv 8, FC 3"], width=0.5)
     assert [(n.label, n.width) for n in nets] == [("net1 x0.5", 0.5), ("net6 x0.25", 0.25), ("trial 00", 1.0),
-                                                  ("trial 01", 1.0), ("Conv 8, FC 3", 0.5)]
+                                                  ("trial 01", 1.0), ("Conv 8, FC 3", 1.0)]
     assert nets[0].input_shape == (64, 64, 3) and nets[2].spec == "Conv 16, Avg 2, BB 16, FC 20"
-    for item, message in [("net1@x", "width after @"), ("net1@-1", "width after @"), ("Conv 8", "not a preset"),
+    # A trial is timed with the dropout and variant it was searched with (the defaults where none).
+    assert (nets[3].block_dropout, nets[3].variant) == (0.25, "plain")
+    assert (nets[2].block_dropout, nets[2].variant, nets[2].shortcut) == (0.5, "residual", "pad")
+    bad = tmp_path / "bad.csv"
+    for text, message in [("a,b\n1,2\n", "no spec, status, trial column"), ("trial,status,spec\n0,FAILED,x\n",
+                          "no COMPLETED trial"), ('trial,status,spec\n0,COMPLETED,"Conv 8"\n', "trial 0: ")]:
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            bench.expand_nets([f"search={bad}"])
+    for item, message in [("net1@x", "width after @"), ("net1@-1", "width after @"), ("net1@inf", "width after @"),
+                          ("Conv 8", "not a preset"),
                           (f"search={tmp_path}/none.csv", "no trials.csv")]:
         with pytest.raises(ValueError, match=message):
             bench.expand_nets([item])
@@ -78,12 +88,18 @@ def test_the_fixed_cost_is_the_intercept_of_a_least_squares_line():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--nets=net9"], "--nets item 'net9'"),
+    (["--nets=net9"], "--nets 'net9'"),
+    (["--spec=garbage"], "--spec 'garbage'"),
+    (["--preset=bogus"], "--preset 'bogus'"),
     (["--nets=net1", "--preset=net1"], "--nets or --preset"),
-    (["--steps=0"], "--steps must be positive"),
+    (["--steps=0"], "--steps must be a positive number"),
+    (["--width=inf"], "--width must be a positive number"),
+    (["--seconds=inf"], "--seconds must be a positive number"),
+    (["--data=/nowhere.zip"], "--data /nowhere.zip: no such file"),
     (["--precision=float16"], "invalid choice"),
 ])
 def test_bad_bench_options_are_refused_by_the_installed_script(argv, message):
     script = __import__("shutil").which("tinyresnet-bench", path=__import__("os").path.dirname(sys.executable))
     out = subprocess.run([script, *argv], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "tensorflow" not in out.stderr.lower()  # refused before TensorFlow loads

@@ -143,7 +143,7 @@ def _bf16_cpu(monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "_CHOICES", {})
     monkeypatch.setattr(precision, "_gpu_capabilities", lambda: [])
     monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", {"avx512_bf16"}))
-    monkeypatch.setattr(precision.auto, "__defaults__", ("", None, str(tmp_path / "precision.json")))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 
 
 def test_a_run_with_auto_measures_its_own_model(tmp_path, folder_zip, monkeypatch):

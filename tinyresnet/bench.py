@@ -19,8 +19,6 @@ reported as medians, so that ratios hold on a noisy, shared machine:
 """
 
 import dataclasses
-import glob
-import math
 import os
 import statistics
 import tempfile
@@ -38,83 +36,8 @@ from tinyresnet import runs
 from tinyresnet import spec as spec_lib
 from tinyresnet import train
 from tinyresnet.augment import PaperAugment
+from tinyresnet.bench_nets import PRECISIONS, SMOKE, Net, Settings, expand_nets  # noqa: F401  (the CLI's)
 from tinyresnet.bench_table import format_table  # noqa: F401  (the CLI prints it)
-
-PRECISIONS = ("float32", "mixed_bfloat16")
-SEARCH_TRIALS = os.path.join("tuning", "results", "*", "trials.csv")
-
-
-@dataclasses.dataclass
-class Settings:
-    nets: tuple = ("net1",)  # `net1`, `net1@0.25`, `search`, `search=trials.csv`, or notation text
-    width: float = 1.0  # of presets given without `@WIDTH`
-    precisions: tuple = PRECISIONS
-    batch_size: int = 64
-    steps: int = 6  # at most this many timed training steps per repeat
-    seconds: float = 1.0  # fewer steps per repeat where a repeat would take longer than this
-    repeats: int = 3  # timed repeats per measurement (after one warm-up)
-    matmul_sizes: tuple = (2048, 4096, 6144)
-    data: str = ""  # Tiny ImageNet archive/folder for the pipeline figures; "" skips them
-    latency_calls: int = 100
-
-
-SMOKE = dict(nets=("cifar7",), width=0.25, batch_size=16, steps=2, repeats=2, matmul_sizes=(256,), latency_calls=5)
-
-
-@dataclasses.dataclass(frozen=True)
-class Net:
-    label: str  # as the table shows it: `net1 x0.25`, `trial 06`
-    spec: str  # notation text
-    width: float
-    input_shape: tuple
-
-
-def expand_nets(items, width=1.0):
-    """`Net`s of `--nets` items: a preset (`net1`, `net1@0.25`), `search[=trials.csv]` (every net of a
-    committed search), or notation text. Raises `ValueError` naming a bad item."""
-    nets = []
-    for item in items:
-        item = item.strip()
-        name, _, value = item.partition("@")
-        if item == "search" or item.startswith("search="):
-            nets.extend(_search_nets(item.partition("=")[2]))
-        elif name in spec_lib.PRESETS:
-            w = _width(item, value) if value else width
-            nets.append(Net(f"{name} x{w:g}", spec_lib.format_spec(spec_lib.parse_spec(name)), w,
-                            tuple(spec_lib.PRESETS[name].input_shape)))
-        else:
-            try:
-                parsed = spec_lib.parse_spec(item)
-            except spec_lib.SpecError as error:
-                raise ValueError(f"--nets item {item!r}: not a preset ({', '.join(spec_lib.PRESETS)}), "
-                                 f"'search' or notation: {error}") from None
-            nets.append(Net(spec_lib.format_spec(parsed), spec_lib.format_spec(parsed), width, (64, 64, 3)))
-    return nets
-
-
-def _width(item, value):
-    try:
-        width = float(value)
-    except ValueError:
-        width = -1.0
-    if not (math.isfinite(width) and width > 0):
-        raise ValueError(f"--nets item {item!r}: the width after @ must be a positive number")
-    return width
-
-
-def _search_nets(path):
-    import pandas as pd
-    paths = [path] if path else sorted(glob.glob(SEARCH_TRIALS))
-    if not paths or not all(os.path.isfile(p) for p in paths):
-        raise ValueError(f"--nets search: no trials.csv at {path or SEARCH_TRIALS} (run from the project root, "
-                         "or give search=PATH/trials.csv)")
-    nets = []
-    for p in paths:
-        trials = pd.read_csv(p, dtype={"trial": str})
-        for row in trials[trials["status"] == "COMPLETED"].sort_values("trial").itertuples():
-            nets.append(Net(f"trial {row.trial}", row.spec, 1.0, (64, 64, 3)))
-    return nets
-
 
 def median_seconds(fn, repeats):
     fn()  # warm-up: tracing, allocation
@@ -138,8 +61,9 @@ def matmul_ceiling(dtype, sizes, repeats=3):
 
 
 def _config(net, settings, precision):
-    return config_lib.validate(config_lib.Config(net=net.spec, width=net.width, precision=precision,
-                                                 batch_size=settings.batch_size, verbose=0))
+    return config_lib.validate(config_lib.Config(
+        net=net.spec, width=net.width, precision=precision, batch_size=settings.batch_size, verbose=0,
+        block_dropout=net.block_dropout, variant=net.variant, shortcut=net.shortcut))
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -163,7 +87,7 @@ class _Trainer:
         self.config = _config(net, settings, precision)
         spec = spec_lib.parse_spec(self.config.net)
         self.model, self.trainer = train.build_trainer(self.config, spec, net.input_shape, classes, steps=100)
-        self.workdir, self.calls, self.steps = workdir, 0, 2
+        self.workdir, self.calls, self.steps = workdir, 0, min(2, settings.steps)
 
     def step(self, dataset):
         # A fresh run directory per call: the backup callback would otherwise resume a finished epoch.
@@ -208,7 +132,7 @@ def time_net(net, settings, ceilings, workdir, log):
     trainers = {p: _Trainer(net, settings, p, classes, workdir) for p in settings.precisions}
     for trainer in trainers.values():  # warm-up (tracing is in its first step); then as many steps as fit
         seconds = trainer.step(dataset)
-        trainer.steps = max(2, min(settings.steps, int(settings.seconds / seconds)))
+        trainer.steps = max(1, min(settings.steps, int(settings.seconds / seconds)))
     seconds = _interleaved({p: (lambda t=t: t.step(dataset)) for p, t in trainers.items()}, settings.repeats)
     for policy, s in seconds.items():
         gflops = entry["train_gflops_per_step"] / s
@@ -222,7 +146,7 @@ def time_net(net, settings, ceilings, workdir, log):
         cache_path=None)
     entry["auto"], entry["auto_reason"] = choice.policy, choice.reason
     timed = [p for p in settings.precisions if p in entry]
-    if choice.policy in timed:
+    if choice.policy in timed and len(timed) > 1:
         best = max(entry[p]["images_per_s"] for p in timed)
         entry["auto_of_best"] = entry[choice.policy]["images_per_s"] / best
     log(f"  {net.label}: " + ", ".join(f"{p} {entry[p]['ms_per_step']:.1f} ms/step" for p in timed)
@@ -257,9 +181,11 @@ def run(settings: Settings, log=print):
     out["cpu"] = model_name
     out["cpu_bf16_flags"] = sorted(f for f in flags if f in precision_lib.BF16_FLAGS)
     log("ceiling: matmul ...")
-    ceilings = {"float32": matmul_ceiling(tf.float32, settings.matmul_sizes),
-                "mixed_bfloat16": matmul_ceiling(tf.bfloat16, settings.matmul_sizes)}
-    out["ceiling_gflops_fp32"], out["ceiling_gflops_bf16"] = ceilings["float32"], ceilings["mixed_bfloat16"]
+    dtypes = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16}
+    ceilings = {p: matmul_ceiling(dtypes[p], settings.matmul_sizes) for p in settings.precisions}
+    for policy, key in (("float32", "ceiling_gflops_fp32"), ("mixed_bfloat16", "ceiling_gflops_bf16")):
+        if policy in ceilings:
+            out[key] = ceilings[policy]
     log(f"training: {len(nets)} nets x {', '.join(settings.precisions)}, batch {settings.batch_size} ...")
     out["nets"] = []
     with tempfile.TemporaryDirectory() as workdir:

@@ -26,8 +26,8 @@ def net_table(result):
 def rows(result):
     """`[(measurement, result text)]`: ceilings, fixed per-step cost, pipeline and serving."""
     r = result
-    out = [("matmul ceiling fp32", f"{r['ceiling_gflops_fp32']:.0f} GFLOP/s"),
-           ("matmul ceiling bf16", f"{r['ceiling_gflops_bf16']:.0f} GFLOP/s")]
+    out = [(f"matmul ceiling {name}", f"{r[key]:.0f} GFLOP/s")
+           for name, key in (("fp32", "ceiling_gflops_fp32"), ("bf16", "ceiling_gflops_bf16")) if key in r]
     for policy, fit in (r.get("fixed_cost") or {}).items():
         if fit:
             rate = f"{fit['marginal_gflops']:.0f} GFLOP/s" if fit["marginal_gflops"] else "n/a"

@@ -290,10 +290,8 @@ def predict_main(argv=None):
 
 
 def bench_main(argv=None):
-    onednn.enable_by_default()
-    quiet.load_tensorflow()
-    from tinyresnet import bench
-    defaults = bench.Settings()
+    from tinyresnet import bench_nets
+    defaults = bench_nets.Settings()
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
         prog="tinyresnet-bench",
@@ -303,12 +301,12 @@ def bench_main(argv=None):
                     "(least squares over the nets); the real input pipeline vs in-memory data; and exported-model "
                     "serving vs model.predict. Ratios are the point: the machine may be noisy.")
     parser.add_argument("--nets", help="comma-separated nets to time: a preset (net1), a preset at a width "
-                        "(net1@0.25), 'search' (every net of the committed searches, tuning/results/*/trials.csv) "
-                        "or search=PATH/trials.csv (default: net1)")
+                        "(net1@0.25), 'search' (every net of the committed searches, tuning/results/*/trials.csv, "
+                        "with each trial's dropout, variant and shortcut) or search=PATH/trials.csv (default: net1)")
     parser.add_argument("--preset", help="one preset to time (same as --nets=PRESET)")
     parser.add_argument("--spec", action="append",
-                        help="a net in the notation to time, e.g. 'Conv 8, Avg 2, BB 8, FC 20' (repeatable; "
-                             "timed after the --nets)")
+                        help="a net in the notation, or a file holding it, timed at width 1, e.g. "
+                             "'Conv 8, Avg 2, BB 8, FC 20' (repeatable; timed after the --nets)")
     parser.add_argument("--width", type=float, help=f"width of presets given without @ (default {defaults.width})")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "both"),
                         help="precisions to time (default both)")
@@ -324,28 +322,46 @@ def bench_main(argv=None):
     args = parser.parse_args(argv)
     import dataclasses
     import json
-    values = dict(bench.SMOKE) if args.smoke else {}
+    import math
+    values = dict(bench_nets.SMOKE) if args.smoke else {}
     values.update({k: v for k, v in vars(args).items()
                    if v is not None and k in {f.name for f in dataclasses.fields(defaults)}})
     if args.nets is not None and args.preset is not None:
         parser.error("give --nets or --preset, not both")
-    nets = args.nets.split(",") if args.nets is not None else [args.preset] if args.preset is not None else []
-    nets += args.spec or []
-    if nets:
-        values["nets"] = tuple(nets)
     if args.precision:
-        values["precisions"] = bench.PRECISIONS if args.precision == "both" else (args.precision,)
+        values["precisions"] = bench_nets.PRECISIONS if args.precision == "both" else (args.precision,)
     for flag in ("width", "batch_size", "steps", "seconds", "repeats"):
         value = values.get(flag)
-        if value is not None and not value > 0:
-            parser.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
-    settings = dataclasses.replace(defaults, **values)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            parser.error(f"--{flag.replace('_', '-')} must be a positive number, got {value}")
+    if values.get("width", 1) > 64 or values.get("seconds", 1) > 3600:
+        parser.error("--width must be at most 64 and --seconds at most 3600")
+    if args.data and not os.path.exists(args.data):
+        parser.error(f"--data {args.data}: no such file or folder")
+    groups = []
+    if args.nets is not None:
+        groups.append(("--nets", args.nets.split(",")))
+    if args.preset is not None:
+        groups.append(("--preset", [args.preset]))
+    groups += [("--spec", [_read_spec(text)]) for text in args.spec or []]
+    width = values.get("width", defaults.width)
     try:
-        bench.expand_nets(settings.nets, settings.width)
+        for flag, items in groups:
+            bench_nets.expand_nets(items, width, flag)
     except ValueError as error:
         parser.error(str(error))
+    if groups:
+        values["nets"] = tuple(item for _, items in groups for item in items)
+    settings = dataclasses.replace(defaults, **values)
+    onednn.enable_by_default()
+    quiet.load_tensorflow()
+    from tinyresnet import bench
+    from tinyresnet.data import DataError
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    result = bench.run(settings, log=log)
+    try:
+        result = bench.run(settings, log=log)
+    except DataError as error:
+        return _fail(error)
     print(json.dumps(result, indent=2) if args.json else bench.format_table(result))
     return 0
 

@@ -29,7 +29,9 @@ from typing import Callable, Optional, Sequence
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 MIN_SPEEDUP = 1.2  # below this, bfloat16's lower precision is not worth it
-CACHE = os.path.join("~", ".keras", "tinyresnet", "precision.json")
+def default_cache():
+    """`$KERAS_HOME/tinyresnet/precision.json` (Keras' own folder, `~/.keras` by default)."""
+    return os.path.join(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras"), "tinyresnet", "precision.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +114,7 @@ def _gpu_capabilities():
 _CHOICES = {}  # model key -> Choice, in this process
 
 
-def auto(model: str = "", measure: Optional[Callable[[], float]] = None, cache_path=CACHE) -> Choice:
+def auto(model: str = "", measure: Optional[Callable[[], float]] = None, cache_path: Optional[str] = "") -> Choice:
     """What `precision="auto"` means for `model` on this machine (measured once, then cached).
 
     Args:
@@ -120,7 +122,7 @@ def auto(model: str = "", measure: Optional[Callable[[], float]] = None, cache_p
             "" for the machine alone.
         measure: bf16/fp32 training speed of that model, called only on a CPU
             with bfloat16 instructions and no cached answer (default: a matmul).
-        cache_path: the cache file; None measures without caching.
+        cache_path: the cache file ("": `default_cache()`); None measures without caching.
     """
     if model in _CHOICES:
         return _CHOICES[model]
@@ -135,7 +137,7 @@ def auto(model: str = "", measure: Optional[Callable[[], float]] = None, cache_p
         machine = f"{name}|{' '.join(sorted(f for f in flags if 'bf16' in f or 'avx512' in f or 'amx' in f))}|" \
                   f"{tf.__version__}"
         key = f"{machine}|{model}" if model else machine
-        path = os.path.expanduser(cache_path)
+        path = os.path.expanduser(cache_path or default_cache())
         choice = _valid_choice(_read(path).get(key))
         if not choice:
             choice = decide(gpus, flags, measure, measured)
