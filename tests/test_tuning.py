@@ -299,3 +299,26 @@ def test_a_project_of_another_search_definition_is_refused_naming_the_change(tmp
     assert "holds a search of another definition (space.base_width: [8, 16, 24] -> [40])" in err
     assert command.main([f"--search={path}", f"--project-dir={project}", "--epochs=3"]) == 2
     assert "base.epochs: 1 -> 3" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_search_with_precision_auto_trains_every_trial_in_the_one_precision_it_recorded(tmp_path, data,
+                                                                                          monkeypatch):
+    # Issue 18, defect 10: per-model `auto` could give trials of one search different precisions.
+    from tinyresnet import precision
+    from tinyresnet.precision import Choice
+    from tinyresnet.tuning import command
+    answers = iter([Choice("float32", "stub: first"), Choice("mixed_bfloat16", "stub: second")] * 10)
+    monkeypatch.setattr(precision, "auto", lambda *a, **k: next(answers))
+    project = tmp_path / "project"
+    args = [f"--search={_search_file(tmp_path, data, trials=2)}", f"--project-dir={project}", "--steps_per_epoch=1",
+            "--precision=auto"]
+    assert command.main(args) == 0
+    assert json.load(open(project / "precision.json"))["policy"] == "float32"
+    policies = {json.load(open(project / d / "config.json"))["precision"] for d in os.listdir(project)
+                if d.startswith("trial_")}
+    assert policies == {"float32"}
+    assert command.main(args + ["--max-trials=3"]) == 0  # resumed: the recorded policy, not a new answer
+    policies = [json.load(open(project / d / "config.json"))["precision"] for d in os.listdir(project)
+                if d.startswith("trial_")]
+    assert policies == ["float32"] * 3
