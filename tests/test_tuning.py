@@ -57,6 +57,25 @@ def _trial_epochs(project):
             for d in sorted(os.listdir(project)) if d.startswith("trial_")}
 
 
+def _hparams_session(logdir):
+    """(the `SessionStartInfo` of the hparams plugin, {scalar tag: value}) of the events in `logdir` itself."""
+    import glob
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    session, metrics = None, {}
+    for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    if data.HasField("session_start_info"):
+                        session = data.session_start_info
+                elif value.HasField("tensor"):
+                    metrics[value.tag] = float(tf.make_ndarray(value.tensor))
+    assert session is not None, f"no hparams session in {logdir}"
+    return session, metrics
+
+
 @pytest.mark.slow
 def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data):
     from tinyresnet.tuning import command, space
@@ -75,6 +94,11 @@ def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data):
             assert f.read().strip() == row["spec"]
         stages = row["hp_stages"]
         assert pd.isna(row.get("hp_blocks_1")) == (stages == 1)  # an absent stage has no value
+        # TensorBoard's HParams dashboard: the trial's session, its hyperparameters and final metrics.
+        session, metrics = _hparams_session(os.path.join(trial_dir, "tensorboard"))
+        assert session.group_name == f"trial_{row['trial']}"
+        assert session.hparams["stages"].number_value == stages and session.hparams["net"].string_value == row["spec"]
+        assert metrics["final/val_top1"] == pytest.approx(row["val_top1"])
     assert os.path.exists(os.path.join(project, "leaderboard.md")) and os.path.exists(os.path.join(project,
                                                                                                  "search.png"))
     assert search.budget.max_params == 30000

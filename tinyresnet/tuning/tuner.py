@@ -32,6 +32,7 @@ from tinyresnet import precision as precision_lib
 from tinyresnet import runs, saving
 from tinyresnet import spec as spec_lib
 from tinyresnet import train
+from tinyresnet.tuning import hparams
 from tinyresnet.tuning import space as space_lib
 from tinyresnet.tuning.hypermodel import SpecHyperModel
 
@@ -174,8 +175,10 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         keras.backend.clear_session()  # memory stays flat over many trials
         progress = [] if self.definition.base.verbose == 0 else [_TrialProgress(trial.trial_id, self.tuner_id,
                                                                                 config.epochs, self.log)]
-        results = train.train_and_evaluate(config, self.get_trial_dir(trial.trial_id), datasets=self.datasets,
-                                           callbacks=progress)
+        trial_dir = self.get_trial_dir(trial.trial_id)
+        results = train.train_and_evaluate(config, trial_dir, datasets=self.datasets, callbacks=progress)
+        hparams.write(trial_dir, trial.trial_id, {**trial.hyperparameters.values,
+                                                  "net": spec_lib.format_spec(config.net)}, results)
         # A worker's copy of the trial does not get the metrics it reports to the chief: keep the score here.
         self._scores[trial.trial_id] = results["val_top1"]
         return {"val_top1": results["val_top1"]}
