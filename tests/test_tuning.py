@@ -142,7 +142,7 @@ def _free_port():
 
 
 @pytest.mark.slow
-def test_distributed_chief_and_two_workers_with_a_worker_killed_and_restarted(tmp_path, data):
+def test_distributed_chief_and_two_workers_with_a_worker_then_the_chief_killed_and_restarted(tmp_path, data):
     project = str(tmp_path / "project")
     port = _free_port()
     common = [f"--search={_search_file(tmp_path, data, trials=4, epochs=5)}", f"--project-dir={project}",
@@ -163,6 +163,20 @@ def test_distributed_chief_and_two_workers_with_a_worker_killed_and_restarted(tm
     workers[0].wait()
     assert not runs.is_finished(os.path.join(project, f"trial_{victim}"))
     workers[0] = _popen(*common, "--role=worker", "--tuner-id=worker0")
+    # Then the chief dies (kill -9) while a worker is inside a trial, and comes back on the same port
+    # (issue 18, defect 4): the trial stays with its worker, and no finished trial is run again.
+    busy = None
+    while time.time() < deadline and busy is None:
+        ongoing = json.load(open(oracle_json)).get("ongoing_trials", {}) if os.path.exists(oracle_json) else {}
+        for trial in ongoing.values():
+            trial_dir = os.path.join(project, f"trial_{trial}")
+            if trial != victim and runs.read_history(trial_dir) and not runs.is_finished(trial_dir):
+                busy = trial
+        time.sleep(0.1)
+    assert busy is not None, "no worker got inside a second trial"
+    chief.send_signal(signal.SIGKILL)
+    chief.wait()
+    chief = _popen(*common, "--role=chief")
     outputs = {i: w.communicate(timeout=600)[0] for i, w in workers.items()}
     assert all(w.returncode == 0 for w in workers.values()), outputs
     chief_out = chief.communicate(timeout=120)[0]  # the chief exits once the search is done
@@ -171,6 +185,8 @@ def test_distributed_chief_and_two_workers_with_a_worker_killed_and_restarted(tm
     assert sorted(after) == ["0", "1", "2", "3"], after
     assert all(e == list(range(5)) for e in after.values()), after  # every trial ran exactly once
     assert f"trial {victim}:" in outputs[0]  # the restarted worker finished the trial it had been killed in
+    for trial in after:  # each trial ended once, by one worker
+        assert sum(len(re.findall(rf"^trial {trial}: ", out, re.M)) for out in outputs.values()) == 1, outputs
     table = pd.read_csv(os.path.join(project, "trials.csv"))
     assert len(table) == 4 and set(table["status"]) == {"COMPLETED"}
 

@@ -74,6 +74,26 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
             # different hyperparameters (growth 1.5 or 2.0 from a base of 8) may build the same net.
             return space_lib.net_key({k: v for k, v in values.items() if not k.startswith("tuner/")}, num_classes)
 
+        def reload(self):
+            # KerasTuner sends every trial that was ongoing when the oracle was saved back for retry, to
+            # whichever worker asks next. After a chief restart that hands a trial a live worker is still
+            # training to a second worker, and, since the chief saves before it drops an ended trial from
+            # the ongoing ones, a finished trial is run again. So: a finished trial stays finished, and an
+            # unfinished one stays with its tuner id (a restarted worker with that id gets it back).
+            saved = runs.read_json(self._get_oracle_fname(), {}).get("ongoing_trials", {})
+            super().reload()
+            for tuner_id, trial_id in saved.items():
+                if trial_id in self._retry_queue:
+                    self._retry_queue.remove(trial_id)
+                trial = self.trials.get(trial_id)
+                if trial is None:
+                    continue
+                if trial.status in (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED):
+                    if trial_id not in self.end_order:
+                        self.end_order.append(trial_id)
+                else:
+                    self.ongoing_trials[tuner_id] = trial
+
         def _random_values(self):
             # Every oracle samples new points here (Hyperband for each bracket's first round): a net
             # over the budget is marked as tried and another one drawn, so it is never handed out.
