@@ -29,6 +29,8 @@ from typing import Callable, Optional, Sequence
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 MIN_SPEEDUP = 1.2  # below this, bfloat16's lower precision is not worth it
+
+
 def default_cache():
     """`$KERAS_HOME/tinyresnet/precision.json` (Keras' own folder, `~/.keras` by default)."""
     return os.path.join(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras"), "tinyresnet", "precision.json")
