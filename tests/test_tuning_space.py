@@ -204,3 +204,30 @@ def test_hyperband_under_a_budget_files_every_trial_in_a_bracket_and_runs_its_br
     promoted = [t for t in trials if t.hyperparameters.values["tuner/round"] > 0]
     assert promoted and max(t.hyperparameters.values["tuner/epochs"] for t in trials) == 9
     assert len(trials) < 100  # it stopped by itself once its brackets were done
+
+
+def test_the_oracle_and_its_trials_are_saved_through_a_rename_never_written_in_place(tmp_path, monkeypatch):
+    # A chief killed while KerasTuner wrote oracle.json in place left a file no restart could read
+    # (CI caught a reader seeing it empty mid-write).
+    import os
+    from tinyresnet.tuning.tuner import make_oracle
+    search = space_lib.load_search(_write(tmp_path, SEARCH))
+    oracle = make_oracle(search, (64, 64, 3), 20)
+    hp = keras_tuner.HyperParameters()
+    SpecHyperModel(search, 20).values(hp)
+    oracle.hyperparameters = hp
+    oracle._set_project_dir(str(tmp_path), "project")
+    renamed, replace = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)), replace(src, dst)))
+    trial = oracle.create_trial("tuner0")
+    oracle.update_trial(trial.trial_id, {"val_top1": 0.5})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    assert "oracle.json" in renamed and "trial.json" in renamed
+    project = tmp_path / "project"
+    assert sorted(p.name for p in project.iterdir() if ".tmp" in p.name) == []
+    reloaded = make_oracle(search, (64, 64, 3), 20)
+    reloaded.hyperparameters = hp
+    reloaded._set_project_dir(str(tmp_path), "project")
+    reloaded.reload()
+    assert reloaded.trials[trial.trial_id].status == "COMPLETED"

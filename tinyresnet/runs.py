@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import shutil
+import threading
 from typing import Any, Dict, List, Optional
 
 MARKER = ".tinyresnet-run"
@@ -35,7 +36,7 @@ BACKUP_STATE = os.path.join(BACKUP, "state.json")
 EXPORT_ROOT = "exported_models"  # where exports go unless told (tinyresnet-export, tinyresnet-train --export)
 
 # Everything a run writes; removing a run removes these (and their leftover
-# `<name>.tmp-<pid>` files from a killed write) and nothing else.
+# `<name>.tmp-<pid>-<thread>` files from a killed write) and nothing else.
 OWNED = (MARKER, CONFIG, SPEC, SUMMARY, CLASS_NAMES, HISTORY, RESULTS, CURVES, MODEL,
          BACKUP, CHECKPOINTS, TENSORBOARD)
 
@@ -58,16 +59,21 @@ def process_alive(pid) -> bool:
     return True
 
 
+def _temporary_name(path) -> str:
+    # Per process and thread: the chief's oracle saves from its gRPC server's threads.
+    return f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+
+
 def write_json(path, value) -> None:
     """Writes JSON atomically: a temporary file beside `path`, then a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = _temporary_name(path)
     with open(tmp, "w") as f:
         json.dump(value, f, indent=2)
     os.replace(tmp, path)
 
 
 def write_text(path, text) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = _temporary_name(path)
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
@@ -75,7 +81,7 @@ def write_text(path, text) -> None:
 
 def write_csv(path, rows, columns) -> None:
     """Writes dict rows as CSV atomically; keys outside `columns` are left out."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = _temporary_name(path)
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()

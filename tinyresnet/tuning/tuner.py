@@ -94,6 +94,14 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
                 else:
                     self.ongoing_trials[tuner_id] = trial
 
+        def save(self):
+            # KerasTuner writes oracle.json in place: a chief killed during the write left a file no
+            # restart could read (and a worker reading it mid-write saw it empty).
+            runs.write_json(self._get_oracle_fname(), self.get_state())
+
+        def _save_trial(self, trial):
+            runs.write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
+
         def _random_values(self):
             # Every oracle samples new points here (Hyperband for each bracket's first round): a net
             # over the budget is marked as tried and another one drawn, so it is never handed out.
