@@ -13,7 +13,7 @@ import os
 from typing import Callable, Dict, NamedTuple, Tuple
 
 from experiments import paper
-from experiments.stats import Compare, arm_summary, compare
+from tinyresnet.stats import Compare, arm_summary, compare
 
 # Which data an arm trains on: the dataset key of a `Scale`.
 TINY, CIFAR = "tiny_imagenet", "cifar10"

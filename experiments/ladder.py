@@ -13,7 +13,7 @@ import os
 
 from experiments import results as results_lib
 from experiments.claims import LADDER, LADDER_CLAIMS, scale as make_scale
-from experiments.stats import compare
+from tinyresnet.stats import compare
 
 # (label, arm a, arm b, key): the differences each claim turns on.
 COMPARISONS = {

@@ -7,7 +7,7 @@ from tinyresnet import runs
 
 from experiments import paper
 from experiments.claims import ARMS, CLAIMS, Verdict
-from experiments.stats import MIN_SEEDS, arm_summary
+from tinyresnet.stats import MIN_SEEDS, arm_summary
 
 CSV_FIRST = ("claim", "arm", "seed", "net", "variant", "val_top1", "train_top1", "gap", "val_top5",
              "best_val_top1", "early_val_top1", "epochs", "layers", "params", "forward_gflops", "fit_seconds",

@@ -13,7 +13,7 @@ import pytest
 from experiments import results as results_lib
 from experiments import run as run_lib
 from experiments.claims import ARMS, CIFAR, CLAIMS, TINY, Scale
-from experiments.stats import compare
+from tinyresnet.stats import compare
 from tinyresnet import runs
 
 

@@ -231,3 +231,17 @@ def test_the_oracle_and_its_trials_are_saved_through_a_rename_never_written_in_p
     reloaded._set_project_dir(str(tmp_path), "project")
     reloaded.reload()
     assert reloaded.trials[trial.trial_id].status == "COMPLETED"
+
+
+def test_hyperband_iterations_runs_the_brackets_again_with_new_nets_and_is_refused_elsewhere(tmp_path):
+    from tinyresnet.tuning.tuner import make_oracle
+    text = SEARCH.replace("oracle: random, max_trials: 3", "oracle: hyperband, hyperband_iterations: 2").replace(
+        "epochs: 2", "epochs: 3")
+    search = space_lib.load_search(_write(tmp_path, text))
+    assert search.hyperband_iterations == 2
+    oracle = make_oracle(search, (64, 64, 3), 20)
+    assert oracle.hyperband_iterations == 2
+    with pytest.raises(SearchError, match=r"s.yaml: search.hyperband_iterations: only for `oracle: hyperband`"):
+        space_lib.load_search(_write(tmp_path, SEARCH.replace("max_trials: 3", "max_trials: 3, hyperband_iterations: 2")))
+    with pytest.raises(SearchError, match=r"search.hyperband_iterations: expected an integer >= 1, got 0"):
+        space_lib.load_search(_write(tmp_path, text.replace("hyperband_iterations: 2", "hyperband_iterations: 0")))

@@ -6,6 +6,7 @@
     tinyresnet-tune ... --role=chief --oracle=HOST:PORT      # one process of a multi-machine search
     tinyresnet-tune ... --role=worker --oracle=HOST:PORT --tuner-id=worker3
     tinyresnet-tune report PROJECT_DIR [--out DIR] [--retrain-best EPOCHS] [--export DIR]
+    tinyresnet-tune confirm PROJECT_DIR --epochs=E [--top=3] [--seeds=3] [--reference=net1,net6]
 """
 
 import argparse
@@ -75,6 +76,26 @@ def _report_parser():
     return parser
 
 
+def _confirm_parser():
+    parser = argparse.ArgumentParser(
+        prog="tinyresnet-tune confirm", allow_abbrev=False,
+        description="Retrain the best distinct nets of a search and the reference nets with seeds at a longer "
+                    "budget, then the best of them at the first reference's training FLOPs; writes confirmed.csv "
+                    "and a confirmed section in leaderboard.md with a verdict per reference.",
+        epilog="Runs go to PROJECT_DIR/confirm/<net>/e<EPOCHS>-seed<S>/ (ordinary run directories). Rerun the "
+               "same command to resume: finished runs are kept, a killed one continues from its last epoch; more "
+               "--top or --seeds adds runs.")
+    parser.add_argument("project_dir", metavar="PROJECT_DIR")
+    parser.add_argument("--epochs", type=int, required=True, help="epochs of every run (the longer budget)")
+    parser.add_argument("--top", type=int, default=3, help="how many of the best distinct nets (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per net, 0..N-1 (default 3)")
+    parser.add_argument("--reference", default="net1,net6",
+                        help="comma-separated presets at the search's reference width (default net1,net6); the "
+                             "first one sets the equal-FLOPs budget")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    return parser
+
+
 def _address(args):
     value = args.oracle if args.oracle and ":" in args.oracle else None
     if args.role and not value:
@@ -122,6 +143,9 @@ def _load(args, overrides):
             raise space_lib.SearchError(f"--oracle: expected one of {', '.join(space_lib.ORACLES)} or HOST:PORT, "
                                         f"got {kind!r}")
         search = dataclasses.replace(search, oracle=kind)
+        if search.hyperband_iterations != 1 and kind != "hyperband":
+            raise space_lib.SearchError(f"--oracle={kind}: the search file sets search.hyperband_iterations, which "
+                                        "only Hyperband takes")
     if search.oracle == "hyperband" and args.max_trials:
         raise space_lib.SearchError("--max-trials does not apply to hyperband: its brackets decide how many trials "
                                     "run (from the base's epochs); use --max-hours to bound the search")
@@ -184,6 +208,8 @@ def _admit_search(search, project_dir):
     path = os.path.join(project_dir, SEARCH_DEFINITION)
     now = json.loads(json.dumps(space_lib.definition(search)))  # tuples as lists, as read back
     saved = runs.read_json(path)
+    if saved is not None:
+        saved = {"hyperband_iterations": 1, **saved}  # a project from before the key existed
     if saved is None:
         if is_project(project_dir):
             return  # a project of an older version: nothing to compare with
@@ -358,10 +384,44 @@ def _retrain_best(args, table):
     return 0
 
 
+def confirm_main(argv):
+    from tinyresnet.cli import dashed_options, run_training
+    parser = _confirm_parser()
+    args = parser.parse_args(dashed_options(parser, argv))
+    from tinyresnet.spec import PRESETS
+    references = [name for name in args.reference.split(",") if name]
+    unknown = [name for name in references if name not in PRESETS]
+    if not is_project(args.project_dir):
+        return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the --project-dir "
+                     "of a tinyresnet-tune search")
+    for name, value in (("--epochs", args.epochs), ("--top", args.top), ("--seeds", args.seeds)):
+        if value < 1:
+            return _fail(f"{name} must be >= 1, got {value}")
+    if unknown:
+        return _fail(f"--reference: {', '.join(unknown)} not a preset; choose from {', '.join(PRESETS)}")
+    from tinyresnet.tuning import confirm
+    from tinyresnet.tuning import results as results_lib
+    onednn.enable_by_default()
+    quiet.load_tensorflow()
+    trials = results_lib.trials_table(args.project_dir)
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
+                                               references, verbose=0 if args.quiet else 2, log=log),
+                           errors=(confirm.ConfirmError,))
+    if code is not None:
+        return code
+    results_lib.write(args.project_dir)
+    print(confirm.markdown(confirm.table(args.project_dir)))
+    print(f"written: {args.project_dir}/{confirm.CONFIRMED}, leaderboard.md")
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:
         return report_main(argv[1:])
+    if argv[:1] == ["confirm"]:
+        return confirm_main(argv[1:])
     return search_main(argv)
 
 

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tinyresnet import runs  # noqa: E402
+from tinyresnet.tuning import confirm  # noqa: E402
 from tinyresnet.tuning import space as space_lib  # noqa: E402
 from tinyresnet.report import save_figure  # noqa: E402
 
@@ -116,7 +117,8 @@ def plot(table, refs, path):
 
 
 def write(project_dir, out_dir=None):
-    """Writes `trials.csv`, `leaderboard.md` and `search.png` into `out_dir` (default the project).
+    """Writes `trials.csv`, `leaderboard.md` and `search.png` into `out_dir` (default the project), and
+    `confirmed.csv` with the leaderboard's confirmed section once `tinyresnet-tune confirm` has runs.
 
     Returns:
         The trials table.
@@ -128,7 +130,12 @@ def write(project_dir, out_dir=None):
     tmp = os.path.join(out_dir, f"trials.csv.tmp-{os.getpid()}")
     table.to_csv(tmp, index=False)
     os.replace(tmp, os.path.join(out_dir, "trials.csv"))
-    runs.write_text(os.path.join(out_dir, "leaderboard.md"), leaderboard(table, refs))
+    board = leaderboard(table, refs)
+    confirmed = confirm.table(project_dir)
+    if confirmed is not None:
+        runs.write_csv(os.path.join(out_dir, confirm.CONFIRMED), confirmed.to_dict("records"), confirm.COLUMNS)
+        board += "\n" + confirm.markdown(confirmed)
+    runs.write_text(os.path.join(out_dir, "leaderboard.md"), board)
     plot(table, refs, os.path.join(out_dir, "search.png"))
     if refs:
         runs.write_json(os.path.join(out_dir, "references.json"), refs)

@@ -70,7 +70,7 @@ KEYS = {
 # Keys that go into the run config rather than the notation.
 CONFIG_KEYS = ("block_dropout", "variant", "shortcut", "learning_rate", "weight_decay", "crop_prob")
 SEARCH_KEYS = {"oracle": "random", "max_trials": 12, "seed": 0, "executions_per_trial": 1,
-               "reference_width": None}
+               "reference_width": None, "hyperband_iterations": 1}
 ORACLES = ("random", "bayesian", "hyperband")
 TOP_KEYS = ("base", "search", "budget", "space")
 MAX_STAGES = 8
@@ -111,6 +111,7 @@ class Search:
     executions_per_trial: int = 1
     path: str = ""
     reference_width: Optional[float] = None  # width of the reference presets (default: the base's)
+    hyperband_iterations: int = 1  # Hyperband runs its brackets this many times (new nets each time)
 
 
 def _round_width(value):
@@ -331,12 +332,15 @@ def load_search(path, overrides: Optional[Dict[str, Any]] = None) -> Search:
                           f"{', '.join(SEARCH_KEYS)}")
     if settings["oracle"] not in ORACLES:
         raise SearchError(f"{path}: search.oracle: expected one of {', '.join(ORACLES)}, got {settings['oracle']!r}")
-    for key in ("max_trials", "executions_per_trial"):
+    for key in ("max_trials", "executions_per_trial", "hyperband_iterations"):
         if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 1:
             raise SearchError(f"{path}: search.{key}: expected an integer >= 1, got {settings[key]!r}")
     if settings["executions_per_trial"] != 1:  # refused rather than accepted and ignored
         raise SearchError(f"{path}: search.executions_per_trial: only 1 is supported (each trial trains once); "
                           "retrain the best nets with seeds instead")
+    if settings["hyperband_iterations"] != 1 and settings["oracle"] != "hyperband":
+        raise SearchError(f"{path}: search.hyperband_iterations: only for `oracle: hyperband`, not "
+                          f"{settings['oracle']!r}")
     budget = raw.get("budget") or {}
     unknown = sorted(set(budget) - {"max_params", "max_gflops"})
     if unknown:
@@ -352,7 +356,7 @@ def load_search(path, overrides: Optional[Dict[str, Any]] = None) -> Search:
     if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0):
         raise SearchError(f"{path}: search.reference_width: expected a number > 0, got {width!r}")
     return Search(config, space, Budget(**budget), settings["oracle"], settings["max_trials"],
-                  settings["seed"], settings["executions_per_trial"], path, width)
+                  settings["seed"], settings["executions_per_trial"], path, width, settings["hyperband_iterations"])
 
 
 def definition(search: Search) -> Dict[str, Any]:
@@ -363,7 +367,7 @@ def definition(search: Search) -> Dict[str, Any]:
     return {"space": {key: plain(value) for key, value in sorted(search.space.dims.items())},
             "budget": dataclasses.asdict(search.budget), "oracle": search.oracle, "seed": search.seed,
             "base": config_lib.run_defining(config_lib.to_dict(search.base)),
-            "reference_width": search.reference_width}
+            "reference_width": search.reference_width, "hyperband_iterations": search.hyperband_iterations}
 
 
 def definition_changes(saved: Dict[str, Any], now: Dict[str, Any]):

@@ -134,7 +134,7 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
     started = time.time() if started is None else started
     kwargs = dict(objective=OBJECTIVE, seed=search.seed, max_retries_per_trial=0)
     if search.oracle == "hyperband":
-        kwargs.update(max_epochs=search.base.epochs, hyperband_iterations=1)
+        kwargs.update(max_epochs=search.base.epochs, hyperband_iterations=search.hyperband_iterations)
     else:
         kwargs.update(max_trials=max_trials or search.max_trials)
     return BudgetedOracle(**kwargs)

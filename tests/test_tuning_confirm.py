@@ -1,0 +1,88 @@
+"""`tinyresnet-tune confirm`: the best nets of a search and the references retrained with seeds."""
+
+import os
+
+import pandas as pd
+import pytest
+
+from test_tuning import _search_file, _tune, data  # noqa: F401 (data is a fixture)
+from tinyresnet import runs
+from tinyresnet.tuning import confirm
+
+
+def test_the_candidates_are_distinct_nets_ranked_by_epochs_reached_then_score():
+    # Hyperband trains a net at several budgets: a 1-epoch score is not comparable with a 9-epoch one.
+    table = pd.DataFrame([
+        {"trial": "00", "status": "COMPLETED", "spec": "A", "epochs": 1, "val_top1": 0.40},
+        {"trial": "01", "status": "COMPLETED", "spec": "B", "epochs": 1, "val_top1": 0.50},
+        {"trial": "02", "status": "COMPLETED", "spec": "A", "epochs": 3, "val_top1": 0.45},
+        {"trial": "03", "status": "COMPLETED", "spec": "C", "epochs": 3, "val_top1": 0.48},
+        {"trial": "04", "status": "FAILED", "spec": "D", "epochs": 9, "val_top1": None},
+        {"trial": "05", "status": "COMPLETED", "spec": "C", "epochs": 9, "val_top1": 0.44},
+    ])
+    chosen = confirm.candidates(table, top=3)
+    assert list(chosen["trial"]) == ["05", "02", "01"]  # C (9 epochs), A (3), B (1); each net once
+
+
+def test_confirm_refuses_what_it_cannot_do_before_any_work(tmp_path, capsys):
+    from tinyresnet.tuning import command
+    assert command.main(["confirm", str(tmp_path), "--epochs=2"]) == 2
+    assert "not a search project" in capsys.readouterr().err
+    (tmp_path / "oracle.json").write_text("{}")
+    assert command.main(["confirm", str(tmp_path), "--epochs=0"]) == 2
+    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+    assert command.main(["confirm", str(tmp_path), "--epochs=2", "--seeds=0"]) == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
+    assert command.main(["confirm", str(tmp_path), "--epochs=2", "--reference=net1,nett6"]) == 2
+    assert "--reference: nett6 not a preset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        command.main(["confirm", str(tmp_path)])  # --epochs is required
+    assert "--epochs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_equal_flops(tmp_path, data):  # noqa: F811
+    project = str(tmp_path / "project")
+    search = _search_file(tmp_path, data, trials=3)
+    with open(search) as f:  # cifar7 at a quarter width costs about what the searched nets cost
+        text = f.read().replace("seed: 0}", "seed: 0, reference_width: 0.25}")
+    with open(search, "w") as f:
+        f.write(text)
+    assert _tune(f"--search={search}", f"--project-dir={project}").returncode == 0
+    trials = pd.read_csv(os.path.join(project, "trials.csv"), dtype={"trial": str})
+    chosen = set("trial_" + trials.sort_values("val_top1", ascending=False).drop_duplicates("spec")["trial"].head(2))
+
+    done = _tune("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    table = pd.read_csv(os.path.join(project, "confirmed.csv"))
+    equal = table[table["budget"] == "equal epochs"]
+    assert set(equal["net"]) == chosen | {"cifar7"}
+    assert all(sorted(group["seed"]) == [0, 1] for _, group in equal.groupby("net"))
+    assert set(equal["epochs"]) == {2}
+    for row in table.itertuples():  # each an ordinary, finished run directory with its seed and epochs
+        run_dir = os.path.join(project, row.run)
+        assert runs.is_finished(run_dir)
+        config = runs.read_json(os.path.join(run_dir, runs.CONFIG))
+        assert (config["seed"], config["epochs"]) == (row.seed, row.epochs)
+        assert len(runs.read_history(run_dir)) == row.epochs
+    means = equal.groupby("net")["val_top1"].mean()
+    best = max(sorted(chosen), key=lambda net: means[net])
+    flops = table[table["budget"] == "equal FLOPs"]
+    gflops = equal.groupby("net")["forward_gflops"].first()
+    assert set(flops["net"]) == {best} and sorted(flops["seed"]) == [0, 1]
+    assert set(flops["epochs"]) == {max(1, round(2 * gflops["cifar7"] / gflops[best]))}
+    board = open(os.path.join(project, "leaderboard.md")).read()
+    assert "## Confirmed" in board
+    assert f"{best} beats cifar7 at equal epochs" in board and f"{best} beats cifar7 at equal FLOPs" in board
+    assert "6 runs, 0 finished already" in done.stdout and "[6/6]" in done.stdout and "[2/2]" in done.stdout
+
+    again = _tune("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet")
+    assert again.returncode == 0 and "[1/" not in again.stdout, again.stdout  # all finished: nothing trained
+    assert "6 runs, 6 finished already" in again.stdout and "2 runs, 2 finished already" in again.stdout
+    assert pd.read_csv(os.path.join(project, "confirmed.csv")).equals(table)
+
+    other = _tune("confirm", project, "--epochs=3", "--reference=cifar7")
+    assert other.returncode == 2 and "epochs 2 -> 3" in other.stderr and "settings.json" in other.stderr
+    out = tmp_path / "results"
+    assert _tune("report", project, f"--out={out}").returncode == 0
+    assert pd.read_csv(out / "confirmed.csv").equals(table) and "## Confirmed" in (out / "leaderboard.md").read_text()

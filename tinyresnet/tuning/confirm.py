@@ -1,0 +1,236 @@
+"""`tinyresnet-tune confirm`: the best nets of a search retrained with seeds at a longer budget.
+
+A short search ranks nets by how fast they start, not by where they end. The
+confirmation retrains the K best distinct nets and the reference presets
+(Net 1, Net 6 at the search's reference width) with N seeds at E epochs, each
+an ordinary run directory under `PROJECT/confirm/<net>/`, and then the best
+of them once more at *equal training FLOPs*: as many epochs as the first
+reference's FLOPs buy. Verdicts use the experiments' spread rule
+(`tinyresnet.stats`): a net beats another only when every seed of it is
+above every seed of the other.
+
+Which nets are "best": Hyperband trains a net at several budgets, and a
+score after 1 epoch is not comparable with one after 9. A net's score is
+that of its trial with the most epochs, and nets that reached more epochs
+rank first (they survived more promotions); among equals, the higher val
+top-1 ranks first.
+"""
+
+import dataclasses
+import os
+from typing import List, Optional
+
+import pandas as pd
+
+from tinyresnet import config as config_lib
+from tinyresnet import runs, stats
+
+CONFIRM_DIR = "confirm"
+CONFIRMED = "confirmed.csv"
+SETTINGS = "settings.json"  # PROJECT/confirm/settings.json: what every run of the confirmation shares
+EQUAL_EPOCHS, EQUAL_FLOPS = "equal epochs", "equal FLOPs"
+COLUMNS = ("net", "kind", "budget", "epochs", "seed", "val_top1", "train_top1", "forward_gflops", "params",
+           "seconds", "spec", "run")
+
+
+class ConfirmError(ValueError):
+    """A confirmation that cannot run as asked (no finished trials, other settings than the project's)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    net: str  # "trial_08" or a preset name
+    kind: str  # "searched" or "reference"
+    budget: str  # EQUAL_EPOCHS or EQUAL_FLOPS
+    seed: int
+    config: config_lib.Config
+
+    @property
+    def folder(self):
+        return os.path.join(CONFIRM_DIR, self.net, f"e{self.config.epochs}-seed{self.seed}")
+
+
+def candidates(table: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The `top` best distinct nets of a trials table: most epochs first, then val top-1 (one row per net)."""
+    done = table[(table["status"] == "COMPLETED") & table["val_top1"].notna()]
+    ranked = done.sort_values(["epochs", "val_top1"], ascending=[False, False], kind="stable")
+    return ranked.drop_duplicates("spec").head(top).reset_index(drop=True)
+
+
+def check_settings(project_dir, epochs, references):
+    """Records the confirmation's epochs and references, or refuses other ones for a project that has them.
+
+    Top and seeds may change between reruns: every finished run is kept and reported.
+    """
+    path = os.path.join(project_dir, CONFIRM_DIR, SETTINGS)
+    now = {"epochs": epochs, "references": list(references)}
+    saved = runs.read_json(path)
+    if saved is None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        runs.write_json(path, now)
+    elif saved != now:
+        changes = [f"{key} {saved.get(key)} -> {now[key]}" for key in now if saved.get(key) != now[key]]
+        raise ConfirmError(f"{path}: this project was confirmed with other settings ({'; '.join(changes)}); "
+                           "rerun with the recorded ones to resume, or confirm a copy of the project")
+
+
+def base_config(project_dir) -> config_lib.Config:
+    """The search's base config, as its project recorded it (`search.json`)."""
+    definition = runs.read_json(os.path.join(project_dir, "search.json"))
+    if definition is None:
+        raise ConfirmError(f"{project_dir}: no search.json (a project of an older version); the references' "
+                           "settings are unknown")
+    return config_lib.from_dict(definition["base"]), definition.get("reference_width")
+
+
+def plan(project_dir, table, top, seeds, epochs, references) -> List[Run]:
+    """The equal-epoch runs: the `top` best nets and the references, each with seeds 0..seeds-1."""
+    base, reference_width = base_config(project_dir)
+    chosen = candidates(table, top)
+    if chosen.empty:
+        raise ConfirmError(f"{project_dir}: no completed trial to confirm")
+    planned = []
+    for _, row in chosen.iterrows():
+        trial_config = config_lib.from_dict(runs.read_json(
+            os.path.join(project_dir, f"trial_{row['trial']}", runs.CONFIG)))
+        planned += [Run(f"trial_{row['trial']}", "searched", EQUAL_EPOCHS, seed,
+                        dataclasses.replace(trial_config, epochs=epochs, seed=seed)) for seed in range(seeds)]
+    for name in references:
+        config = dataclasses.replace(base, net=name, width=reference_width or base.width, epochs=epochs)
+        planned += [Run(name, "reference", EQUAL_EPOCHS, seed, dataclasses.replace(config, seed=seed))
+                    for seed in range(seeds)]
+    return planned
+
+
+def equal_flops_runs(project_dir, planned: List[Run], seeds) -> List[Run]:
+    """The best searched net (by confirmed mean) at the first reference's training FLOPs, once every
+    equal-epoch run has finished; [] until then, or without a reference."""
+    if not any(r.kind == "reference" for r in planned) or \
+            not all(runs.is_finished(os.path.join(project_dir, r.folder)) for r in planned):
+        return []
+    table = pd.DataFrame([_row(project_dir, r.folder) for r in planned])
+    means = table.groupby("net")["val_top1"].mean()
+    best = max(sorted({r.net for r in planned if r.kind == "searched"}), key=lambda net: means[net])
+    reference = next(r.net for r in planned if r.kind == "reference")
+    gflops = table.groupby("net")["forward_gflops"].first()
+    template = next(r for r in planned if r.net == best)
+    epochs = max(1, round(template.config.epochs * gflops[reference] / gflops[best]))
+    return [Run(best, "searched", EQUAL_FLOPS, seed, dataclasses.replace(template.config, epochs=epochs, seed=seed))
+            for seed in range(seeds)]
+
+
+def _row(project_dir, folder):
+    run_dir = os.path.join(project_dir, folder)
+    results = runs.read_json(os.path.join(run_dir, runs.RESULTS), {})
+    config = runs.read_json(os.path.join(run_dir, runs.CONFIG), {})
+    net = os.path.basename(os.path.dirname(folder))
+    return {"net": net, "kind": "searched" if net.startswith("trial_") else "reference",
+            "epochs": config.get("epochs"), "seed": config.get("seed"), "run": folder,
+            "seconds": sum(results.get("phase_seconds", {}).values()) or None,
+            **{k: results.get(k) for k in ("val_top1", "train_top1", "forward_gflops", "params", "spec")}}
+
+
+def finished_runs(project_dir):
+    """Every finished run under `PROJECT/confirm/` as rows, whatever --top/--seeds planned them."""
+    folder = os.path.join(project_dir, CONFIRM_DIR)
+    settings = runs.read_json(os.path.join(folder, SETTINGS), {})
+    rows = []
+    for net in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        for name in sorted(os.listdir(os.path.join(folder, net))) if os.path.isdir(os.path.join(folder, net)) else []:
+            if runs.is_finished(os.path.join(folder, net, name)):
+                row = _row(project_dir, os.path.join(CONFIRM_DIR, net, name))
+                # Runs at the confirmation's epochs are the equal-epoch ones; a searched net's others, equal FLOPs.
+                rows.append({**row, "budget": EQUAL_EPOCHS if row["epochs"] == settings.get("epochs") else EQUAL_FLOPS})
+    return rows
+
+
+def table(project_dir) -> Optional[pd.DataFrame]:
+    """The finished confirmation runs, one row per run (what `confirmed.csv` holds); None when there are none."""
+    rows = finished_runs(project_dir)
+    return pd.DataFrame(rows)[list(COLUMNS)] if rows else None
+
+
+def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=print):
+    """Trains what `plan` and then `equal_flops_runs` ask for, skipping finished runs (a killed run resumes).
+
+    Args:
+        trials: the search's trials table (`results.trials_table`).
+        verbose: Keras' progress output of each run (2: a line per epoch, 0: none).
+    """
+    check_settings(project_dir, epochs, references)
+    planned = plan(project_dir, trials, top, seeds, epochs, references)
+    from tinyresnet import train
+    datasets = train.load_datasets(planned[0].config)
+    _train(project_dir, planned, datasets, verbose, log)
+    extra = equal_flops_runs(project_dir, planned, seeds)
+    if extra:
+        log(f"equal training FLOPs: {extra[0].net} for {extra[0].config.epochs} epochs (the FLOPs of "
+            f"{references[0]}'s {epochs})")
+    _train(project_dir, extra, datasets, verbose, log)
+
+
+def _train(project_dir, todo, datasets, verbose, log):
+    from tinyresnet import train
+    left = [r for r in todo if not runs.is_finished(os.path.join(project_dir, r.folder))]
+    if todo:
+        log(f"{len(todo)} runs, {len(todo) - len(left)} finished already")
+    for i, r in enumerate(left, start=1):
+        log(f"[{i}/{len(left)}] {r.net} seed {r.seed}, {r.config.epochs} epochs ({r.budget}): {r.folder}")
+        results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose),
+                                           os.path.join(project_dir, r.folder), datasets=datasets)
+        log(f"[{i}/{len(left)}] {r.net} seed {r.seed}: val top-1 {results['val_top1']:.3f}")
+
+
+def _summary(table, net, budget):
+    values = table[(table["net"] == net) & (table["budget"] == budget)]["val_top1"].tolist()
+    return stats.summarize(values)
+
+
+def verdicts(table: pd.DataFrame) -> List[str]:
+    """"The best searched net beats <reference>" at equal epochs and at equal FLOPs, by the spread rule."""
+    equal = table[table["budget"] == EQUAL_EPOCHS]
+    searched = sorted(set(equal[equal["kind"] == "searched"]["net"]))
+    references = [n for n in dict.fromkeys(equal[equal["kind"] == "reference"]["net"])]
+    if not searched or not references:
+        return []
+    best = max(searched, key=lambda net: _summary(table, net, EQUAL_EPOCHS).mean)
+    lines = []
+    for budget in (EQUAL_EPOCHS, EQUAL_FLOPS):
+        ours = _summary(table, best, budget)
+        if not ours.seeds:
+            continue
+        for i, reference in enumerate(references):
+            if budget == EQUAL_FLOPS and i > 0:
+                break  # equal FLOPs is defined against the first reference
+            theirs = _summary(table, reference, EQUAL_EPOCHS)
+            comparison = stats.Compare(ours, theirs)
+            direction = comparison.direction
+            word = {"higher": "supported", "lower": "refuted", "within spread": "inconclusive (within the "
+                    "seeds' spread)", "pending": "pending (fewer than 2 seeds)"}[direction]
+            epochs = int(table[(table["net"] == best) & (table["budget"] == budget)]["epochs"].iloc[0])
+            lines.append(f"{best} beats {reference} at {budget} ({best} {epochs} epochs: {ours} % vs {theirs} %, "
+                         f"{comparison.diff}): **{word}**")
+    return lines
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The confirmed section of leaderboard.md: mean ± spread per net and budget, then the verdicts."""
+    lines = ["## Confirmed", "", "Each net retrained from scratch with seeds (`tinyresnet-tune confirm`); mean ± "
+             "spread (half the range) over seeds.", "",
+             "| net | budget | epochs | seeds | val top-1 | train top-1 | GFLOPs | spec |", "|---|---|---|---|---|---|---|---|"]
+    groups = table.groupby(["net", "budget"], sort=False)
+    order = sorted(groups.groups, key=lambda key: -_summary(table, *key).mean)
+    for net, budget in order:
+        group = groups.get_group((net, budget))
+        val, train = stats.summarize(group["val_top1"].tolist()), stats.summarize(group["train_top1"].tolist())
+        lines.append(f"| {net} | {budget} | {int(group['epochs'].iloc[0])} | {len(group)} | {val} % | {train} % "
+                     f"| {group['forward_gflops'].iloc[0]:.3f} | `{group['spec'].iloc[0]}` |")
+    found = verdicts(table)
+    if found:
+        lines += ["", "Verdicts (every seed of one above every seed of the other, or *inconclusive*):", ""]
+        lines += [f"- {line}" for line in found]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["ConfirmError", "Run", "candidates", "check_settings", "equal_flops_runs", "markdown",
+           "finished_runs", "plan", "run", "table", "verdicts"]
