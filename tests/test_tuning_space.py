@@ -245,3 +245,32 @@ def test_hyperband_iterations_runs_the_brackets_again_with_new_nets_and_is_refus
         space_lib.load_search(_write(tmp_path, SEARCH.replace("max_trials: 3", "max_trials: 3, hyperband_iterations: 2")))
     with pytest.raises(SearchError, match=r"search.hyperband_iterations: expected an integer >= 1, got 0"):
         space_lib.load_search(_write(tmp_path, text.replace("hyperband_iterations: 2", "hyperband_iterations: 0")))
+
+
+def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with_distinct_nets(tmp_path):
+    # Drives the oracle of tuning/tiny20_hyperband.yaml through all its passes with made-up scores:
+    # what it promises on the screen is what it hands out, each net under the FLOPs budget, once.
+    import os
+    import random
+    from tinyresnet.tuning.tuner import make_oracle, plan_text
+    search = space_lib.load_search(os.path.join(os.path.dirname(__file__), "..", "tuning", "tiny20_hyperband.yaml"))
+    oracle = make_oracle(search, (64, 64, 3), 20)
+    hp = keras_tuner.HyperParameters()
+    SpecHyperModel(search, 20).values(hp)
+    oracle.hyperparameters = hp
+    oracle._set_project_dir(str(tmp_path), "project")
+    assert plan_text(search, oracle, None) == "3 pass(es) of 3 brackets: 51 nets in 69 trials of 1 to 9 epochs"
+    scores, trials = random.Random(0), []
+    while len(trials) < 200:
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "STOPPED":
+            break
+        assert space_lib.over_budget(search, trial.hyperparameters.values, (64, 64, 3), 20) is None
+        trials.append(trial)
+        oracle.update_trial(trial.trial_id, {"val_top1": scores.random()})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    nets = {space_lib.net_key({k: v for k, v in t.hyperparameters.values.items() if not k.startswith("tuner/")}, 20)
+            for t in trials}
+    epochs = [t.hyperparameters.values["tuner/epochs"] for t in trials]
+    assert (len(trials), len(nets), sum(epochs), max(epochs)) == (69, 51, 261, 9)

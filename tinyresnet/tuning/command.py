@@ -294,14 +294,14 @@ def search_main(argv):
     import grpc
     from tinyresnet import train
     from tinyresnet.data import DataError
-    from tinyresnet.tuning.tuner import SpecTuner
+    from tinyresnet.tuning.tuner import SpecTuner, plan_text
     try:
         datasets = train.load_datasets(search.base)
         tuner = SpecTuner(search, datasets, project_dir, args.max_trials, args.max_hours,
                           log=lambda line: print(line, flush=True))
         if args.role != "worker":
-            print(f"search {search.path}: {search.oracle} oracle, {tuner.max_trials} trials, project {project_dir}",
-                  flush=True)
+            print(f"search {search.path}: {search.oracle} oracle, "
+                  f"{plan_text(search, tuner.oracle, tuner.max_trials)}, project {project_dir}", flush=True)
         tuner.search(verbose=0)
         if args.role == "chief":
             # KerasTuner's chief saves its oracle before it drops the last ended trial from the

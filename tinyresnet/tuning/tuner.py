@@ -140,6 +140,17 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
     return BudgetedOracle(**kwargs)
 
 
+def plan_text(search, oracle, max_trials):
+    """What a search will run, in words: "12 trials", or Hyperband's nets, trials and epochs."""
+    if search.oracle != "hyperband":
+        return f"{max_trials} trials"
+    brackets = oracle._get_num_brackets()
+    nets = sum(oracle._get_size(b, 0) for b in range(brackets)) * search.hyperband_iterations
+    trials = sum(oracle._get_size(b, r) for b in range(brackets) for r in range(b + 1)) * search.hyperband_iterations
+    return (f"{search.hyperband_iterations} pass(es) of {brackets} brackets: {nets} nets in {trials} trials of "
+            f"1 to {search.base.epochs} epochs")
+
+
 class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """Runs a `Search`: each trial is `train_and_evaluate` of the base config with the trial's net.
 
