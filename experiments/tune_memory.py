@@ -4,15 +4,20 @@ Usage:
     python experiments/tune_memory.py --data ../shared/data/tiny-imagenet-200-sub20.zip [--trials 10] [--json]
 
 Runs a random search of `--trials` small nets (1 epoch of `--steps` steps each)
-in this process, through `SpecTuner` (decoded data shared, `clear_session`
-between trials), and prints the resident set size after each trial, and the
-growth per trial from the third trial on (the first ones load kernels and caches).
+through `SpecTuner`, each trial in a process of its own as `tinyresnet-tune`
+runs them (`--in-process`: all in this one, as before), and prints the
+resident set size of this process after each trial, its growth per trial from
+the third trial on by least squares (the first ones load kernels and caches),
+the largest trial process, and the seconds per trial.
 """
 
 import argparse
+import dataclasses
 import json
 import os
+import resource
 import tempfile
+import time
 
 import psutil
 
@@ -36,6 +41,7 @@ def main():
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--in-process", action="store_true", help="train every trial in this process")
     args = parser.parse_args()
     from tinyresnet import train
     from tinyresnet.tuning import space
@@ -47,19 +53,37 @@ def main():
         with open(path, "w") as f:
             f.write(SEARCH.format(data=os.path.abspath(args.data), steps=args.steps, trials=args.trials))
         search = space.load_search(path)
-        datasets = train.load_datasets(search.base)
+        datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=not args.in_process))
         before = process.memory_info().rss / 2 ** 20
-        tuner = SpecTuner(search, datasets, os.path.join(tmp, "project"), log=lambda line: None)
+        tuner = SpecTuner(search, datasets, os.path.join(tmp, "project"), log=lambda line: None,
+                          fresh_process=not args.in_process)
         tuner.on_trial_end = _recording(tuner.on_trial_end, process, rss)
+        start = time.perf_counter()
         tuner.search(verbose=0)
-    growth = (rss[-1] - rss[2]) / (len(rss) - 3) if len(rss) > 3 else float("nan")
-    out = {"rss_mib_after_data": before, "rss_mib_after_each_trial": rss, "growth_mib_per_trial_from_3rd": growth}
+        seconds = (time.perf_counter() - start) / max(1, len(rss))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 10
+    out = {"mode": "in process" if args.in_process else "a process per trial", "trials": len(rss),
+           "rss_mib_after_data": before, "rss_mib_after_each_trial": rss,
+           "growth_mib_per_trial_from_3rd": _slope(rss[2:]),
+           "largest_trial_process_mib": None if args.in_process else children, "seconds_per_trial": seconds}
     if args.json:
         print(json.dumps(out, indent=2))
         return
     print(f"RSS after decoding the data: {before:.0f} MiB")
     print("RSS after each trial (MiB): " + ", ".join(f"{r:.0f}" for r in rss))
-    print(f"growth per trial from the 3rd trial on: {growth:.1f} MiB")
+    print(f"growth per trial from the 3rd trial on (least squares): {out['growth_mib_per_trial_from_3rd']:.2f} MiB")
+    if not args.in_process:
+        print(f"largest trial process: {children:.0f} MiB")
+    print(f"seconds per trial: {seconds:.1f}")
+
+
+def _slope(values):
+    """Least-squares slope of `values` against their index; nan for fewer than 2."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / sum((i - mean_x) ** 2 for i in range(n))
 
 
 def _recording(on_trial_end, process, rss):

@@ -357,3 +357,35 @@ def test_one_recorded_precision_for_every_trial_and_quiet_leaves_out_the_epoch_l
     assert policies() == ["float32"] * 3
     out = capsys.readouterr().out
     assert " epoch 1/1" not in out and re.search(r"^trial \d+: .*  val top-1 \d\.\d{3}  ", out, re.M), out
+
+
+def test_each_trial_trains_in_a_process_of_its_own_unless_told_in_process(tmp_path, data, monkeypatch):
+    # Issue 18, defect 9: TensorFlow keeps every traced training step of a process (~20 MiB a trial).
+    from tinyresnet.tuning import command, trial_process
+    started, real = [], trial_process.run
+    monkeypatch.setattr(trial_process, "run", lambda request: started.append(request["trial_id"]) or real(request))
+    search = _search_file(tmp_path, data, trials=2)
+    assert command.main([f"--search={search}", f"--project-dir={tmp_path / 'a'}", "--steps_per_epoch=1"]) == 0
+    assert started == ["0", "1"]
+    fresh = pd.read_csv(tmp_path / "a" / "trials.csv")
+    assert command.main([f"--search={search}", f"--project-dir={tmp_path / 'b'}", "--steps_per_epoch=1",
+                         "--trials-in-process"]) == 0
+    assert started == ["0", "1"]  # none more
+    same = pd.read_csv(tmp_path / "b" / "trials.csv")
+    assert list(same["val_top1"]) == list(fresh["val_top1"])  # the same seed gives the same trial either way
+
+
+@pytest.mark.slow
+def test_a_killed_tuner_takes_its_trial_process_with_it(tmp_path, data):
+    import psutil
+    project = str(tmp_path / "project")
+    tuner = _popen(f"--search={_search_file(tmp_path, data, trials=1, epochs=50)}", f"--project-dir={project}")
+    deadline, children = time.time() + 120, []
+    while time.time() < deadline and not (children and runs.read_history(os.path.join(project, "trial_0"))):
+        children = psutil.Process(tuner.pid).children()
+        time.sleep(0.2)
+    assert children, "the trial never started in a process of its own"
+    tuner.send_signal(signal.SIGKILL)
+    tuner.wait()
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, alive

@@ -274,3 +274,21 @@ def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with
             for t in trials}
     epochs = [t.hyperparameters.values["tuner/epochs"] for t in trials]
     assert (len(trials), len(nets), sum(epochs), max(epochs)) == (69, 51, 261, 9)
+
+
+@pytest.mark.parametrize("oracle_kind", ["random", "bayesian", "hyperband"])
+def test_the_same_search_seed_draws_the_same_nets_seed_0_included(tmp_path, oracle_kind):
+    # KerasTuner reads seed 0 as "no seed": `seed: 0` in a search file drew other nets on every run.
+    from tinyresnet.tuning.tuner import make_oracle
+    search = space_lib.load_search(_write(tmp_path, SEARCH.replace("oracle: random", f"oracle: {oracle_kind}")
+                                          .replace("epochs: 2", "epochs: 3").replace("seed: 1", "seed: 0")))
+    assert search.seed == 0
+
+    def first_nets(folder):
+        oracle = make_oracle(search, (64, 64, 3), 20)
+        hp = keras_tuner.HyperParameters()
+        SpecHyperModel(search, 20).values(hp)
+        oracle.hyperparameters = hp
+        oracle._set_project_dir(str(tmp_path), folder)
+        return [oracle.create_trial("tuner0").hyperparameters.values for _ in range(3)]
+    assert first_nets("a") == first_nets("b")

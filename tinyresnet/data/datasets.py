@@ -12,7 +12,8 @@ from tinyresnet.data.pipeline import Arrays, build_datasets, load_arrays
 
 def _decoded_cache_dir(cache_dir, file_cache):
     """Where `file_cache` keeps decoded arrays; None when it is off."""
-    return os.path.expanduser(cache_dir or "~/.keras/tinyresnet") if file_cache else None
+    default = os.path.join(os.environ.get("KERAS_HOME", "~/.keras"), "tinyresnet")  # Keras' own cache folder
+    return os.path.expanduser(cache_dir or default) if file_cache else None
 
 
 def _report_skipped(splits):

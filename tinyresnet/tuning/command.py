@@ -60,6 +60,11 @@ def _search_parser():
                         help="comma-separated presets (e.g. net1,net6) trained on the same settings, marked in "
                              "search.png")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output from the trials")
+    parser.add_argument("--trials-in-process", action="store_true",
+                        help="train every trial in this process: no start of TensorFlow per trial (a few seconds), "
+                             "but memory grows by ~20 MiB per trial. By default each trial has a process of its "
+                             "own, reading the decoded data from the file cache ($KERAS_HOME/tinyresnet or the "
+                             "base's cache_dir)")
     parser.add_argument("--oracle-kind", help=argparse.SUPPRESS)  # --workers passes the kind on to its processes
     return parser
 
@@ -296,9 +301,10 @@ def search_main(argv):
     from tinyresnet.data import DataError
     from tinyresnet.tuning.tuner import SpecTuner, plan_text
     try:
-        datasets = train.load_datasets(search.base)
+        # A trial in its own process reads the decoded data from the file cache written here.
+        datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=not args.trials_in_process))
         tuner = SpecTuner(search, datasets, project_dir, args.max_trials, args.max_hours,
-                          log=lambda line: print(line, flush=True))
+                          log=lambda line: print(line, flush=True), fresh_process=not args.trials_in_process)
         if args.role != "worker":
             print(f"search {search.path}: {search.oracle} oracle, "
                   f"{plan_text(search, tuner.oracle, tuner.max_trials)}, project {project_dir}", flush=True)

@@ -5,8 +5,10 @@ exactly as `tinyresnet-train` trains.
   the KerasTuner trial folder (`PROJECT/trial_NN/`), so `tinyresnet-report`
   and `tinyresnet-export` work on it, and a killed trial resumes from its
   backup when the same tuner id asks for it again.
-- The decoded data is shared by all trials of a process, and
-  `keras.backend.clear_session()` runs before each trial.
+- Each trial trains in a process of its own (`trial_process`: TensorFlow
+  keeps ~20 MiB of every traced step of a process), reading the decoded data
+  from the file cache the search wrote; `fresh_process=False` trains them all
+  in this process instead, sharing the decoded data.
 - A net over the parameter/FLOP budget is resampled inside the oracle, never
   trained: it is not a failed trial (KerasTuner stops after 3 consecutive
   failures).
@@ -23,16 +25,18 @@ import time
 
 import keras
 import keras_tuner
+import numpy
 from keras_tuner.src import protos
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import conditions
 from keras_tuner.src.engine import trial as trial_module
 
+from tinyresnet import config as config_lib
 from tinyresnet import precision as precision_lib
 from tinyresnet import runs, saving
 from tinyresnet import spec as spec_lib
 from tinyresnet import train
-from tinyresnet.tuning import hparams
+from tinyresnet.tuning import hparams, trial_process
 from tinyresnet.tuning import space as space_lib
 from tinyresnet.tuning.hypermodel import SpecHyperModel
 
@@ -137,7 +141,14 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
         kwargs.update(max_epochs=search.base.epochs, hyperband_iterations=search.hyperband_iterations)
     else:
         kwargs.update(max_trials=max_trials or search.max_trials)
-    return BudgetedOracle(**kwargs)
+    oracle = BudgetedOracle(**kwargs)
+    if search.seed is not None:
+        # KerasTuner reads seed 0 as no seed (`seed or random.randint(1, 10000)`): a search file's
+        # `seed: 0` drew other nets on every run.
+        oracle.seed = oracle._seed_state = search.seed
+        if hasattr(oracle, "_random_state"):
+            oracle._random_state = numpy.random.RandomState(search.seed)
+    return oracle
 
 
 def plan_text(search, oracle, max_trials):
@@ -161,13 +172,18 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         max_trials, max_hours: override the search file's trial count; stop
             starting trials after this many hours.
         log: prints the one-line progress of each trial.
+        fresh_process: train each trial in a process of its own (`trial_process`), so memory stays
+            flat over any number of trials; False trains them in this one (no start-up per trial, but
+            TensorFlow keeps ~20 MiB of each). `datasets` must then have been loaded with `file_cache`.
     """
 
-    def __init__(self, search, datasets, project_dir, max_trials=None, max_hours=None, log=print, **kwargs):
+    def __init__(self, search, datasets, project_dir, max_trials=None, max_hours=None, log=print,
+                 fresh_process=True, **kwargs):
         num_classes = len(datasets.class_names)
         self.definition = search
         self.datasets = datasets
         self.log = log
+        self.fresh_process = fresh_process
         self.max_trials = max_trials or search.max_trials
         self._started = {}
         self._scores = {}
@@ -211,16 +227,31 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def run_trial(self, trial, *args, **kwargs):
         config = self.trial_config(trial)
-        keras.backend.clear_session()  # memory stays flat over many trials
-        progress = [] if self.definition.base.verbose == 0 else [_TrialProgress(trial.trial_id, self.tuner_id,
-                                                                                config.epochs, self.log)]
         trial_dir = self.get_trial_dir(trial.trial_id)
-        results = train.train_and_evaluate(config, trial_dir, datasets=self.datasets, callbacks=progress)
-        hparams.write(trial_dir, trial.trial_id, {**trial.hyperparameters.values,
-                                                  "net": spec_lib.format_spec(config.net)}, results)
+        if self.fresh_process:
+            results = self._run_in_fresh_process(trial, config, trial_dir)
+        else:
+            keras.backend.clear_session()
+            progress = [] if self.definition.base.verbose == 0 else [TrialProgress(trial.trial_id, self.tuner_id,
+                                                                                    config.epochs, self.log)]
+            results = train.train_and_evaluate(config, trial_dir, datasets=self.datasets, callbacks=progress)
+            hparams.write(trial_dir, trial.trial_id, {**trial.hyperparameters.values,
+                                                      "net": spec_lib.format_spec(config.net)}, results)
         # A worker's copy of the trial does not get the metrics it reports to the chief: keep the score here.
         self._scores[trial.trial_id] = results["val_top1"]
         return {"val_top1": results["val_top1"]}
+
+    def _run_in_fresh_process(self, trial, config, trial_dir):
+        # The decoded data reach the trial through the file cache, written when the search loaded them.
+        request = {"config": config_lib.to_dict(dataclasses.replace(config, file_cache=True)),
+                   "trial_dir": trial_dir, "trial_id": trial.trial_id, "tuner_id": self.tuner_id,
+                   "hyperparameters": trial.hyperparameters.values, "progress": self.definition.base.verbose != 0}
+        code = trial_process.run(request)
+        if code == trial_process.EXIT_INTERRUPTED:
+            raise KeyboardInterrupt
+        if code != 0:
+            raise RuntimeError(f"trial {trial.trial_id} failed in its process (exit code {code}; its error is above)")
+        return runs.read_json(os.path.join(trial_dir, runs.RESULTS))
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
@@ -248,7 +279,7 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return saving.load_model(os.path.join(self.get_trial_dir(trial.trial_id), runs.MODEL))
 
 
-class _TrialProgress(keras.callbacks.Callback):
+class TrialProgress(keras.callbacks.Callback):
     """One line per finished epoch of a trial, naming the trial and the tuner that runs it.
 
     Keras' own progress output names neither, and several workers write to one screen; `--quiet`
