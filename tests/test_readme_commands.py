@@ -57,6 +57,10 @@ PLAN = {
         NotRun(SEARCH_HOURS),
     "tinyresnet-tune --search=tuning/tiny20_depth_width.yaml --workers=2": NotRun(
         SEARCH_HOURS + "; tests/test_tuning.py runs a chief and 2 workers on 127.0.0.1"),
+    "tinyresnet-tune --search=tuning/tiny20_hyperband.yaml --reference=net1,net6": NotRun(SEARCH_HOURS),
+    "tinyresnet-tune confirm runs/tune/tiny20_hyperband --epochs=10 --top=3 --seeds=3": Elsewhere(
+        "test_tuning_confirm.py::test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_"
+        "equal_flops (2 nets, a reference, 2 seeds, on fixtures); here: 15 runs of 10 epochs, hours on 2 cores"),
     "tinyresnet-tune report runs/tune/tiny20_depth_width --retrain-best 30": Elsewhere(
         "test_user_path.py::test_6_tune_two_trials_then_retrain_the_best (a 2-trial project, 1 epoch)"),
     "python -m experiments.run resnet_vs_convnet": NotRun("6 runs of about 10 minutes each on 2 cores; "
@@ -130,8 +134,8 @@ def _program(words):
         return ("python -m experiments.run", words[3:])
     if words[0] == "python" and words[1].endswith(".py"):
         return (f"python {words[1]}", words[2:])
-    if words[0] == "tinyresnet-tune" and words[1:2] == ["report"]:
-        return ("tinyresnet-tune report", words[2:])
+    if words[0] == "tinyresnet-tune" and words[1:2] in (["report"], ["confirm"]):
+        return (f"tinyresnet-tune {words[1]}", words[2:])
     if words[0].startswith("tinyresnet-"):
         return (words[0], words[1:])
     return None  # bash scripts and pytest: no flags of ours
