@@ -59,6 +59,7 @@ MEASUREMENTS = {
     "bench_wide": ["tinyresnet-bench", "--nets=net1", "--precision=float32", "--steps=2", "--repeats=2", "--json"],
     "before_after": ["python", "experiments/before_after.py", "--json"],
     "fixed_cost": ["python", "experiments/fixed_cost.py", f"--data={DATA}", "--json"],
+    "tune_memory": ["python", "experiments/tune_memory.py", f"--data={DATA}", "--trials=50", "--json"],
 }
 QUICKSTART_COMMAND = "bash experiments/quickstart.sh"
 
@@ -195,6 +196,21 @@ def render_before_after(path, record):
     return lines + [""] + _source_lines(path, record)
 
 
+def render_tune_memory(path, record):
+    r = record["result"]
+    lines = [_machine_line(record), "",
+             "The tuner process over a search of small nets (1 epoch of a few steps each), MiB:", "",
+             "| trials run | trials | RSS after trial 3 | RSS after the last | growth per trial (least squares, "
+             "from trial 3) | largest trial process | seconds per trial |", "|---|---|---|---|---|---|---|"]
+    for mode, m in r.items():
+        rss = m["rss_mib_after_each_trial"]
+        largest = "-" if m["largest_trial_process_mib"] is None else f"{m['largest_trial_process_mib']:,.0f}"
+        label = "each in its own process (default)" if mode == "process-per-trial" else "all in the tuner's process"
+        lines.append(f"| {label} | {m['trials']} | {rss[2]:,.0f} | {rss[-1]:,.0f} "
+                     f"| {m['growth_mib_per_trial_from_3rd']:.2f} | {largest} | {m['seconds_per_trial']:.1f} |")
+    return lines + [""] + _source_lines(path, record)
+
+
 FIXED_COST_ROWS = [  # (row label, key in a run's breakdown)
     ("data decode (once per process; reused by later runs)", "data_decode"),
     ("model build + run files", "model_build"),
@@ -255,7 +271,7 @@ def render_quickstart(path, text):
 # name: (file type, renderer, whether a missing file leaves the region as it is rather than failing)
 RENDERERS = {"bench": ("json", render_bench, False), "fixed_cost": ("json", render_fixed_cost, False),
              "before_after": ("json", render_before_after, False), "bench_wide": ("json", render_bench, False),
-             "quickstart": ("txt", render_quickstart, True)}
+             "tune_memory": ("json", render_tune_memory, False), "quickstart": ("txt", render_quickstart, True)}
 
 
 def render_region(path, root=ROOT):

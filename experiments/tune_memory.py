@@ -1,14 +1,15 @@
 """Does memory stay flat over many tuning trials? Process RSS after each of N small trials.
 
 Usage:
-    python experiments/tune_memory.py --data ../shared/data/tiny-imagenet-200-sub20.zip [--trials 10] [--json]
+    python experiments/tune_memory.py --data ../shared/data/tiny-imagenet-200-sub20.zip [--trials 50] [--json]
 
 Runs a random search of `--trials` small nets (1 epoch of `--steps` steps each)
-through `SpecTuner`, each trial in a process of its own as `tinyresnet-tune`
-runs them (`--in-process`: all in this one, as before), and prints the
-resident set size of this process after each trial, its growth per trial from
-the third trial on by least squares (the first ones load kernels and caches),
-the largest trial process, and the seconds per trial.
+through `SpecTuner` twice, each time in a fresh process: with every trial in a
+process of its own (what `tinyresnet-tune` does), and with every trial in the
+tuner's process (`--trials-in-process`). For each: the tuner process's resident
+set size after each trial, its growth per trial from the third trial on by
+least squares (the first ones load kernels and caches), the largest trial
+process, and the wall seconds per trial. `--mode` runs one of them here.
 """
 
 import argparse
@@ -16,11 +17,14 @@ import dataclasses
 import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 
 import psutil
 
+MODES = ("process-per-trial", "in-process")
 SEARCH = """
 base: {{dataset: tiny_imagenet, data: {data}, epochs: 1, steps_per_epoch: {steps}, verbose: 0,
         precision: float32}}
@@ -41,8 +45,11 @@ def main():
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--in-process", action="store_true", help="train every trial in this process")
+    parser.add_argument("--mode", choices=MODES, help="run only this way, in this process")
     args = parser.parse_args()
+    if args.mode is None:
+        return _compare(args)
+    args.in_process = args.mode == "in-process"
     from tinyresnet import train
     from tinyresnet.tuning import space
     from tinyresnet.tuning.tuner import SpecTuner
@@ -62,19 +69,32 @@ def main():
         tuner.search(verbose=0)
         seconds = (time.perf_counter() - start) / max(1, len(rss))
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 10
-    out = {"mode": "in process" if args.in_process else "a process per trial", "trials": len(rss),
+    out = {"mode": args.mode, "trials": len(rss),
            "rss_mib_after_data": before, "rss_mib_after_each_trial": rss,
            "growth_mib_per_trial_from_3rd": _slope(rss[2:]),
            "largest_trial_process_mib": None if args.in_process else children, "seconds_per_trial": seconds}
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return
-    print(f"RSS after decoding the data: {before:.0f} MiB")
-    print("RSS after each trial (MiB): " + ", ".join(f"{r:.0f}" for r in rss))
-    print(f"growth per trial from the 3rd trial on (least squares): {out['growth_mib_per_trial_from_3rd']:.2f} MiB")
-    if not args.in_process:
-        print(f"largest trial process: {children:.0f} MiB")
-    print(f"seconds per trial: {seconds:.1f}")
+    print(json.dumps(out, indent=2) if args.json else _text(out))
+
+
+def _compare(args):
+    out = {}
+    for mode in MODES:  # each in a fresh process, so neither inherits the other's memory
+        command = [sys.executable, os.path.abspath(__file__), f"--data={args.data}", f"--trials={args.trials}",
+                   f"--steps={args.steps}", f"--mode={mode}", "--json"]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        out[mode] = json.loads(done.stdout)
+    print(json.dumps(out, indent=2) if args.json else "\n\n".join(_text(r) for r in out.values()))
+
+
+def _text(out):
+    lines = [f"{out['mode']}: {out['trials']} trials",
+             f"RSS after decoding the data: {out['rss_mib_after_data']:.0f} MiB",
+             "RSS after each trial (MiB): " + ", ".join(f"{r:.0f}" for r in out["rss_mib_after_each_trial"]),
+             f"growth per trial from the 3rd trial on (least squares): {out['growth_mib_per_trial_from_3rd']:.2f} MiB"]
+    if out["largest_trial_process_mib"] is not None:
+        lines.append(f"largest trial process: {out['largest_trial_process_mib']:.0f} MiB")
+    lines.append(f"seconds per trial: {out['seconds_per_trial']:.1f}")
+    return "\n".join(lines)
 
 
 def _slope(values):

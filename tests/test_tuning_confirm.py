@@ -41,7 +41,8 @@ def test_confirm_refuses_what_it_cannot_do_before_any_work(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_equal_flops(tmp_path, data):  # noqa: F811
+def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_equal_flops(  # noqa: F811
+        tmp_path, data):
     project = str(tmp_path / "project")
     search = _search_file(tmp_path, data, trials=3)
     with open(search) as f:  # cifar7 at a quarter width costs about what the searched nets cost

@@ -242,7 +242,8 @@ def test_hyperband_iterations_runs_the_brackets_again_with_new_nets_and_is_refus
     oracle = make_oracle(search, (64, 64, 3), 20)
     assert oracle.hyperband_iterations == 2
     with pytest.raises(SearchError, match=r"s.yaml: search.hyperband_iterations: only for `oracle: hyperband`"):
-        space_lib.load_search(_write(tmp_path, SEARCH.replace("max_trials: 3", "max_trials: 3, hyperband_iterations: 2")))
+        space_lib.load_search(_write(tmp_path, SEARCH.replace("max_trials: 3",
+                                                              "max_trials: 3, hyperband_iterations: 2")))
     with pytest.raises(SearchError, match=r"search.hyperband_iterations: expected an integer >= 1, got 0"):
         space_lib.load_search(_write(tmp_path, text.replace("hyperband_iterations: 2", "hyperband_iterations: 0")))
 

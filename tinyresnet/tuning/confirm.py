@@ -217,7 +217,8 @@ def markdown(table: pd.DataFrame) -> str:
     """The confirmed section of leaderboard.md: mean ± spread per net and budget, then the verdicts."""
     lines = ["## Confirmed", "", "Each net retrained from scratch with seeds (`tinyresnet-tune confirm`); mean ± "
              "spread (half the range) over seeds.", "",
-             "| net | budget | epochs | seeds | val top-1 | train top-1 | GFLOPs | spec |", "|---|---|---|---|---|---|---|---|"]
+             "| net | budget | epochs | seeds | val top-1 | train top-1 | GFLOPs | spec |",
+             "|---|---|---|---|---|---|---|---|"]
     groups = table.groupby(["net", "budget"], sort=False)
     order = sorted(groups.groups, key=lambda key: -_summary(table, *key).mean)
     for net, budget in order:

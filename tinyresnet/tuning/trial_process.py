@@ -61,8 +61,9 @@ def main(argv=None):
     from tinyresnet.tuning import hparams
     from tinyresnet.tuning.tuner import TrialProgress
     config = config_lib.from_dict(request["config"])
-    progress = ([TrialProgress(request["trial_id"], request["tuner_id"], config.epochs, lambda line: print(line, flush=True))]
-                if request["progress"] else [])
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    progress = [TrialProgress(request["trial_id"], request["tuner_id"], config.epochs, log)] \
+        if request["progress"] else []
 
     def work():
         results = train.train_and_evaluate(config, request["trial_dir"], callbacks=progress)
