@@ -43,7 +43,7 @@ SEARCH_HOURS = "a search of about an hour or more on 2 cores; test_user_path.py 
 PLAN = {
     "bash experiments/quickstart.sh": Elsewhere("test_user_path.py::test_8_the_quickstart_end_to_end_with_a_few_steps"),
     "bash .ci/run": NotRun("it is CI itself: it installs the package and runs this test suite"),
-    "python -m pytest -q tests": NotRun("the test command: it is what runs this test"),
+    "python -m pytest -q -n 2 --dist loadfile tests": NotRun("the test command: it is what runs this test"),
     "tinyresnet-train --preset=net1 --data=../shared/data/tiny-imagenet-200-sub20.zip --width=0.25 --epochs=3":
         Run(SMOKE + ("--run-dir=runs/net1-quickstart",), needs_shared=True),
     'tinyresnet-train --spec="(Conv 32) x 2, Avg 2, BB 64, Avg 2, FC 10" --dataset=folder --data=cifar.zip '

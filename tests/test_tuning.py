@@ -331,9 +331,10 @@ def test_a_project_of_another_search_definition_is_refused_naming_the_change(tmp
 
 @pytest.mark.slow
 def test_one_recorded_precision_for_every_trial_and_quiet_leaves_out_the_epoch_lines(tmp_path, data, monkeypatch,
-                                                                                     capsys):
+                                                                                     capfd):
     # Issue 18, defect 10: per-model `auto` could give trials of one search different precisions.
-    # Defect 8: --quiet was accepted and ignored (trials were always silent).
+    # Defect 8: --quiet was accepted and ignored (trials were always silent). capfd: the trials' own
+    # processes print their epoch lines.
     from tinyresnet import precision
     from tinyresnet.precision import Choice
     from tinyresnet.tuning import command
@@ -343,7 +344,7 @@ def test_one_recorded_precision_for_every_trial_and_quiet_leaves_out_the_epoch_l
     args = [f"--search={_search_file(tmp_path, data, trials=2, verbose=1)}", f"--project-dir={project}",
             "--steps_per_epoch=1", "--precision=auto"]
     assert command.main(args) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert len(re.findall(r"^  trial \d+ \(tuner0\) epoch 1/1: loss [\d.]+, top-1 [\d.]+, val top-1 [\d.]+, ",
                           out, re.M)) == 2, out
     assert len(re.findall(r"^trial \d+: .*  val top-1 \d\.\d{3}  ", out, re.M)) == 2, out
@@ -355,7 +356,7 @@ def test_one_recorded_precision_for_every_trial_and_quiet_leaves_out_the_epoch_l
     assert policies() == ["float32"] * 2
     assert command.main(args + ["--max-trials=3", "--quiet"]) == 0  # resumed: the recorded policy again
     assert policies() == ["float32"] * 3
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert " epoch 1/1" not in out and re.search(r"^trial \d+: .*  val top-1 \d\.\d{3}  ", out, re.M), out
 
 
