@@ -243,7 +243,7 @@ def _stop(processes, grace=30):
             p.wait()
 
 
-def _train_references(search, names, datasets, project_dir):
+def _train_references(search, names, datasets, project_dir, precision):
     from tinyresnet import train
     from tinyresnet import spec as spec_lib
     from tinyresnet.tuning import results as results_lib
@@ -253,7 +253,7 @@ def _train_references(search, names, datasets, project_dir):
         run_dir = os.path.join(project_dir, results_lib.REFERENCE_DIR, name)
         if not runs.is_finished(run_dir):
             print(f"reference {name}: training on the search's settings", flush=True)
-            config = dataclasses.replace(search.base, net=name, verbose=0,
+            config = dataclasses.replace(search.base, net=name, verbose=0, precision=precision,
                                          width=search.reference_width or search.base.width)
             train.train_and_evaluate(config, run_dir, datasets=datasets)
 
@@ -314,7 +314,8 @@ def search_main(argv):
             # ongoing ones; save the final state, or a rerun would hand that trial out again.
             tuner.oracle.save()
         if args.role != "worker" and args.reference:
-            _train_references(search, [n for n in args.reference.split(",") if n], datasets, project_dir)
+            _train_references(search, [n for n in args.reference.split(",") if n], datasets, project_dir,
+                              tuner.search_precision())
     except (ConfigError, SearchError, DataError, ValueError) as e:
         return _fail(e)
     except grpc.RpcError as e:

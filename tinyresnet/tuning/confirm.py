@@ -89,14 +89,16 @@ def plan(project_dir, table, top, seeds, epochs, references) -> List[Run]:
     chosen = candidates(table, top)
     if chosen.empty:
         raise ConfirmError(f"{project_dir}: no completed trial to confirm")
-    planned = []
+    planned, precision = [], None
     for _, row in chosen.iterrows():
         trial_config = config_lib.from_dict(runs.read_json(
             os.path.join(project_dir, f"trial_{row['trial']}", runs.CONFIG)))
         planned += [Run(f"trial_{row['trial']}", "searched", EQUAL_EPOCHS, seed,
                         dataclasses.replace(trial_config, epochs=epochs, seed=seed)) for seed in range(seeds)]
+        precision = trial_config.precision  # the policy the search resolved (`auto` once per search)
     for name in references:
-        config = dataclasses.replace(base, net=name, width=reference_width or base.width, epochs=epochs)
+        config = dataclasses.replace(base, net=name, width=reference_width or base.width, epochs=epochs,
+                                     precision=precision)
         planned += [Run(name, "reference", EQUAL_EPOCHS, seed, dataclasses.replace(config, seed=seed))
                     for seed in range(seeds)]
     return planned
@@ -157,8 +159,8 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
         trials: the search's trials table (`results.trials_table`).
         verbose: Keras' progress output of each run (2: a line per epoch, 0: none).
     """
-    check_settings(project_dir, epochs, references)
     planned = plan(project_dir, trials, top, seeds, epochs, references)
+    check_settings(project_dir, epochs, references)
     from tinyresnet import train
     datasets = train.load_datasets(planned[0].config)
     _train(project_dir, planned, datasets, verbose, log)
