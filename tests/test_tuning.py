@@ -390,3 +390,14 @@ def test_a_killed_tuner_takes_its_trial_process_with_it(tmp_path, data):
     tuner.wait()
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, alive
+
+
+def test_three_failed_trials_in_a_row_end_the_search_with_one_clear_line_and_the_results(tmp_path, data, capfd):
+    from tinyresnet.tuning import command
+    project = tmp_path / "project"
+    code = command.main([f"--search={_search_file(tmp_path, data, trials=4)}", f"--project-dir={project}",
+                         "--steps_per_epoch=2", "--learning_rate=1e30", "--trials-in-process"])
+    err = capfd.readouterr().err
+    assert code == 3, err[-3000:]
+    assert "error: the search stopped: 3 trials in a row failed (their errors are above)" in err
+    assert (project / "trials.csv").exists()

@@ -87,3 +87,24 @@ def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best
     out = tmp_path / "results"
     assert _tune("report", project, f"--out={out}").returncode == 0
     assert pd.read_csv(out / "confirmed.csv").equals(table) and "## Confirmed" in (out / "leaderboard.md").read_text()
+
+
+def test_a_reference_that_does_not_fit_the_images_is_refused_before_training_and_nothing_is_recorded(
+        tmp_path, monkeypatch):
+    import types
+    from tinyresnet import config as config_lib
+    from tinyresnet import train
+    project = tmp_path / "project"
+    (project / "trial_0").mkdir(parents=True)
+    config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3",
+                                   "precision": "float32"})
+    runs.write_json(str(project / "search.json"), {"base": config_lib.run_defining(config_lib.to_dict(config)),
+                                                   "reference_width": None})
+    runs.write_json(str(project / "trial_0" / "config.json"), config_lib.to_dict(config))
+    trials = pd.DataFrame([{"trial": "0", "status": "COMPLETED", "spec": "Conv 8, Avg 2, FC 3", "epochs": 1,
+                            "val_top1": 0.5}])
+    monkeypatch.setattr(train, "load_datasets", lambda config: types.SimpleNamespace(
+        image_shape=(16, 16, 3), class_names=["a", "b", "c"]))
+    with pytest.raises(confirm.ConfirmError, match=r"--reference net1 does not fit 16x16 images .*cifar7"):
+        confirm.run(str(project), trials, top=1, seeds=1, epochs=1, references=["cifar7", "net1"])
+    assert not (project / "confirm").exists()  # a later run with other --reference is not refused

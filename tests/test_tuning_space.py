@@ -260,7 +260,7 @@ def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with
     SpecHyperModel(search, 20).values(hp)
     oracle.hyperparameters = hp
     oracle._set_project_dir(str(tmp_path), "project")
-    assert plan_text(search, oracle, None) == "3 pass(es) of 3 brackets: 51 nets in 69 trials of 1 to 9 epochs"
+    assert plan_text(search, oracle, None) == "3 pass(es) of 3 bracket(s): 51 nets in 69 trials of 1 to 9 epochs"
     scores, trials = random.Random(0), []
     while len(trials) < 200:
         trial = oracle.create_trial("tuner0")

@@ -12,7 +12,7 @@ from tinyresnet.data.pipeline import Arrays, build_datasets, load_arrays
 
 def _decoded_cache_dir(cache_dir, file_cache):
     """Where `file_cache` keeps decoded arrays; None when it is off."""
-    default = os.path.join(os.environ.get("KERAS_HOME", "~/.keras"), "tinyresnet")  # Keras' own cache folder
+    default = os.path.join((os.environ.get("KERAS_HOME") or "~/.keras"), "tinyresnet")  # Keras' own cache folder
     return os.path.expanduser(cache_dir or default) if file_cache else None
 
 

@@ -39,7 +39,8 @@ def _search_parser():
         prog="tinyresnet-tune",
         description="Search depth, width and dropout of residual nets written in the paper's notation, with "
                     "KerasTuner (random, Bayesian or Hyperband), resumable and distributed over KerasTuner's "
-                    "chief/worker protocol. `tinyresnet-tune report PROJECT_DIR` writes the results again.",
+                    "chief/worker protocol. `tinyresnet-tune report PROJECT_DIR` writes the results again; "
+                    "`tinyresnet-tune confirm PROJECT_DIR --epochs=E` retrains the best nets with seeds.",
         epilog="Any config field of the search's base can be overridden as --key=value (e.g. --epochs=2). "
                "Rerun the same command to resume a search: finished trials are kept, an interrupted one "
                "continues from its last epoch.")
@@ -191,6 +192,9 @@ def _run_workers(args, argv, search):
     processes = [chief] + workers
 
     def stop(signum, frame):  # SIGTERM (a job scheduler, `kill`) stops the search as Ctrl-C does
+        for p in processes:  # Ctrl-C reaches the whole process group; SIGTERM only this process
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
         raise KeyboardInterrupt
     previous = signal.signal(signal.SIGTERM, stop)
     try:
@@ -199,7 +203,9 @@ def _run_workers(args, argv, search):
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:
-        _stop(processes)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the wait short
+        _stop(processes, asked=True)
+        print("\ninterrupted; rerun the same command to resume the search", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -229,8 +235,16 @@ def _admit_search(search, project_dir):
             "the old one. Give another --project-dir for the new search, or undo the change to resume")
 
 
-def _stop(processes, grace=30):
-    """Terminates the chief and workers (finished trials are kept), killing any still there after `grace` s."""
+def _stop(processes, grace=30, asked=False):
+    """Terminates the chief and workers (finished trials are kept), killing any still there after `grace` s.
+
+    `asked`: they have been sent SIGINT already; they get up to 90 s to stop as Ctrl-C stops them (the
+    running trials save their state) before they are terminated.
+    """
+    if asked:
+        deadline = time.time() + 90
+        while time.time() < deadline and any(p.poll() is None for p in processes):
+            time.sleep(0.2)
     for p in processes:
         if p.poll() is None:
             p.terminate()
@@ -302,7 +316,7 @@ def search_main(argv):
     from tinyresnet.tuning.tuner import SpecTuner, plan_text
     try:
         # A trial in its own process reads the decoded data from the file cache written here.
-        datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=not args.trials_in_process))
+        datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=search.base.file_cache or not args.trials_in_process))
         tuner = SpecTuner(search, datasets, project_dir, args.max_trials, args.max_hours,
                           log=lambda line: print(line, flush=True), fresh_process=not args.trials_in_process)
         if args.role != "worker":
@@ -326,6 +340,13 @@ def search_main(argv):
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume the search", file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        if "consecutive failures" not in str(e):
+            raise
+        # KerasTuner stops after 3 failed trials in a row; each one's error is above.
+        if args.role != "worker":
+            _write_results(project_dir)
+        return _fail("the search stopped: 3 trials in a row failed (their errors are above)", 3)
     if args.role != "worker":
         _write_results(project_dir)
     return 0
@@ -358,7 +379,12 @@ def report_main(argv):
     table = results_lib.write(args.project_dir, args.out)
     out = args.out or args.project_dir
     print(results_lib.leaderboard(table.head(10), results_lib.references(args.project_dir)))
-    print(f"written: {out}/trials.csv, leaderboard.md, search.png")
+    from tinyresnet.tuning import confirm
+    confirmed = confirm.table(args.project_dir)
+    if confirmed is not None:
+        print(confirm.markdown(confirmed))
+    print(f"written: {out}/trials.csv, leaderboard.md, search.png" + (f", {confirm.CONFIRMED}" if confirmed is not None
+                                                                      else ""))
     if args.retrain_best is not None:
         return _retrain_best(args, table)
     return 0
@@ -396,11 +422,11 @@ def confirm_main(argv):
     parser = _confirm_parser()
     args = parser.parse_args(dashed_options(parser, argv))
     from tinyresnet.spec import PRESETS
-    references = [name for name in args.reference.split(",") if name]
+    references = list(dict.fromkeys(name for name in args.reference.split(",") if name))
     unknown = [name for name in references if name not in PRESETS]
     if not is_project(args.project_dir):
-        return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the --project-dir "
-                     "of a tinyresnet-tune search")
+        return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the project folder of a "
+                     "tinyresnet-tune search (its --project-dir)")
     for name, value in (("--epochs", args.epochs), ("--top", args.top), ("--seeds", args.seeds)):
         if value < 1:
             return _fail(f"{name} must be >= 1, got {value}")
@@ -415,12 +441,13 @@ def confirm_main(argv):
     _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
                                                references, verbose=0 if args.quiet else 2, log=log),
                            errors=(confirm.ConfirmError,))
-    if code is not None:
-        return code
-    results_lib.write(args.project_dir)
-    print(confirm.markdown(confirm.table(args.project_dir)))
-    print(f"written: {args.project_dir}/{confirm.CONFIRMED}, leaderboard.md")
-    return 0
+    confirmed = confirm.table(args.project_dir)
+    if confirmed is not None:  # what finished is reported, even when a later run failed or was interrupted
+        results_lib.write(args.project_dir)
+        if code is None:
+            print(confirm.markdown(confirmed))
+        print(f"written: {args.project_dir}/{confirm.CONFIRMED}, leaderboard.md")
+    return code or 0
 
 
 def main(argv=None):

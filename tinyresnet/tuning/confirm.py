@@ -11,9 +11,10 @@ above every seed of the other.
 
 Which nets are "best": Hyperband trains a net at several budgets, and a
 score after 1 epoch is not comparable with one after 9. A net's score is
-that of its trial with the most epochs, and nets that reached more epochs
-rank first (they survived more promotions); among equals, the higher val
-top-1 ranks first.
+that of its trial with the most epochs, and nets trained for more epochs
+rank first (promoted ones, or a bracket's that started at the most); among
+equals, the higher val top-1 ranks first. A net is its layers and its
+config keys (block dropout, learning rate, ...), as the oracle counts them.
 """
 
 import dataclasses
@@ -24,6 +25,8 @@ import pandas as pd
 
 from tinyresnet import config as config_lib
 from tinyresnet import runs, stats
+from tinyresnet import spec as spec_lib
+from tinyresnet.tuning.space import CONFIG_KEYS
 
 CONFIRM_DIR = "confirm"
 CONFIRMED = "confirmed.csv"
@@ -54,7 +57,9 @@ def candidates(table: pd.DataFrame, top: int) -> pd.DataFrame:
     """The `top` best distinct nets of a trials table: most epochs first, then val top-1 (one row per net)."""
     done = table[(table["status"] == "COMPLETED") & table["val_top1"].notna()]
     ranked = done.sort_values(["epochs", "val_top1"], ascending=[False, False], kind="stable")
-    return ranked.drop_duplicates("spec").head(top).reset_index(drop=True)
+    # A net is its layers and the config keys a trial may change (block dropout, learning rate, ...).
+    keys = ["spec"] + [f"hp_{key}" for key in CONFIG_KEYS if f"hp_{key}" in ranked]
+    return ranked.drop_duplicates(keys).head(top).reset_index(drop=True)
 
 
 def check_settings(project_dir, epochs, references):
@@ -74,8 +79,8 @@ def check_settings(project_dir, epochs, references):
                            "rerun with the recorded ones to resume, or confirm a copy of the project")
 
 
-def base_config(project_dir) -> config_lib.Config:
-    """The search's base config, as its project recorded it (`search.json`)."""
+def base_config(project_dir):
+    """`(the search's base config, its reference width)`, as the project recorded them (`search.json`)."""
     definition = runs.read_json(os.path.join(project_dir, "search.json"))
     if definition is None:
         raise ConfirmError(f"{project_dir}: no search.json (a project of an older version); the references' "
@@ -160,15 +165,39 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
         verbose: Keras' progress output of each run (2: a line per epoch, 0: none).
     """
     planned = plan(project_dir, trials, top, seeds, epochs, references)
-    check_settings(project_dir, epochs, references)
     from tinyresnet import train
     datasets = train.load_datasets(planned[0].config)
+    check_fit(planned, datasets.image_shape, len(datasets.class_names))
+    check_settings(project_dir, epochs, references)  # only now: a refused start records nothing
+    nets = len({r.net for r in planned if r.kind == "searched"})
+    if nets < top:
+        log(f"the search has {nets} distinct finished nets, fewer than --top {top}: confirming those")
     _train(project_dir, planned, datasets, verbose, log)
     extra = equal_flops_runs(project_dir, planned, seeds)
+    if extra and extra[0].config.epochs == epochs:
+        log(f"equal training FLOPs: {extra[0].net}'s FLOPs ratio to {references[0]} rounds to 1, so its "
+            f"{_epochs(epochs)} runs are the equal-FLOPs ones too")
+        return
     if extra:
-        log(f"equal training FLOPs: {extra[0].net} for {extra[0].config.epochs} epochs (the FLOPs of "
-            f"{references[0]}'s {epochs})")
+        log(f"equal training FLOPs: {extra[0].net} for {_epochs(extra[0].config.epochs)} (the FLOPs of "
+            f"{references[0]}'s {_epochs(epochs)})")
     _train(project_dir, extra, datasets, verbose, log)
+
+
+def check_fit(planned: List[Run], image_shape, num_classes):
+    """Refuses, before any training, a reference that does not fit the images (Net 1 on 16x16 ones)."""
+    for r in planned:
+        if r.kind != "reference" or r.seed != 0:
+            continue
+        try:
+            list(spec_lib.feature_shapes(spec_lib.parse_spec(r.config.net), tuple(image_shape), r.config.width))
+        except spec_lib.SpecError as e:
+            raise ConfirmError(f"--reference {r.net} does not fit {image_shape[0]}x{image_shape[1]} images ({e}); "
+                               "give presets made for this size with --reference (cifar7, cifar9 for 32x32)") from None
+
+
+def _epochs(n):
+    return f"{n} epoch" + ("" if n == 1 else "s")
 
 
 def _train(project_dir, todo, datasets, verbose, log):
@@ -177,7 +206,7 @@ def _train(project_dir, todo, datasets, verbose, log):
     if todo:
         log(f"{len(todo)} runs, {len(todo) - len(left)} finished already")
     for i, r in enumerate(left, start=1):
-        log(f"[{i}/{len(left)}] {r.net} seed {r.seed}, {r.config.epochs} epochs ({r.budget}): {r.folder}")
+        log(f"[{i}/{len(left)}] {r.net} seed {r.seed}, {_epochs(r.config.epochs)} ({r.budget}): {r.folder}")
         results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose),
                                            os.path.join(project_dir, r.folder), datasets=datasets)
         log(f"[{i}/{len(left)}] {r.net} seed {r.seed}: val top-1 {results['val_top1']:.3f}")
@@ -198,21 +227,27 @@ def verdicts(table: pd.DataFrame) -> List[str]:
     best = max(searched, key=lambda net: _summary(table, net, EQUAL_EPOCHS).mean)
     lines = []
     for budget in (EQUAL_EPOCHS, EQUAL_FLOPS):
-        ours = _summary(table, best, budget)
+        ours, note = _summary(table, best, budget), ""
+        if not ours.seeds and budget == EQUAL_FLOPS and _same_flops_as_epochs(equal, best, references[0]):
+            ours, note = _summary(table, best, EQUAL_EPOCHS), " (the equal-epoch runs: the FLOPs ratio rounds to 1)"
         if not ours.seeds:
             continue
-        for i, reference in enumerate(references):
-            if budget == EQUAL_FLOPS and i > 0:
-                break  # equal FLOPs is defined against the first reference
+        for reference in references[:1] if budget == EQUAL_FLOPS else references:  # FLOPs of the first one
             theirs = _summary(table, reference, EQUAL_EPOCHS)
             comparison = stats.Compare(ours, theirs)
-            direction = comparison.direction
             word = {"higher": "supported", "lower": "refuted", "within spread": "inconclusive (within the "
-                    "seeds' spread)", "pending": "pending (fewer than 2 seeds)"}[direction]
-            epochs = int(table[(table["net"] == best) & (table["budget"] == budget)]["epochs"].iloc[0])
-            lines.append(f"{best} beats {reference} at {budget} ({best} {epochs} epochs: {ours} % vs {theirs} %, "
+                    "seeds' spread)", "pending": "pending (fewer than 2 seeds)"}[comparison.direction]
+            runs_of = table[(table["net"] == best) & (table["budget"] == (EQUAL_EPOCHS if note else budget))]
+            epochs = _epochs(int(runs_of["epochs"].iloc[0]))
+            lines.append(f"{best} beats {reference} at {budget}{note} ({best} {epochs}: {ours} % vs {theirs} %, "
                          f"{comparison.diff}): **{word}**")
     return lines
+
+
+def _same_flops_as_epochs(equal, best, reference):
+    gflops = equal.groupby("net")["forward_gflops"].first()
+    epochs = int(equal["epochs"].iloc[0])
+    return round(epochs * gflops[reference] / gflops[best]) == epochs
 
 
 def markdown(table: pd.DataFrame) -> str:

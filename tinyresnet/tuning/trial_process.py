@@ -10,7 +10,8 @@ trial (`experiments/tune_memory.py` measures both).
 
     python -m tinyresnet.tuning.trial_process REQUEST_JSON
 
-REQUEST_JSON: {"config": {...}, "trial_dir", "trial_id", "tuner_id", "hyperparameters", "progress"}.
+REQUEST_JSON: {"config": {...}, "trial_dir", "trial_id", "tuner_id", "hyperparameters", "progress",
+"parent" (the tuner's pid)}.
 Exit codes as `tinyresnet-train`'s: 0 done, 2 bad input, 3 diverged, 130 interrupted.
 """
 
@@ -24,32 +25,43 @@ import sys
 EXIT_INTERRUPTED = 130
 
 
-def _die_with_parent():
-    # Linux: the trial gets SIGTERM when the tuner that started it dies (a `kill -9` of a worker
-    # must not leave its trial training on as an orphan).
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (AttributeError, OSError):
-        pass
+def _die_with_parent(parent):
+    """Linux: SIGTERM when the tuner that started this trial dies (a `kill -9` of a worker must not
+    leave its trial training on as an orphan). False if it is gone already."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (AttributeError, OSError):
+            pass
+    return os.getppid() == parent  # it may have died before prctl
 
 
-def run(request):
-    """Runs the trial of `request` in a new process; returns its exit code (output goes to this screen)."""
-    command = [sys.executable, "-m", "tinyresnet.tuning.trial_process", json.dumps(request)]
-    process = subprocess.Popen(command, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+def run(request, grace=60):
+    """Runs the trial of `request` in a new process; returns its exit code (output goes to this screen).
+
+    The trial has a session of its own, so a Ctrl-C reaches it only from here, once (a second one
+    stops training without saving): on KeyboardInterrupt it is asked to stop, given `grace` seconds
+    to save, then killed, and the KeyboardInterrupt goes on.
+    """
+    command = [sys.executable, "-m", "tinyresnet.tuning.trial_process", json.dumps({**request, "parent": os.getpid()})]
+    process = subprocess.Popen(command, start_new_session=True)
     try:
         return process.wait()
-    except KeyboardInterrupt:  # Ctrl-C reaches the trial too (same process group): let it save and stop
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
         try:
-            process.wait(60)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
         raise
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     request = json.loads(argv[0])
+    if not _die_with_parent(request["parent"]):
+        return 1
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tinyresnet import onednn, quiet
     onednn.enable_by_default()

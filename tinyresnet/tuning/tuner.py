@@ -158,8 +158,10 @@ def plan_text(search, oracle, max_trials):
     brackets = oracle._get_num_brackets()
     nets = sum(oracle._get_size(b, 0) for b in range(brackets)) * search.hyperband_iterations
     trials = sum(oracle._get_size(b, r) for b in range(brackets) for r in range(b + 1)) * search.hyperband_iterations
-    return (f"{search.hyperband_iterations} pass(es) of {brackets} brackets: {nets} nets in {trials} trials of "
-            f"1 to {search.base.epochs} epochs")
+    shortest = oracle._get_epochs(brackets - 1, 0)  # the most aggressive bracket's first round
+    epochs = f"{shortest} to {search.base.epochs}" if shortest < search.base.epochs else f"{shortest}"
+    return (f"{search.hyperband_iterations} pass(es) of {brackets} bracket(s): {nets} nets in {trials} trials of "
+            f"{epochs} epochs")
 
 
 class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
@@ -249,6 +251,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         code = trial_process.run(request)
         if code == trial_process.EXIT_INTERRUPTED:
             raise KeyboardInterrupt
+        if code < 0:
+            raise RuntimeError(f"trial {trial.trial_id}: its process was killed (signal {-code})")
         if code != 0:
             raise RuntimeError(f"trial {trial.trial_id} failed in its process (exit code {code}; its error is above)")
         return runs.read_json(os.path.join(trial_dir, runs.RESULTS))
