@@ -31,3 +31,10 @@ def folder_zip(tmp_path):
     from fixtures import class_folder_files, write_zip
     return write_zip(tmp_path / "shapes.zip", class_folder_files(("a", "b", "c"), per_class=16, size=(16, 16)),
                      prefix="shapes/")
+
+
+@pytest.fixture
+def data(tmp_path):
+    """The searches' archive: 3 classes of 24 16x16 JPEGs each, class folders at the top."""
+    from fixtures import class_folder_files, write_zip
+    return write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=24, size=(16, 16)))

@@ -56,7 +56,7 @@ PLAN = {
     "tinyresnet-tune --search=tuning/tiny20_depth_width.yaml --oracle=bayesian --max-trials=30 --max-hours=4":
         NotRun(SEARCH_HOURS),
     "tinyresnet-tune --search=tuning/tiny20_depth_width.yaml --workers=2": NotRun(
-        SEARCH_HOURS + "; tests/test_tuning.py runs a chief and 2 workers on 127.0.0.1"),
+        SEARCH_HOURS + "; tests/test_tuning_distributed.py runs a chief and 2 workers on 127.0.0.1"),
     "tinyresnet-tune --search=tuning/tiny20_hyperband.yaml --reference=net1,net6": NotRun(SEARCH_HOURS),
     "tinyresnet-tune confirm runs/tune/tiny20_hyperband --epochs=10 --top=3 --seeds=3": Elsewhere(
         "test_tuning_confirm.py::test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_"
@@ -89,11 +89,11 @@ PLAN = {
         NotRun("it reads the project of the committed search, which CI does not train; "
                "test_user_path.py runs `tinyresnet-tune report` on a 2-trial project"),
     "tinyresnet-tune --search=tuning/x.yaml --project-dir=/shared/tune/x --role=chief --oracle=0.0.0.0:8470":
-        NotRun("a recipe for a cluster (tuning/x.yaml stands for your search file); tests/test_tuning.py runs a "
+        NotRun("a recipe for a cluster (tuning/x.yaml stands for your search file); tests/test_tuning_distributed.py runs a "
                "chief and workers on 127.0.0.1"),
     "tinyresnet-tune --search=tuning/x.yaml --project-dir=/shared/tune/x --role=worker "
     "--oracle=chief-host:8470 --tuner-id=worker$JOB_INDEX":
-        NotRun("a recipe for a cluster's worker machines; tests/test_tuning.py runs workers on 127.0.0.1"),
+        NotRun("a recipe for a cluster's worker machines; tests/test_tuning_distributed.py runs workers on 127.0.0.1"),
 }
 
 

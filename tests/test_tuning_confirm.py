@@ -5,7 +5,7 @@ import os
 import pandas as pd
 import pytest
 
-from test_tuning import _search_file, _tune, data  # noqa: F401 (data is a fixture)
+from test_tuning import _search_file, _tune
 from tinyresnet import runs
 from tinyresnet.tuning import confirm
 
@@ -41,7 +41,7 @@ def test_confirm_refuses_what_it_cannot_do_before_any_work(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_equal_flops(  # noqa: F811
+def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_equal_flops(
         tmp_path, data):
     project = str(tmp_path / "project")
     search = _search_file(tmp_path, data, trials=3)
