@@ -176,7 +176,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         log: prints the one-line progress of each trial.
         fresh_process: train each trial in a process of its own (`trial_process`), so memory stays
             flat over any number of trials; False trains them in this one (no start-up per trial, but
-            TensorFlow keeps ~20 MiB of each). `datasets` must then have been loaded with `file_cache`.
+            TensorFlow keeps ~20 MiB of each). A trial's process reads the decoded data from the file
+            cache: load `datasets` with `file_cache=True` so that it is written once, up front.
     """
 
     def __init__(self, search, datasets, project_dir, max_trials=None, max_hours=None, log=print,
