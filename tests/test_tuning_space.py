@@ -22,6 +22,17 @@ space:
 """
 
 
+def _ready_oracle(search, tmp_path, folder="project"):
+    """The search's oracle for 64x64 images and 20 classes, with its hyperparameters, in tmp_path/folder."""
+    from tinyresnet.tuning.tuner import make_oracle
+    oracle = make_oracle(search, (64, 64, 3), 20)
+    hp = keras_tuner.HyperParameters()
+    SpecHyperModel(search, 20).values(hp)
+    oracle.hyperparameters = hp
+    oracle._set_project_dir(str(tmp_path), folder)
+    return oracle
+
+
 def _write(tmp_path, text, name="s.yaml"):
     path = tmp_path / name
     path.write_text(text)
@@ -177,15 +188,10 @@ def test_max_hours_count_from_the_project_s_start_not_the_process_s(tmp_path):
 def test_hyperband_under_a_budget_files_every_trial_in_a_bracket_and_runs_its_brackets_through(tmp_path):
     # Issue 18, defect 1: trials outside any bracket, then KeyError: '0003' (keras_tuner hyperband.py).
     import random
-    from tinyresnet.tuning.tuner import make_oracle
     text = SEARCH.replace("oracle: random, max_trials: 3", "oracle: hyperband").replace(
         "max_params: 400000", "max_params: 30000").replace("epochs: 2", "epochs: 9")  # 8 in 10 nets over
     search = space_lib.load_search(_write(tmp_path, text))
-    oracle = make_oracle(search, (64, 64, 3), 20)
-    hp = keras_tuner.HyperParameters()
-    SpecHyperModel(search, 20).values(hp)
-    oracle.hyperparameters = hp
-    oracle._set_project_dir(str(tmp_path), "project")
+    oracle = _ready_oracle(search, tmp_path, "project")
     scores, trials = random.Random(0), []
     while len(trials) < 100:
         trial = oracle.create_trial("tuner0")
@@ -210,13 +216,8 @@ def test_the_oracle_and_its_trials_are_saved_through_a_rename_never_written_in_p
     # A chief killed while KerasTuner wrote oracle.json in place left a file no restart could read
     # (CI caught a reader seeing it empty mid-write).
     import os
-    from tinyresnet.tuning.tuner import make_oracle
     search = space_lib.load_search(_write(tmp_path, SEARCH))
-    oracle = make_oracle(search, (64, 64, 3), 20)
-    hp = keras_tuner.HyperParameters()
-    SpecHyperModel(search, 20).values(hp)
-    oracle.hyperparameters = hp
-    oracle._set_project_dir(str(tmp_path), "project")
+    oracle = _ready_oracle(search, tmp_path, "project")
     renamed, replace = [], os.replace
     monkeypatch.setattr(os, "replace", lambda src, dst: (renamed.append(os.path.basename(dst)), replace(src, dst)))
     trial = oracle.create_trial("tuner0")
@@ -226,9 +227,7 @@ def test_the_oracle_and_its_trials_are_saved_through_a_rename_never_written_in_p
     assert "oracle.json" in renamed and "trial.json" in renamed
     project = tmp_path / "project"
     assert sorted(p.name for p in project.iterdir() if ".tmp" in p.name) == []
-    reloaded = make_oracle(search, (64, 64, 3), 20)
-    reloaded.hyperparameters = hp
-    reloaded._set_project_dir(str(tmp_path), "project")
+    reloaded = _ready_oracle(search, tmp_path)
     reloaded.reload()
     assert reloaded.trials[trial.trial_id].status == "COMPLETED"
 
@@ -253,13 +252,9 @@ def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with
     # what it promises on the screen is what it hands out, each net under the FLOPs budget, once.
     import os
     import random
-    from tinyresnet.tuning.tuner import make_oracle, plan_text
+    from tinyresnet.tuning.tuner import plan_text
     search = space_lib.load_search(os.path.join(os.path.dirname(__file__), "..", "tuning", "tiny20_hyperband.yaml"))
-    oracle = make_oracle(search, (64, 64, 3), 20)
-    hp = keras_tuner.HyperParameters()
-    SpecHyperModel(search, 20).values(hp)
-    oracle.hyperparameters = hp
-    oracle._set_project_dir(str(tmp_path), "project")
+    oracle = _ready_oracle(search, tmp_path, "project")
     assert plan_text(search, oracle, None) == "3 pass(es) of 3 bracket(s): 51 nets in 69 trials of 1 to 9 epochs"
     scores, trials = random.Random(0), []
     while len(trials) < 200:
@@ -280,16 +275,11 @@ def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with
 @pytest.mark.parametrize("oracle_kind", ["random", "bayesian", "hyperband"])
 def test_the_same_search_seed_draws_the_same_nets_seed_0_included(tmp_path, oracle_kind):
     # KerasTuner reads seed 0 as "no seed": `seed: 0` in a search file drew other nets on every run.
-    from tinyresnet.tuning.tuner import make_oracle
     search = space_lib.load_search(_write(tmp_path, SEARCH.replace("oracle: random", f"oracle: {oracle_kind}")
                                           .replace("epochs: 2", "epochs: 3").replace("seed: 1", "seed: 0")))
     assert search.seed == 0
 
     def first_nets(folder):
-        oracle = make_oracle(search, (64, 64, 3), 20)
-        hp = keras_tuner.HyperParameters()
-        SpecHyperModel(search, 20).values(hp)
-        oracle.hyperparameters = hp
-        oracle._set_project_dir(str(tmp_path), folder)
+        oracle = _ready_oracle(search, tmp_path, folder)
         return [oracle.create_trial("tuner0").hyperparameters.values for _ in range(3)]
     assert first_nets("a") == first_nets("b")
