@@ -70,11 +70,13 @@ def _hparams_session(logdir):
 
 
 @pytest.mark.slow
-def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data):
+def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data, capfd):
     from tinyresnet.tuning import command, space
     project = str(tmp_path / "project")
     assert command.main([f"--search={_search_file(tmp_path, data)}", f"--project-dir={project}",
                          "--steps_per_epoch=2"]) == 0
+    out = capfd.readouterr().out
+    assert "| rank | trial | val top-1 |" in out and len(re.findall(r"^\| [123] \| \d+ \| ", out, re.M)) == 3, out
     table = pd.read_csv(os.path.join(project, "trials.csv"))
     assert len(table) == 3 and set(table["status"]) == {"COMPLETED"}
     search = space.load_search(_search_file(tmp_path, data))

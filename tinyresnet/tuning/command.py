@@ -356,6 +356,8 @@ def _write_results(project_dir):
     from tinyresnet.tuning import results as results_lib
     table = results_lib.write(project_dir)
     best = results_lib.best_trial(table)
+    if len(table):  # the final table: the ten best trials, and the references trained beside them
+        print("\n" + results_lib.leaderboard(table.head(10), results_lib.references(project_dir)))
     print(f"results: {project_dir}/trials.csv, leaderboard.md, search.png ({len(table)} trials)")
     if best is not None:
         print(f"best: trial {best['trial']}  val top-1 {best['val_top1']:.3f}  {best['spec']}")
