@@ -199,7 +199,7 @@ def render_before_after(path, record):
 def render_tune_memory(path, record):
     r = record["result"]
     lines = [_machine_line(record), "",
-             "The tuner process over a search of small nets (1 epoch of a few steps each), MiB:", "",
+             "The tuner process over a search of small nets (1 epoch of 5 steps each); memory in MiB:", "",
              "| trials run | trials | RSS after trial 3 | RSS after the last | growth per trial (least squares, "
              "from trial 3) | largest trial process | seconds per trial |", "|---|---|---|---|---|---|---|"]
     for mode, m in r.items():
