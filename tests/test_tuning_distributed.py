@@ -153,3 +153,29 @@ def test_a_killed_tuner_takes_its_trial_process_with_it(tmp_path, data):
     tuner.wait()
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, alive
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_trial_in_its_own_process_which_saves_and_the_rerun_resumes_it(tmp_path, data):
+    # The trial has a session of its own: the terminal's Ctrl-C reaches it once, through its tuner.
+    import subprocess
+    import sys
+    from test_tuning import ENV
+    project = str(tmp_path / "project")
+    search = _search_file(tmp_path, data, trials=1, epochs=8)
+    args = [sys.executable, "-m", "tinyresnet.tuning.command", f"--search={search}", f"--project-dir={project}"]
+    tuner = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True,  # a process group of its own, as a terminal's job
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 180
+    while time.time() < deadline and len(runs.read_history(os.path.join(project, "trial_0"))) < 2:
+        time.sleep(0.2)
+    os.killpg(tuner.pid, signal.SIGINT)
+    out = tuner.communicate(timeout=120)[0]
+    assert tuner.returncode == 130, out[-2000:]
+    assert "rerun the same command to resume the search" in out and "Traceback" not in out
+    saved = [r["epoch"] for r in runs.read_history(os.path.join(project, "trial_0"))]
+    assert 2 <= len(saved) < 8 and saved == list(range(len(saved)))
+    again = _tune(f"--search={search}", f"--project-dir={project}")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _trial_epochs(project) == {"0": list(range(8))}  # resumed: no epoch lost or repeated
