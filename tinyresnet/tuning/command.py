@@ -13,13 +13,12 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 
 from tinyresnet import onednn, quiet, runs
+from tinyresnet.tuning import local_cluster
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -128,12 +127,6 @@ def _check_port_free(host, port):
                              "HOST:PORT") from None
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _load(args, overrides):
     from tinyresnet import config as config_lib
     from tinyresnet.tuning import space as space_lib
@@ -168,51 +161,6 @@ def _project_dir(args):
     return args.project_dir or os.path.join("runs", "tune", name)
 
 
-def _without(argv, names):
-    """`argv` less the options `names` (`--name=value` or `--name value`)."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in names:
-            skip = True
-        elif not arg.startswith(tuple(f"{n}=" for n in names)):
-            kept.append(arg)
-    return kept
-
-
-def _run_workers(args, argv, search):
-    """Starts a chief and `args.workers` workers on 127.0.0.1; waits; returns the worst exit code."""
-    port = _free_port()
-    kept = _without(argv, ("--workers", "--oracle"))
-    base = [sys.executable, "-m", "tinyresnet.tuning.command", *kept, f"--oracle-kind={search.oracle}"]
-    chief = subprocess.Popen(base + ["--role=chief", f"--oracle=127.0.0.1:{port}"])
-    workers = [subprocess.Popen(base + ["--role=worker", f"--oracle=127.0.0.1:{port}", f"--tuner-id=worker{i}"])
-               for i in range(args.workers)]
-    processes = [chief] + workers
-
-    def stop(signum, frame):  # SIGTERM (a job scheduler, `kill`) stops the search as Ctrl-C does
-        for p in processes:  # Ctrl-C reaches the whole process group; SIGTERM only this process
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        raise KeyboardInterrupt
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        while any(p.poll() is None for p in processes):
-            if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
-                break
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the wait short
-        _stop(processes, asked=True)
-        print("\ninterrupted; rerun the same command to resume the search", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    _stop(processes)  # the chief failed: its workers would wait for it in vain
-    return max(abs(p.returncode) for p in processes)
-
-
 def _admit_search(search, project_dir):
     """Records the search's definition in a new project; refuses to resume one of another definition."""
     from tinyresnet.tuning import space as space_lib
@@ -233,28 +181,6 @@ def _admit_search(search, project_dir):
         raise space_lib.SearchError(
             f"{project_dir} holds a search of another definition ({'; '.join(changes)}); KerasTuner would resume "
             "the old one. Give another --project-dir for the new search, or undo the change to resume")
-
-
-def _stop(processes, grace=30, asked=False):
-    """Terminates the chief and workers (finished trials are kept), killing any still there after `grace` s.
-
-    `asked`: they have been sent SIGINT already; they get up to 90 s to stop as Ctrl-C stops them (the
-    running trials save their state) before they are terminated.
-    """
-    if asked:
-        deadline = time.time() + 90
-        while time.time() < deadline and any(p.poll() is None for p in processes):
-            time.sleep(0.2)
-    for p in processes:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.time() + grace
-    for p in processes:
-        try:
-            p.wait(max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def _train_references(search, names, datasets, project_dir, precision):
@@ -298,7 +224,7 @@ def search_main(argv):
         except SearchError as e:
             return _fail(e)
     if args.workers:
-        code = _run_workers(args, argv, search)
+        code = local_cluster.run(args, argv, search)
         if code:  # the chief, on success, has written and shown the results
             _write_results(project_dir)
         return code

@@ -1,0 +1,85 @@
+"""`tinyresnet-tune --workers N`: a KerasTuner chief and N workers as processes of this machine.
+
+They talk over 127.0.0.1 as a cluster's would; Ctrl-C (the whole process group) or SIGTERM (this
+process alone, passed on as SIGINT) stops them as Ctrl-C stops a search: running trials save, and
+a rerun resumes.
+"""
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _without(argv, names):
+    """`argv` less the options `names` (`--name=value` or `--name value`)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not arg.startswith(tuple(f"{n}=" for n in names)):
+            kept.append(arg)
+    return kept
+
+
+def run(args, argv, search):
+    """Starts a chief and `args.workers` workers on 127.0.0.1; waits; returns the worst exit code."""
+    port = free_port()
+    kept = _without(argv, ("--workers", "--oracle"))
+    base = [sys.executable, "-m", "tinyresnet.tuning.command", *kept, f"--oracle-kind={search.oracle}"]
+    chief = subprocess.Popen(base + ["--role=chief", f"--oracle=127.0.0.1:{port}"])
+    workers = [subprocess.Popen(base + ["--role=worker", f"--oracle=127.0.0.1:{port}", f"--tuner-id=worker{i}"])
+               for i in range(args.workers)]
+    processes = [chief] + workers
+
+    def stop(signum, frame):  # SIGTERM (a job scheduler, `kill`) stops the search as Ctrl-C does
+        for p in processes:  # Ctrl-C reaches the whole process group; SIGTERM only this process
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while any(p.poll() is None for p in processes):
+            if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the wait short
+        _stop(processes, asked=True)
+        print("\ninterrupted; rerun the same command to resume the search", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _stop(processes)  # the chief failed: its workers would wait for it in vain
+    return max(abs(p.returncode) for p in processes)
+
+
+def _stop(processes, grace=30, asked=False):
+    """Terminates the chief and workers (finished trials are kept), killing any still there after `grace` s.
+
+    `asked`: they have been sent SIGINT already; they get up to 90 s to stop as Ctrl-C stops them (the
+    running trials save their state) before they are terminated.
+    """
+    if asked:
+        deadline = time.time() + 90
+        while time.time() < deadline and any(p.poll() is None for p in processes):
+            time.sleep(0.2)
+    for p in processes:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.time() + grace
+    for p in processes:
+        try:
+            p.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
