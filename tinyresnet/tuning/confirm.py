@@ -121,9 +121,15 @@ def equal_flops_runs(project_dir, planned: List[Run], seeds) -> List[Run]:
     reference = next(r.net for r in planned if r.kind == "reference")
     gflops = table.groupby("net")["forward_gflops"].first()
     template = next(r for r in planned if r.net == best)
-    epochs = max(1, round(template.config.epochs * gflops[reference] / gflops[best]))
+    epochs = _equal_flops_epochs(template.config.epochs, gflops[reference], gflops[best])
     return [Run(best, "searched", EQUAL_FLOPS, seed, dataclasses.replace(template.config, epochs=epochs, seed=seed))
             for seed in range(seeds)]
+
+
+def _equal_flops_epochs(epochs, reference_gflops, gflops):
+    """Epochs of a net of `gflops` that cost what `epochs` of the reference cost (training FLOPs per image
+    are 3 x forward for both)."""
+    return max(1, round(epochs * reference_gflops / gflops))
 
 
 def _row(project_dir, folder):
@@ -167,7 +173,7 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     planned = plan(project_dir, trials, top, seeds, epochs, references)
     from tinyresnet import train
     datasets = train.load_datasets(planned[0].config)
-    check_fit(planned, datasets.image_shape, len(datasets.class_names))
+    check_fit(planned, datasets.image_shape)
     check_settings(project_dir, epochs, references)  # only now: a refused start records nothing
     nets = len({r.net for r in planned if r.kind == "searched"})
     if nets < top:
@@ -184,7 +190,7 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     _train(project_dir, extra, datasets, verbose, log)
 
 
-def check_fit(planned: List[Run], image_shape, num_classes):
+def check_fit(planned: List[Run], image_shape):
     """Refuses, before any training, a reference that does not fit the images (Net 1 on 16x16 ones)."""
     for r in planned:
         if r.kind != "reference" or r.seed != 0:
@@ -247,7 +253,7 @@ def verdicts(table: pd.DataFrame) -> List[str]:
 def _same_flops_as_epochs(equal, best, reference):
     gflops = equal.groupby("net")["forward_gflops"].first()
     epochs = int(equal["epochs"].iloc[0])
-    return round(epochs * gflops[reference] / gflops[best]) == epochs
+    return _equal_flops_epochs(epochs, gflops[reference], gflops[best]) == epochs
 
 
 def markdown(table: pd.DataFrame) -> str:

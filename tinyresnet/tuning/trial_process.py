@@ -70,20 +70,13 @@ def main(argv=None):
     onednn.enable_by_default()
     quiet.load_tensorflow()
     from tinyresnet import config as config_lib
-    from tinyresnet import spec as spec_lib
-    from tinyresnet import train
     from tinyresnet.cli import run_training
-    from tinyresnet.tuning import hparams
-    from tinyresnet.tuning.tuner import TrialProgress
+    from tinyresnet.tuning.tuner import train_trial
     config = config_lib.from_dict(request["config"])
-    log = lambda line: print(line, flush=True)  # noqa: E731
-    progress = [TrialProgress(request["trial_id"], request["tuner_id"], config.epochs, log)] \
-        if request["progress"] else []
 
     def work():
-        results = train.train_and_evaluate(config, request["trial_dir"], callbacks=progress)
-        hparams.write(request["trial_dir"], request["trial_id"],
-                      {**request["hyperparameters"], "net": spec_lib.format_spec(config.net)}, results)
+        train_trial(config, request["trial_dir"], request["trial_id"], request["tuner_id"], request["hyperparameters"],
+                    request["progress"], lambda line: print(line, flush=True))
     _, code = run_training(work)
     return code or 0
 

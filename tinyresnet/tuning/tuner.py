@@ -235,11 +235,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
             results = self._run_in_fresh_process(trial, config, trial_dir)
         else:
             keras.backend.clear_session()
-            progress = [] if self.definition.base.verbose == 0 else [TrialProgress(trial.trial_id, self.tuner_id,
-                                                                                    config.epochs, self.log)]
-            results = train.train_and_evaluate(config, trial_dir, datasets=self.datasets, callbacks=progress)
-            hparams.write(trial_dir, trial.trial_id, {**trial.hyperparameters.values,
-                                                      "net": spec_lib.format_spec(config.net)}, results)
+            results = train_trial(config, trial_dir, trial.trial_id, self.tuner_id, trial.hyperparameters.values,
+                                  self.definition.base.verbose != 0, self.log, datasets=self.datasets)
         # A worker's copy of the trial does not get the metrics it reports to the chief: keep the score here.
         self._scores[trial.trial_id] = results["val_top1"]
         return {"val_top1": results["val_top1"]}
@@ -282,6 +279,15 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def load_model(self, trial):
         return saving.load_model(os.path.join(self.get_trial_dir(trial.trial_id), runs.MODEL))
+
+
+def train_trial(config, trial_dir, trial_id, tuner_id, hyperparameters, progress, log, datasets=None):
+    """A trial's run, in this process or its own: `train_and_evaluate` with a line per epoch (if `progress`),
+    then its HParams session. Returns the run's results."""
+    callbacks = [TrialProgress(trial_id, tuner_id, config.epochs, log)] if progress else []
+    results = train.train_and_evaluate(config, trial_dir, datasets=datasets, callbacks=callbacks)
+    hparams.write(trial_dir, trial_id, {**hyperparameters, "net": spec_lib.format_spec(config.net)}, results)
+    return results
 
 
 class TrialProgress(keras.callbacks.Callback):
