@@ -38,7 +38,7 @@ def savings(config, run_dir):
     """Seconds that the cuts save per run, measured on the finished run: what the code did before.
 
     - the final validation pass (now read from the last epoch's validation in fit);
-    - the inference pass over the whole train set (now a fixed sample of TRAIN_EVAL_IMAGES);
+    - the inference pass over the whole train set (now a fixed sample of `train_eval_images`);
     - decoding the unlabelled test split (training never uses it).
     """
     import keras
@@ -57,7 +57,7 @@ def savings(config, run_dir):
     full_val = timed(lambda: model.evaluate(datasets.batches("validation", config.batch_size), verbose=0))
     full_train = timed(lambda: model.evaluate(datasets.batches("train", config.batch_size), verbose=0))
     sample = timed(lambda: model.evaluate(
-        datasets.batches("train", config.batch_size, max_images=train.TRAIN_EVAL_IMAGES), verbose=0))
+        datasets.batches("train", config.batch_size, max_images=config.train_eval_images), verbose=0))
     test = timed(lambda: data_lib.load_tiny_imagenet_arrays(config.data, splits=("test",)))
     return {"final_validation_pass": full_val, "train_set_evaluation_whole": full_train,
             "train_set_evaluation_sample": sample, "test_split_decode": test}

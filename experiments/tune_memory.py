@@ -4,11 +4,12 @@ Usage:
     python experiments/tune_memory.py --data ../shared/data/tiny-imagenet-200-sub20.zip [--trials 50] [--json]
 
 Runs a random search of `--trials` small nets (1 epoch of `--steps` steps each)
-through `SpecTuner` twice, each time in a fresh process: with every trial in a
-process of its own (what `tinyresnet-tune` does), and with every trial in the
-tuner's process (`--trials-in-process`). For each: the tuner process's resident
-set size after each trial, its growth per trial from the third trial on by
-least squares (the first ones load kernels and caches), the largest trial
+through `SpecTuner` in each of three ways, each time in a fresh process: the
+trials in a process apart that is replaced once it has grown by `--recycle-mib`
+(what `tinyresnet-tune` does), in a new process each (`recycle_mib=0`), and in
+the tuner's process (`--trials-in-process`). For each: the tuner process's
+resident set size after each trial, its growth per trial from the third trial
+on by least squares (the first ones load kernels and caches), the largest trial
 process, and the wall seconds per trial. `--mode` runs one of them here.
 """
 
@@ -24,7 +25,9 @@ import time
 
 import psutil
 
-MODES = ("process-per-trial", "in-process")
+from tinyresnet.tuning import trial_process
+
+MODES = ("trial-process", "process-per-trial", "in-process")
 SEARCH = """
 base: {{dataset: tiny_imagenet, data: {data}, epochs: 1, steps_per_epoch: {steps}, verbose: 0,
         precision: float32}}
@@ -46,10 +49,14 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--mode", choices=MODES, help="run only this way, in this process")
+    parser.add_argument("--recycle-mib", type=float, default=trial_process.RECYCLE_MIB,
+                        help="growth after which the trial process of `trial-process` is replaced "
+                             f"(default {trial_process.RECYCLE_MIB})")
     args = parser.parse_args()
     if args.mode is None:
         return _compare(args)
     args.in_process = args.mode == "in-process"
+    recycle_mib = 0 if args.mode == "process-per-trial" else args.recycle_mib
     from tinyresnet import train
     from tinyresnet.tuning import space
     from tinyresnet.tuning.tuner import SpecTuner
@@ -63,13 +70,13 @@ def main():
         datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=not args.in_process))
         before = process.memory_info().rss / 2 ** 20
         tuner = SpecTuner(search, datasets, os.path.join(tmp, "project"), log=lambda line: None,
-                          fresh_process=not args.in_process)
+                          in_process=args.in_process, recycle_mib=recycle_mib)
         tuner.on_trial_end = _recording(tuner.on_trial_end, process, rss)
         start = time.perf_counter()
         tuner.search(verbose=0)
         seconds = (time.perf_counter() - start) / max(1, len(rss))
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 10
-    out = {"mode": args.mode, "trials": len(rss),
+    out = {"mode": args.mode, "trials": len(rss), "recycle_mib": None if args.in_process else recycle_mib,
            "rss_mib_after_data": before, "rss_mib_after_each_trial": rss,
            "growth_mib_per_trial_from_3rd": _slope(rss[2:]),
            "largest_trial_process_mib": None if args.in_process else children, "seconds_per_trial": seconds}
@@ -80,7 +87,7 @@ def _compare(args):
     out = {}
     for mode in MODES:  # each in a fresh process, so neither inherits the other's memory
         command = [sys.executable, os.path.abspath(__file__), f"--data={args.data}", f"--trials={args.trials}",
-                   f"--steps={args.steps}", f"--mode={mode}", "--json"]
+                   f"--steps={args.steps}", f"--mode={mode}", f"--recycle-mib={args.recycle_mib}", "--json"]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         out[mode] = json.loads(done.stdout)
     print(json.dumps(out, indent=2) if args.json else "\n\n".join(_text(r) for r in out.values()))

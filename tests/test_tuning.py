@@ -231,20 +231,57 @@ def test_one_recorded_precision_for_every_trial_and_quiet_leaves_out_the_epoch_l
     assert " epoch 1/1" not in out and re.search(r"^trial \d+: .*  val top-1 \d\.\d{3}  ", out, re.M), out
 
 
-def test_each_trial_trains_in_a_process_of_its_own_unless_told_in_process(tmp_path, data, monkeypatch):
+def test_trials_train_in_one_process_apart_unless_told_in_process_with_the_same_results(tmp_path, data, monkeypatch):
     # Issue 18, defect 9: TensorFlow keeps every traced training step of a process (~20 MiB a trial).
     from tinyresnet.tuning import command, trial_process
-    started, real = [], trial_process.run
-    monkeypatch.setattr(trial_process, "run", lambda request: started.append(request["trial_id"]) or real(request))
-    search = _search_file(tmp_path, data, trials=2)
+    pids, real = {}, trial_process.TrialProcess.run
+
+    def run(self, request):
+        code = real(self, request)
+        pids[request["trial_id"]] = self.pid
+        return code
+    monkeypatch.setattr(trial_process.TrialProcess, "run", run)
+    search = _search_file(tmp_path, data, trials=3)
     assert command.main([f"--search={search}", f"--project-dir={tmp_path / 'a'}", "--steps_per_epoch=1"]) == 0
-    assert started == ["0", "1"]
-    fresh = pd.read_csv(tmp_path / "a" / "trials.csv")
+    assert sorted(pids) == ["0", "1", "2"] and len(set(pids.values())) == 1  # one start for the three
+    assert os.getpid() not in pids.values()
+    apart = pd.read_csv(tmp_path / "a" / "trials.csv")
     assert command.main([f"--search={search}", f"--project-dir={tmp_path / 'b'}", "--steps_per_epoch=1",
                          "--trials-in-process"]) == 0
-    assert started == ["0", "1"]  # none more
+    assert len(pids) == 3  # none more
     same = pd.read_csv(tmp_path / "b" / "trials.csv")
-    assert list(same["val_top1"]) == list(fresh["val_top1"])  # the same seed gives the same trial either way
+    assert list(same["val_top1"]) == list(apart["val_top1"])  # the same seed gives the same trial either way
+
+
+def test_the_trial_process_is_replaced_when_it_has_grown_and_when_it_dies(tmp_path, data):
+    import dataclasses
+    import psutil
+    from tinyresnet import train
+    from tinyresnet.tuning import space
+    from tinyresnet.tuning.tuner import SpecTuner
+    search = space.load_search(_search_file(tmp_path, data, trials=2))
+    search = dataclasses.replace(search, base=dataclasses.replace(search.base, steps_per_epoch=1))
+    datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=True))
+    tuner = SpecTuner(search, datasets, str(tmp_path / "fresh"), log=lambda line: None, recycle_mib=0)
+    tuner.search(verbose=0)
+    assert len(set(tuner.trial_pids.values())) == 2  # recycle_mib=0: a new process per trial
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                   for pid in tuner.trial_pids.values())  # and none left behind
+
+    # A process that dies between trials (out of memory, say) is started again for the next trial.
+    tuner = SpecTuner(search, datasets, str(tmp_path / "killed"), log=lambda line: None)
+    real, killed = tuner.trial_process.run, []
+
+    def run(request):
+        if request["trial_id"] == "1":
+            killed.append(tuner.trial_process.process.pid)
+            os.kill(killed[0], signal.SIGKILL)
+            tuner.trial_process.process.wait()
+        return real(request)
+    tuner.trial_process.run = run
+    tuner.search(verbose=0)
+    assert len(killed) == 1 and tuner.trial_pids["1"] != killed[0] == tuner.trial_pids["0"]
+    assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED", "COMPLETED"]
 
 
 def test_three_failed_trials_in_a_row_end_the_search_with_one_clear_line_and_the_results(tmp_path, data, capfd):

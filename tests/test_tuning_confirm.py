@@ -108,3 +108,30 @@ def test_a_reference_that_does_not_fit_the_images_is_refused_before_training_and
     with pytest.raises(confirm.ConfirmError, match=r"--reference net1 does not fit 16x16 images .*cifar7"):
         confirm.run(str(project), trials, top=1, seeds=1, epochs=1, references=["cifar7", "net1"])
     assert not (project / "confirm").exists()  # a later run with other --reference is not refused
+
+
+def test_confirm_trains_whole_epochs_whatever_the_search_screened_with_unless_told(tmp_path, capsys):
+    # tuning/tiny20_hyperband.yaml screens with epochs of 26 steps: its confirmation at --epochs=10 must
+    # not train 10 such epochs (a sixth of the budget it names).
+    from tinyresnet import config as config_lib
+    from tinyresnet.tuning import command
+    project = tmp_path / "project"
+    (project / "trial_0").mkdir(parents=True)
+    config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3",
+                                   "precision": "float32", "steps_per_epoch": 26})
+    runs.write_json(str(project / "search.json"), {"base": config_lib.run_defining(config_lib.to_dict(config)),
+                                                   "reference_width": None})
+    runs.write_json(str(project / "trial_0" / "config.json"), config_lib.to_dict(config))
+    trials = pd.DataFrame([{"trial": "0", "status": "COMPLETED", "spec": "Conv 8, Avg 2, FC 3", "epochs": 9,
+                            "val_top1": 0.5}])
+    planned = confirm.plan(str(project), trials, top=1, seeds=2, epochs=10, references=["cifar7"])
+    assert [(r.net, r.config.epochs, r.config.steps_per_epoch) for r in planned] == \
+        [("trial_0", 10, 0)] * 2 + [("cifar7", 10, 0)] * 2
+    planned = confirm.plan(str(project), trials, top=1, seeds=1, epochs=10, references=["cifar7"], steps_per_epoch=5)
+    assert {r.config.steps_per_epoch for r in planned} == {5}
+    confirm.check_settings(str(project), 10, ["cifar7"])
+    with pytest.raises(confirm.ConfirmError, match=r"steps_per_epoch 0 -> 5"):
+        confirm.check_settings(str(project), 10, ["cifar7"], steps_per_epoch=5)
+    (project / "oracle.json").write_text("{}")
+    assert command.main(["confirm", str(project), "--epochs=2", "--steps-per-epoch=-1"]) == 2
+    assert "--steps-per-epoch must be >= 0, got -1" in capsys.readouterr().err

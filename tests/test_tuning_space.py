@@ -255,7 +255,7 @@ def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with
     from tinyresnet.tuning.tuner import plan_text
     search = space_lib.load_search(os.path.join(os.path.dirname(__file__), "..", "tuning", "tiny20_hyperband.yaml"))
     oracle = _ready_oracle(search, tmp_path, "project")
-    assert plan_text(search, oracle, None) == "3 pass(es) of 3 bracket(s): 51 nets in 69 trials of 1 to 9 epochs"
+    assert plan_text(search, oracle, None) == "3 pass(es) of 3 bracket(s): 51 nets in 69 trials of 1 to 9 epochs of 26 steps"
     scores, trials = random.Random(0), []
     while len(trials) < 200:
         trial = oracle.create_trial("tuner0")

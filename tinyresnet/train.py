@@ -39,13 +39,6 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during training; the run directory can be resumed."""
 
 
-# The inference-mode train accuracy is measured on at most this many train
-# images: a fixed sample (the same for every run), half of the 20-class Tiny
-# ImageNet train set, a ninth of CIFAR-10's 45,000. Its standard error is at
-# most 0.7 points (sqrt(0.25 / 5000)), and it saves most of an inference pass
-# over the train set, which costs about a fifth of a training epoch.
-TRAIN_EVAL_IMAGES = 5_000
-
 # The decoded data of the last run in this process, reused by the next run on
 # the same data (tuning trials, experiment arms): decoding happens once.
 _DECODED = {}
@@ -408,7 +401,7 @@ def evaluate(config, spec, model, datasets, workdir, wall):
         val = model.evaluate(datasets.batches("validation", config.batch_size), verbose=0, return_dict=True)
     val_seconds = time.perf_counter() - start
     # Train accuracy in inference mode (no dropout, no augmentation), as the paper reports it.
-    train_eval = datasets.batches("train", config.batch_size, max_images=TRAIN_EVAL_IMAGES)
+    train_eval = datasets.batches("train", config.batch_size, max_images=config.train_eval_images)
     train = model.evaluate(train_eval, verbose=0, return_dict=True)
     train_eval_seconds = time.perf_counter() - start - val_seconds
     timed = history[1:] if len(history) > 1 else history  # the first epoch includes tracing
@@ -420,7 +413,7 @@ def evaluate(config, spec, model, datasets, workdir, wall):
         "val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"],
         "best_val_top1": max([r.get("val_top1", 0.0) for r in history] + [val["top1"]]),
         "train_top1": train["top1"], "train_top5": train["top5"], "train_loss": train["loss"],
-        "train_eval_images": min(datasets.num_train, TRAIN_EVAL_IMAGES),
+        "train_eval_images": min(datasets.num_train, config.train_eval_images),
         "gap": train["top1"] - val["top1"],
         "params": model.count_params(),
         "layers": spec_lib.count_layers(spec),

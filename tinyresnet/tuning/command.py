@@ -92,6 +92,9 @@ def _confirm_parser():
                "--top or --seeds adds runs.")
     parser.add_argument("project_dir", metavar="PROJECT_DIR")
     parser.add_argument("--epochs", type=int, required=True, help="epochs of every run (the longer budget)")
+    parser.add_argument("--steps-per-epoch", type=int, default=0,
+                        help="steps of each of those epochs (default 0: whole epochs, whatever the search's "
+                             "trials took)")
     parser.add_argument("--top", type=int, default=3, help="how many of the best distinct nets (default 3)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per net, 0..N-1 (default 3)")
     parser.add_argument("--reference", default="net1,net6",
@@ -244,7 +247,7 @@ def search_main(argv):
         # A trial in its own process reads the decoded data from the file cache written here.
         datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=search.base.file_cache or not args.trials_in_process))
         tuner = SpecTuner(search, datasets, project_dir, args.max_trials, args.max_hours,
-                          log=lambda line: print(line, flush=True), fresh_process=not args.trials_in_process)
+                          log=lambda line: print(line, flush=True), in_process=args.trials_in_process)
         if args.role != "worker":
             print(f"search {search.path}: {search.oracle} oracle, "
                   f"{plan_text(search, tuner.oracle, tuner.max_trials)}, project {project_dir}", flush=True)
@@ -358,6 +361,8 @@ def confirm_main(argv):
     for name, value in (("--epochs", args.epochs), ("--top", args.top), ("--seeds", args.seeds)):
         if value < 1:
             return _fail(f"{name} must be >= 1, got {value}")
+    if args.steps_per_epoch < 0:
+        return _fail(f"--steps-per-epoch must be >= 0, got {args.steps_per_epoch}")
     if unknown:
         return _fail(f"--reference: {', '.join(unknown)} not a preset; choose from {', '.join(PRESETS)}")
     from tinyresnet.tuning import confirm
@@ -367,7 +372,8 @@ def confirm_main(argv):
     trials = results_lib.trials_table(args.project_dir)
     log = lambda line: print(line, flush=True)  # noqa: E731
     _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
-                                               references, verbose=0 if args.quiet else 2, log=log),
+                                               references, verbose=0 if args.quiet else 2, log=log,
+                                               steps_per_epoch=args.steps_per_epoch),
                            errors=(confirm.ConfirmError,))
     confirmed = confirm.table(args.project_dir)
     if confirmed is not None:  # what finished is reported, even when a later run failed or was interrupted

@@ -62,13 +62,14 @@ def candidates(table: pd.DataFrame, top: int) -> pd.DataFrame:
     return ranked.drop_duplicates(keys).head(top).reset_index(drop=True)
 
 
-def check_settings(project_dir, epochs, references):
-    """Records the confirmation's epochs and references, or refuses other ones for a project that has them.
+def check_settings(project_dir, epochs, references, steps_per_epoch=0):
+    """Records the confirmation's epochs (and their steps) and references, or refuses other ones for a
+    project that has them.
 
     Top and seeds may change between reruns: every finished run is kept and reported.
     """
     path = os.path.join(project_dir, CONFIRM_DIR, SETTINGS)
-    now = {"epochs": epochs, "references": list(references)}
+    now = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "references": list(references)}
     saved = runs.read_json(path)
     if saved is None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -88,8 +89,12 @@ def base_config(project_dir):
     return config_lib.from_dict(definition["base"]), definition.get("reference_width")
 
 
-def plan(project_dir, table, top, seeds, epochs, references) -> List[Run]:
-    """The equal-epoch runs: the `top` best nets and the references, each with seeds 0..seeds-1."""
+def plan(project_dir, table, top, seeds, epochs, references, steps_per_epoch=0) -> List[Run]:
+    """The equal-epoch runs: the `top` best nets and the references, each with seeds 0..seeds-1.
+
+    They train `epochs` of `steps_per_epoch` steps (0: whole epochs), whatever the search's trials did:
+    a search may screen with shorter epochs (`steps_per_epoch` in its base).
+    """
     base, reference_width = base_config(project_dir)
     chosen = candidates(table, top)
     if chosen.empty:
@@ -99,11 +104,12 @@ def plan(project_dir, table, top, seeds, epochs, references) -> List[Run]:
         trial_config = config_lib.from_dict(runs.read_json(
             os.path.join(project_dir, f"trial_{row['trial']}", runs.CONFIG)))
         planned += [Run(f"trial_{row['trial']}", "searched", EQUAL_EPOCHS, seed,
-                        dataclasses.replace(trial_config, epochs=epochs, seed=seed)) for seed in range(seeds)]
+                        dataclasses.replace(trial_config, epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch))
+                    for seed in range(seeds)]
         precision = trial_config.precision  # the policy the search resolved (`auto` once per search)
     for name in references:
         config = dataclasses.replace(base, net=name, width=reference_width or base.width, epochs=epochs,
-                                     precision=precision)
+                                     precision=precision, steps_per_epoch=steps_per_epoch)
         planned += [Run(name, "reference", EQUAL_EPOCHS, seed, dataclasses.replace(config, seed=seed))
                     for seed in range(seeds)]
     return planned
@@ -163,18 +169,19 @@ def table(project_dir) -> Optional[pd.DataFrame]:
     return pd.DataFrame(rows)[list(COLUMNS)] if rows else None
 
 
-def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=print):
+def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=print, steps_per_epoch=0):
     """Trains what `plan` and then `equal_flops_runs` ask for, skipping finished runs (a killed run resumes).
 
     Args:
         trials: the search's trials table (`results.trials_table`).
         verbose: Keras' progress output of each run (2: a line per epoch, 0: none).
+        steps_per_epoch: of every run (0: whole epochs).
     """
-    planned = plan(project_dir, trials, top, seeds, epochs, references)
+    planned = plan(project_dir, trials, top, seeds, epochs, references, steps_per_epoch)
     from tinyresnet import train
     datasets = train.load_datasets(planned[0].config)
     check_fit(planned, datasets.image_shape)
-    check_settings(project_dir, epochs, references)  # only now: a refused start records nothing
+    check_settings(project_dir, epochs, references, steps_per_epoch)  # only now: a refused start records nothing
     nets = len({r.net for r in planned if r.kind == "searched"})
     if nets < top:
         log(f"the search has {nets} distinct finished nets, fewer than --top {top}: confirming those")

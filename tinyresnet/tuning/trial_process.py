@@ -1,18 +1,21 @@
-"""One trial in a process of its own: what `SpecTuner` runs for each trial by default.
+"""Trials in a process apart from the tuner's: what `SpecTuner` runs them in by default.
 
 TensorFlow keeps every traced training step of a process alive (its graphs are
 held from C++: `keras.backend.clear_session()`, `gc.collect()`, removing the
 functions from the eager context and resetting the context all leave them),
 about 15-25 MiB per trial; a search of hundreds of trials in one process runs
-out of memory (keras-tuner #395, #873, #1031). A trial's process ends with the
-trial, and all of that with it. It costs a start of Python and TensorFlow per
-trial (`experiments/tune_memory.py` measures both).
+out of memory (keras-tuner #395, #873, #1031). So trials train in a process
+of their own, which trains the next ones too until it has grown by
+`recycle_mib` since its first trial, then ends, and all of that with it. A
+start of Python and TensorFlow (about 7 s here) is paid once per recycling
+instead of once per trial (`experiments/tune_memory.py` measures both).
 
-    python -m tinyresnet.tuning.trial_process REQUEST_JSON
+    python -m tinyresnet.tuning.trial_process TUNER_PID RECYCLE_MIB REPLY_FD
 
-REQUEST_JSON: {"config": {...}, "trial_dir", "trial_id", "tuner_id", "hyperparameters", "progress",
-"parent" (the tuner's pid)}.
-Exit codes as `tinyresnet-train`'s: 0 done, 2 bad input, 3 diverged, 130 interrupted.
+Requests come one JSON line at a time on stdin: {"config": {...}, "trial_dir",
+"trial_id", "tuner_id", "hyperparameters", "progress"}. Each gets a JSON line on
+REPLY_FD: {"code": exit code as `tinyresnet-train`'s (0 done, 2 bad input,
+3 diverged, 130 interrupted), "recycle": whether this process ends now}.
 """
 
 import ctypes
@@ -23,10 +26,11 @@ import subprocess
 import sys
 
 EXIT_INTERRUPTED = 130
+RECYCLE_MIB = 512  # ~25 trials of ~20 MiB each: a restart costs ~0.3 s a trial, memory stays bounded
 
 
 def _die_with_parent(parent):
-    """Linux: SIGTERM when the tuner that started this trial dies (a `kill -9` of a worker must not
+    """Linux: SIGTERM when the tuner that started this process dies (a `kill -9` of a worker must not
     leave its trial training on as an orphan). False if it is gone already."""
     if sys.platform.startswith("linux"):
         try:
@@ -36,31 +40,123 @@ def _die_with_parent(parent):
     return os.getppid() == parent  # it may have died before prctl
 
 
-def run(request, grace=60):
-    """Runs the trial of `request` in a new process; returns its exit code (output goes to this screen).
-
-    The trial has a session of its own, so a Ctrl-C reaches it only from here, once (a second one
-    stops training without saving): on KeyboardInterrupt it is asked to stop, given `grace` seconds
-    to save, then killed, and the KeyboardInterrupt goes on.
-    """
-    command = [sys.executable, "-m", "tinyresnet.tuning.trial_process", json.dumps({**request, "parent": os.getpid()})]
-    process = subprocess.Popen(command, start_new_session=True)
+def _rss_mib():
+    """This process's resident memory (Linux), or None where /proc is not there."""
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class TrialProcess:
+    """The tuner's side: sends trials to a process of their own, started (again) when needed.
+
+    Args:
+        recycle_mib: the process ends after the trial that grows it by more than this since its first
+            trial (0: a new process for every trial; where memory cannot be read, every 10 trials).
+        grace: seconds a trial gets to save after a Ctrl-C before it is killed.
+    """
+
+    def __init__(self, recycle_mib=RECYCLE_MIB, grace=60):
+        self.recycle_mib, self.grace = recycle_mib, grace
+        self.process = self._replies = None
+        self.pid = None  # of the process that ran the last trial
+
+    def run(self, request):
+        """Trains the trial of `request`; returns its exit code (its output goes to this screen).
+
+        The process has a session of its own, so a Ctrl-C reaches the trial only from here, once (a
+        second one stops training without saving): on KeyboardInterrupt it is asked to stop, given
+        `grace` seconds to save, then killed, and the KeyboardInterrupt goes on.
+        """
+        if self.process is not None and self.process.poll() is not None:
+            self._end()  # it died between trials (out of memory, say): the trial gets a new one
+        if self.process is None:
+            self._start()
+        self.pid = self.process.pid
         try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        raise
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            reply = self._replies.readline()
+        except BrokenPipeError:
+            reply = ""
+        except KeyboardInterrupt:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(self.grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self._end()
+            raise
+        if not reply:  # it died: its exit code (negative for a signal) says how
+            return self._end()
+        reply = json.loads(reply)
+        if reply["recycle"]:
+            self._end()
+        return reply["code"]
+
+    def close(self):
+        """Ends the process (it is waiting for a trial, so it just exits)."""
+        if self.process is not None:
+            self.process.stdin.close()
+            self._end()
+
+    def _start(self):
+        read, write = os.pipe()
+        command = [sys.executable, "-m", "tinyresnet.tuning.trial_process", str(os.getpid()),
+                   str(self.recycle_mib), str(write)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, text=True, pass_fds=(write,),
+                                        start_new_session=True)
+        os.close(write)
+        self._replies = os.fdopen(read)
+
+    def _end(self):
+        code = self.process.wait()
+        self._replies.close()
+        if self.process.stdin and not self.process.stdin.closed:
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass
+        self.process = self._replies = None
+        return code
+
+
+def serve(requests, replies, recycle_mib):
+    """The trial process's loop: trains each request of `requests` (lines), answers on `replies`.
+    Returns the exit code of the last trial."""
+    from tinyresnet import config as config_lib
+    from tinyresnet.cli import run_training
+    from tinyresnet.tuning.tuner import train_trial
+    import keras
+    first_rss, served, code = None, 0, 0
+    for line in requests:
+        request = json.loads(line)
+        config = config_lib.from_dict(request["config"])
+        keras.backend.clear_session()
+
+        def work():
+            train_trial(config, request["trial_dir"], request["trial_id"], request["tuner_id"],
+                        request["hyperparameters"], request["progress"], lambda text: print(text, flush=True))
+        _, code = run_training(work)
+        code = code or 0
+        served += 1
+        rss = _rss_mib()
+        first_rss = rss if first_rss is None else first_rss
+        grown = (rss - first_rss > recycle_mib) if rss is not None else served >= 10
+        recycle = code != 0 or recycle_mib == 0 or grown
+        replies.write(json.dumps({"code": code, "recycle": recycle}) + "\n")
+        replies.flush()
+        if recycle:
+            break
+    return code
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    request = json.loads(argv[0])
-    if not _die_with_parent(request["parent"]):
+    parent, recycle_mib, reply_fd = int(argv[0]), float(argv[1]), int(argv[2])
+    if not _die_with_parent(parent):
         return 1
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Keras imports scikit-learn, where it is installed (keras-tuner[bayesian] installs it), for
@@ -69,16 +165,11 @@ def main(argv=None):
     from tinyresnet import onednn, quiet
     onednn.enable_by_default()
     quiet.load_tensorflow()
-    from tinyresnet import config as config_lib
-    from tinyresnet.cli import run_training
-    from tinyresnet.tuning.tuner import train_trial
-    config = config_lib.from_dict(request["config"])
-
-    def work():
-        train_trial(config, request["trial_dir"], request["trial_id"], request["tuner_id"], request["hyperparameters"],
-                    request["progress"], lambda line: print(line, flush=True))
-    _, code = run_training(work)
-    return code or 0
+    try:
+        with os.fdopen(reply_fd, "w") as replies:
+            return serve(sys.stdin, replies, recycle_mib)
+    except KeyboardInterrupt:  # a Ctrl-C that came between two trials
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

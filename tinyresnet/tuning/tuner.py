@@ -5,10 +5,11 @@ exactly as `tinyresnet-train` trains.
   the KerasTuner trial folder (`PROJECT/trial_NN/`), so `tinyresnet-report`
   and `tinyresnet-export` work on it, and a killed trial resumes from its
   backup when the same tuner id asks for it again.
-- Each trial trains in a process of its own (`trial_process`: TensorFlow
-  keeps ~20 MiB of every traced step of a process), reading the decoded data
-  from the file cache the search wrote; `fresh_process=False` trains them all
-  in this process instead, sharing the decoded data.
+- Trials train in a process apart from the tuner's (`trial_process`:
+  TensorFlow keeps ~20 MiB of every traced step of a process), which is
+  replaced once it has grown by `recycle_mib`; it reads the decoded data from
+  the file cache the search wrote. `in_process=True` trains them all in
+  this process instead, sharing the decoded data.
 - A net over the parameter/FLOP budget is resampled inside the oracle, never
   trained: it is not a failed trial (KerasTuner stops after 3 consecutive
   failures).
@@ -160,8 +161,9 @@ def plan_text(search, oracle, max_trials):
     trials = sum(oracle._get_size(b, r) for b in range(brackets) for r in range(b + 1)) * search.hyperband_iterations
     shortest = oracle._get_epochs(brackets - 1, 0)  # the most aggressive bracket's first round
     epochs = f"{shortest} to {search.base.epochs}" if shortest < search.base.epochs else f"{shortest}"
+    steps = f" of {search.base.steps_per_epoch} steps" if search.base.steps_per_epoch else ""
     return (f"{search.hyperband_iterations} pass(es) of {brackets} bracket(s): {nets} nets in {trials} trials of "
-            f"{epochs} epochs")
+            f"{epochs} epochs{steps}")
 
 
 class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
@@ -174,19 +176,21 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         max_trials, max_hours: override the search file's trial count; stop
             starting trials after this many hours.
         log: prints the one-line progress of each trial.
-        fresh_process: train each trial in a process of its own (`trial_process`), so memory stays
-            flat over any number of trials; False trains them in this one (no start-up per trial, but
-            TensorFlow keeps ~20 MiB of each). A trial's process reads the decoded data from the file
-            cache: load `datasets` with `file_cache=True` so that it is written once, up front.
+        in_process: train the trials in this process (TensorFlow keeps ~20 MiB of each). By default
+            they train in a process apart (`trial_process`), replaced once it has grown by
+            `recycle_mib` (0: a new one per trial), so memory stays bounded over any number of
+            trials. That process reads the decoded data from the file cache: load `datasets` with
+            `file_cache=True` so that it is written once, up front.
     """
 
     def __init__(self, search, datasets, project_dir, max_trials=None, max_hours=None, log=print,
-                 fresh_process=True, **kwargs):
+                 in_process=False, recycle_mib=trial_process.RECYCLE_MIB, **kwargs):
         num_classes = len(datasets.class_names)
         self.definition = search
         self.datasets = datasets
         self.log = log
-        self.fresh_process = fresh_process
+        self.trial_process = None if in_process else trial_process.TrialProcess(recycle_mib)
+        self.trial_pids = {}  # trial id -> the pid of the process that trained it
         self.max_trials = max_trials or search.max_trials
         self._started = {}
         self._scores = {}
@@ -231,8 +235,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def run_trial(self, trial, *args, **kwargs):
         config = self.trial_config(trial)
         trial_dir = self.get_trial_dir(trial.trial_id)
-        if self.fresh_process:
-            results = self._run_in_fresh_process(trial, config, trial_dir)
+        if self.trial_process is not None:
+            results = self._run_in_trial_process(trial, config, trial_dir)
         else:
             keras.backend.clear_session()
             results = train_trial(config, trial_dir, trial.trial_id, self.tuner_id, trial.hyperparameters.values,
@@ -241,12 +245,13 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self._scores[trial.trial_id] = results["val_top1"]
         return {"val_top1": results["val_top1"]}
 
-    def _run_in_fresh_process(self, trial, config, trial_dir):
+    def _run_in_trial_process(self, trial, config, trial_dir):
         # The decoded data reach the trial through the file cache, written when the search loaded them.
         request = {"config": config_lib.to_dict(dataclasses.replace(config, file_cache=True)),
                    "trial_dir": trial_dir, "trial_id": trial.trial_id, "tuner_id": self.tuner_id,
                    "hyperparameters": trial.hyperparameters.values, "progress": self.definition.base.verbose != 0}
-        code = trial_process.run(request)
+        code = self.trial_process.run(request)
+        self.trial_pids[trial.trial_id] = self.trial_process.pid
         if code == trial_process.EXIT_INTERRUPTED:
             raise KeyboardInterrupt
         if code < 0:
@@ -254,6 +259,13 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         if code != 0:
             raise RuntimeError(f"trial {trial.trial_id} failed in its process (exit code {code}; its error is above)")
         return runs.read_json(os.path.join(trial_dir, runs.RESULTS))
+
+    def search(self, *args, **kwargs):
+        try:
+            return super().search(*args, **kwargs)
+        finally:
+            if self.trial_process is not None:
+                self.trial_process.close()
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
