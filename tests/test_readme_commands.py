@@ -57,7 +57,8 @@ PLAN = {
         NotRun(SEARCH_HOURS),
     "tinyresnet-tune --search=tuning/tiny20_depth_width.yaml --workers=2": NotRun(
         SEARCH_HOURS + "; tests/test_tuning_distributed.py runs a chief and 2 workers on 127.0.0.1"),
-    "tinyresnet-tune --search=tuning/tiny20_hyperband.yaml --reference=net1,net6": NotRun(SEARCH_HOURS),
+    "tinyresnet-tune --search=tuning/tiny20_hyperband.yaml --reference=net1,net6 --workers=2": NotRun(
+        "the committed search: about 40 minutes on 2 cores; tests/test_tuning_distributed.py runs --workers=2"),
     "tinyresnet-tune confirm runs/tune/tiny20_hyperband --epochs=10 --top=3 --seeds=3": Elsewhere(
         "test_tuning_confirm.py::test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_"
         "equal_flops (2 nets, a reference, 2 seeds, on fixtures); here: 15 runs of 10 epochs, hours on 2 cores"),

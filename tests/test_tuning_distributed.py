@@ -109,6 +109,16 @@ def test_workers_flag_runs_a_local_chief_and_workers(tmp_path, data):
     assert "completed" not in out.stdout
     assert not re.search(r"^\d+$", out.stdout, re.M)  # KerasTuner's stray print of a condition value
     assert out.stdout.count("results: ") == 1
+    assert re.search(r"^2 workers, each training with \d+ intra-op thread\(s\)$", out.stdout, re.M), out.stdout
+
+
+def test_local_workers_share_the_cores_unless_told_how_many_threads():
+    from tinyresnet.tuning.local_cluster import worker_environment
+    assert worker_environment(2, {}, cpus=2)["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert worker_environment(2, {}, cpus=16)["TF_NUM_INTRAOP_THREADS"] == "8"
+    assert worker_environment(4, {}, cpus=2)["TF_NUM_INTRAOP_THREADS"] == "1"  # never 0 (TensorFlow: all cores)
+    told = {"TF_NUM_INTRAOP_THREADS": "2", "HOME": "/h"}
+    assert worker_environment(2, told, cpus=2) == told
 
 
 def test_an_oracle_address_without_a_role_is_refused(tmp_path, data, capsys):
