@@ -42,7 +42,7 @@ def _trial_row(trial_dir):
 
 
 def trials_table(project_dir):
-    """One row per trial of a project (`pandas.DataFrame`), best val top-1 first."""
+    """One row per trial of a project (`pandas.DataFrame`), those of the most epochs first, each by val top-1."""
     rows = [_trial_row(d) for d in sorted(glob.glob(os.path.join(project_dir, "trial_*"))) if os.path.isdir(d)]
     table = pd.DataFrame(rows)
     for column in COLUMNS:
@@ -50,7 +50,9 @@ def trials_table(project_dir):
             table[column] = None
     ordered = list(COLUMNS) + sorted(c for c in table.columns if c not in COLUMNS)
     table = table[ordered]
-    return table.sort_values("val_top1", ascending=False, na_position="last").reset_index(drop=True)
+    # Most epochs first (a Hyperband score after 1 epoch is not comparable with one after 3), then val top-1.
+    return table.sort_values(["epochs", "val_top1"], ascending=[False, False], na_position="last",
+                             kind="stable").reset_index(drop=True)
 
 
 def references(project_dir):
@@ -63,9 +65,11 @@ def references(project_dir):
 
 
 def pareto(table):
-    """Rows not beaten by another with at most its GFLOPs and more val top-1, cheapest first."""
-    done = table.dropna(subset=["val_top1", "forward_gflops"]).sort_values(["forward_gflops", "val_top1"],
-                                                                          ascending=[True, False])
+    """Rows not beaten by another with at most its GFLOPs and more val top-1, cheapest first; among the
+    trials with the most epochs only, when they differ (Hyperband)."""
+    done = table.dropna(subset=["val_top1", "forward_gflops"])
+    done = done[done["epochs"] == done["epochs"].max()]
+    done = done.sort_values(["forward_gflops", "val_top1"], ascending=[True, False])
     front, best = [], -1.0
     for _, row in done.iterrows():
         if row["val_top1"] > best:
@@ -101,12 +105,17 @@ def leaderboard(table, refs):
 
 def plot(table, refs, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    done = table.dropna(subset=["val_top1", "forward_gflops"])
-    ax.scatter(done["forward_gflops"], done["val_top1"], color="C0", label="trials", zorder=3)
+    done = table.dropna(subset=["val_top1", "forward_gflops", "epochs"])
+    budgets = sorted(done["epochs"].unique(), reverse=True)
+    for i, epochs in enumerate(budgets):  # the longest trials in colour, shorter ones (Hyperband's) paler
+        rows = done[done["epochs"] == epochs]
+        label = "trials" if len(budgets) == 1 else f"trials of {int(epochs)} epoch{'s' if epochs != 1 else ''}"
+        ax.scatter(rows["forward_gflops"], rows["val_top1"], color="C0" if i == 0 else "0.6",
+                   alpha=1.0 if i == 0 else max(0.3, 0.8 - 0.2 * i), label=label, zorder=3 - 0.1 * i)
     front = pareto(table)
     if len(front):
         ax.step(front["forward_gflops"], front["val_top1"], where="post", color="C0", alpha=0.6,
-                label="Pareto front")
+                label="Pareto front" if len(budgets) == 1 else f"Pareto front ({int(budgets[0])} epochs)")
     for i, (name, r) in enumerate(refs.items()):
         ax.scatter([r["forward_gflops"]], [r["val_top1"]], marker="*", s=160, color=f"C{i + 1}",
                    label=f"{name} (same settings)", zorder=4)
@@ -143,7 +152,7 @@ def write(project_dir, out_dir=None):
 
 
 def best_trial(table):
-    """The best completed row, or None."""
+    """The best completed row of those with the most epochs, or None."""
     done = table.dropna(subset=["val_top1"])
     return None if done.empty else done.iloc[0]
 
