@@ -283,6 +283,26 @@ def test_the_trial_process_is_replaced_when_it_has_grown_and_when_it_dies(tmp_pa
     assert len(killed) == 1 and tuner.trial_pids["1"] != killed[0] == tuner.trial_pids["0"]
     assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED", "COMPLETED"]
 
+    # Killed during a trial (the OOM killer, say): trained again once, in a new process; killed twice, the
+    # trial fails with one line, not a traceback.
+    lines = []
+    tuner = SpecTuner(search, datasets, str(tmp_path / "mid"), log=lines.append)
+    real, calls = tuner.trial_process.run, []
+
+    def run(request):
+        calls.append(request["trial_id"])
+        kills = {"0": 1, "1": 2}[request["trial_id"]]
+        return -9 if calls.count(request["trial_id"]) <= kills else real(request)
+    tuner.trial_process.run = run
+    tuner.search(verbose=0)
+    assert calls == ["0", "0", "1", "1"]
+    assert "trial 0: its process was killed (signal 9); training it again in a new one from its last finished " \
+           "epoch" in lines
+    trials = tuner.oracle.trials
+    assert [trials["0"].status, trials["1"].status] == ["COMPLETED", "FAILED"]
+    assert trials["1"].message == "keras_tuner.src.errors.FailedTrialError: trial 1: its process was killed twice " \
+                                  "(signal 9)"
+
 
 def test_three_failed_trials_in_a_row_end_the_search_with_one_clear_line_and_the_results(tmp_path, data, capfd):
     from tinyresnet.tuning import command

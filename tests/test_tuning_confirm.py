@@ -135,3 +135,14 @@ def test_confirm_trains_whole_epochs_whatever_the_search_screened_with_unless_to
     (project / "oracle.json").write_text("{}")
     assert command.main(["confirm", str(project), "--epochs=2", "--steps-per-epoch=-1"]) == 2
     assert "--steps-per-epoch must be >= 0, got -1" in capsys.readouterr().err
+    # Refused before the data are loaded (there are none here), with nothing written.
+    assert command.main(["confirm", str(project), "--epochs=10", "--reference=cifar7", "--steps-per-epoch=5"]) == 2
+    out = capsys.readouterr()
+    assert "steps_per_epoch 0 -> 5" in out.err and "written" not in out.out
+
+    # A confirmation recorded before --steps-per-epoch trained the epochs of the search's base (26 steps):
+    # it resumes with those, and says so when given others.
+    runs.write_json(str(project / "confirm" / "settings.json"), {"epochs": 10, "references": ["cifar7"]})
+    confirm.check_settings(str(project), 10, ["cifar7"], steps_per_epoch=26)
+    with pytest.raises(confirm.ConfirmError, match=r"steps_per_epoch 26 -> 0"):
+        confirm.check_settings(str(project), 10, ["cifar7"])

@@ -166,8 +166,11 @@ def test_a_killed_tuner_takes_its_trial_process_with_it(tmp_path, data):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_trial_in_its_own_process_which_saves_and_the_rerun_resumes_it(tmp_path, data):
-    # The trial has a session of its own: the terminal's Ctrl-C reaches it once, through its tuner.
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_the_trial_in_its_own_process_which_saves_and_the_rerun_resumes_it(
+        tmp_path, data, stop):
+    # The trial has a session of its own: the terminal's Ctrl-C reaches it once, through its tuner. A
+    # SIGTERM (a job scheduler's) to the tuner alone does the same; it used to kill the trial unsaved.
     import subprocess
     import sys
     from test_tuning import ENV
@@ -180,7 +183,10 @@ def test_ctrl_c_stops_the_trial_in_its_own_process_which_saves_and_the_rerun_res
     deadline = time.time() + 180
     while time.time() < deadline and len(runs.read_history(os.path.join(project, "trial_0"))) < 2:
         time.sleep(0.2)
-    os.killpg(tuner.pid, signal.SIGINT)
+    if stop == "ctrl-c":
+        os.killpg(tuner.pid, signal.SIGINT)
+    else:
+        tuner.send_signal(signal.SIGTERM)
     out = tuner.communicate(timeout=120)[0]
     assert tuner.returncode == 130, out[-2000:]
     assert "rerun the same command to resume the search" in out and "Traceback" not in out
@@ -189,3 +195,40 @@ def test_ctrl_c_stops_the_trial_in_its_own_process_which_saves_and_the_rerun_res
     again = _tune(f"--search={search}", f"--project-dir={project}")
     assert again.returncode == 0, again.stderr[-2000:]
     assert _trial_epochs(project) == {"0": list(range(8))}  # resumed: no epoch lost or repeated
+
+
+def _descendants(pid):
+    import psutil
+    return psutil.Process(pid).children(recursive=True)
+
+
+@pytest.mark.slow
+def test_a_dead_local_worker_stops_the_search_and_a_killed_launcher_takes_every_process_with_it(tmp_path, data):
+    import psutil
+    project = str(tmp_path / "project")
+    args = (f"--search={_search_file(tmp_path, data, trials=2, epochs=50)}", f"--project-dir={project}",
+            "--workers=2")
+
+    def started():  # the launcher, once both workers train a trial in its process
+        launcher, deadline = _popen(*args), time.time() + 240
+        while time.time() < deadline and sum("tinyresnet.tuning.trial_process" in " ".join(p.cmdline())
+                                             for p in _descendants(launcher.pid) if p.is_running()) < 2:
+            time.sleep(0.5)
+        return launcher, _descendants(launcher.pid)
+
+    # A worker killed from outside: its trial would stay its own, and the chief wait for it for ever.
+    launcher, processes = started()
+    worker = next(p for p in processes if "--tuner-id=worker0" in p.cmdline())
+    worker.kill()
+    out = launcher.communicate(timeout=180)[0]
+    assert launcher.returncode != 0 and "worker0 was killed (signal 9)" in out, out[-3000:]
+    assert "rerun the same command to resume it" in out
+    gone, alive = psutil.wait_procs(processes, timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
+
+    # The launcher killed: the chief, the workers and their trial processes die with it.
+    launcher, processes = started()
+    launcher.kill()
+    launcher.wait()
+    gone, alive = psutil.wait_procs(processes, timeout=90)
+    assert not alive, [p.cmdline() for p in alive]

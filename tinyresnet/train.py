@@ -291,8 +291,9 @@ def fit(config, model, trainer, train, validation, steps, callbacks, workdir):
                         callbacks=callbacks + [stopper], verbose=config.verbose, shuffle=False)
     except KeyboardInterrupt:
         model.save(os.path.join(workdir, runs.INTERRUPTED))
-        raise Interrupted(f"interrupted; the last finished epoch is backed up in {workdir}/{runs.BACKUP}; "
-                          "rerun the same command to resume") from None
+        saved = (f"the last finished epoch is backed up in {workdir}/{runs.BACKUP}"
+                 if os.path.isdir(os.path.join(workdir, runs.BACKUP)) else "no epoch had finished")
+        raise Interrupted(f"interrupted; {saved}; rerun the same command to resume") from None
     return time.perf_counter() - start
 
 

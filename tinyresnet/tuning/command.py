@@ -13,12 +13,13 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import socket
 import sys
 import time
 
 from tinyresnet import onednn, quiet, runs
-from tinyresnet.tuning import local_cluster
+from tinyresnet.tuning import local_cluster, trial_process
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -61,11 +62,12 @@ def _search_parser():
                              "search.png")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output from the trials")
     parser.add_argument("--trials-in-process", action="store_true",
-                        help="train every trial in this process: no start of TensorFlow per trial (a few seconds), "
-                             "but memory grows by ~20 MiB per trial. By default each trial has a process of its "
-                             "own, reading the decoded data from the file cache ($KERAS_HOME/tinyresnet or the "
-                             "base's cache_dir)")
+                        help="train every trial in this process, where memory grows by ~20 MiB per trial. By "
+                             "default trials train in a process apart, replaced once it has grown by 512 MiB (a "
+                             "start of TensorFlow every ~25 trials), reading the decoded data from the file cache "
+                             "($KERAS_HOME/tinyresnet or the base's cache_dir)")
     parser.add_argument("--oracle-kind", help=argparse.SUPPRESS)  # --workers passes the kind on to its processes
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # --workers: die with the launcher
     return parser
 
 
@@ -231,6 +233,11 @@ def search_main(argv):
         if code:  # the chief, on success, has written and shown the results
             _write_results(project_dir)
         return code
+    # SIGTERM (a job scheduler, `kill`, or the death of the --workers launcher) stops the search as Ctrl-C
+    # does: the running trial saves, and a rerun resumes it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.parent_pid and not trial_process.die_with_parent(args.parent_pid):
+        return 130  # the launcher is gone already
     if args.role:
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])
         os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.role == "chief" else (args.tuner_id or "worker0")
@@ -244,7 +251,7 @@ def search_main(argv):
     from tinyresnet.data import DataError
     from tinyresnet.tuning.tuner import SpecTuner, plan_text
     try:
-        # A trial in its own process reads the decoded data from the file cache written here.
+        # The trial process reads the decoded data from the file cache written here.
         datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=search.base.file_cache or not args.trials_in_process))
         tuner = SpecTuner(search, datasets, project_dir, args.max_trials, args.max_hours,
                           log=lambda line: print(line, flush=True), in_process=args.trials_in_process)
@@ -279,6 +286,10 @@ def search_main(argv):
     if args.role != "worker":
         _write_results(project_dir)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _write_results(project_dir):
@@ -367,6 +378,10 @@ def confirm_main(argv):
         return _fail(f"--reference: {', '.join(unknown)} not a preset; choose from {', '.join(PRESETS)}")
     from tinyresnet.tuning import confirm
     from tinyresnet.tuning import results as results_lib
+    try:  # other settings than the project's are refused before the data are loaded
+        confirm.check_settings(args.project_dir, args.epochs, references, args.steps_per_epoch, record=False)
+    except confirm.ConfirmError as e:
+        return _fail(e)
     onednn.enable_by_default()
     quiet.load_tensorflow()
     trials = results_lib.trials_table(args.project_dir)

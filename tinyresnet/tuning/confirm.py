@@ -62,15 +62,20 @@ def candidates(table: pd.DataFrame, top: int) -> pd.DataFrame:
     return ranked.drop_duplicates(keys).head(top).reset_index(drop=True)
 
 
-def check_settings(project_dir, epochs, references, steps_per_epoch=0):
-    """Records the confirmation's epochs (and their steps) and references, or refuses other ones for a
-    project that has them.
+def check_settings(project_dir, epochs, references, steps_per_epoch=0, record=True):
+    """Records the confirmation's epochs (and their steps) and references (unless `record` is False), or
+    refuses other ones for a project that has them.
 
     Top and seeds may change between reruns: every finished run is kept and reported.
     """
     path = os.path.join(project_dir, CONFIRM_DIR, SETTINGS)
     now = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "references": list(references)}
     saved = runs.read_json(path)
+    if saved is not None and "steps_per_epoch" not in saved:
+        # Recorded before confirm had --steps-per-epoch: its runs took the epochs of the search's base.
+        saved = {**saved, "steps_per_epoch": base_config(project_dir)[0].steps_per_epoch}
+    if saved is None and not record:
+        return
     if saved is None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         runs.write_json(path, now)

@@ -49,7 +49,8 @@ def run(args, argv, search):
     """Starts a chief and `args.workers` workers on 127.0.0.1; waits; returns the worst exit code."""
     port = free_port()
     kept = _without(argv, ("--workers", "--oracle"))
-    base = [sys.executable, "-m", "tinyresnet.tuning.command", *kept, f"--oracle-kind={search.oracle}"]
+    base = [sys.executable, "-m", "tinyresnet.tuning.command", *kept, f"--oracle-kind={search.oracle}",
+            f"--parent-pid={os.getpid()}"]  # a killed launcher takes them with it
     chief = subprocess.Popen(base + ["--role=chief", f"--oracle=127.0.0.1:{port}"])
     environ = worker_environment(args.workers)
     print(f"{args.workers} workers, each training with {environ['TF_NUM_INTRAOP_THREADS']} intra-op thread(s)",
@@ -67,6 +68,13 @@ def run(args, argv, search):
     try:
         while any(p.poll() is None for p in processes):
             if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
+                break
+            died = [i for i, p in enumerate(workers) if p.poll() not in (None, 0)]
+            if died:  # its trial stays its own: the chief would wait for it for ever
+                code = workers[died[0]].returncode
+                how = f"was killed (signal {-code})" if code < 0 else f"failed (exit code {code})"
+                print(f"error: worker{died[0]} {how}; stopping the search: rerun the same command to resume it",
+                      file=sys.stderr, flush=True)
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:

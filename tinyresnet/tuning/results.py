@@ -121,7 +121,8 @@ def plot(table, refs, path):
                    label=f"{name} (same settings)", zorder=4)
     ax.set(xlabel="forward GFLOPs per image", ylabel="val top-1", title="search: accuracy against cost")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label before a trial has finished
+        ax.legend(fontsize=8)
     save_figure(fig, path)
 
 

@@ -29,9 +29,9 @@ EXIT_INTERRUPTED = 130
 RECYCLE_MIB = 512  # ~25 trials of ~20 MiB each: a restart costs ~0.3 s a trial, memory stays bounded
 
 
-def _die_with_parent(parent):
-    """Linux: SIGTERM when the tuner that started this process dies (a `kill -9` of a worker must not
-    leave its trial training on as an orphan). False if it is gone already."""
+def die_with_parent(parent):
+    """Linux: SIGTERM when the process `parent` that started this one dies (a `kill -9` of a worker must
+    not leave its trial training on as an orphan). False if it is gone already."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -123,6 +123,14 @@ class TrialProcess:
         return code
 
 
+_INTERRUPTED = []  # set by this process's SIGINT handler; fit has its own while it trains
+
+
+def _on_sigint(signum, frame):
+    _INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
+
+
 def serve(requests, replies, recycle_mib):
     """The trial process's loop: trains each request of `requests` (lines), answers on `replies`.
     Returns the exit code of the last trial."""
@@ -139,7 +147,16 @@ def serve(requests, replies, recycle_mib):
         def work():
             train_trial(config, request["trial_dir"], request["trial_id"], request["tuner_id"],
                         request["hyperparameters"], request["progress"], lambda text: print(text, flush=True))
-        _, code = run_training(work)
+        _INTERRUPTED.clear()
+        try:
+            _, code = run_training(work)
+        except Exception:
+            # A Ctrl-C while TensorFlow builds the pipeline or traces comes out of its C++ as another error.
+            if not _INTERRUPTED:
+                raise
+            print("\ninterrupted before the trial's first epoch ended; rerun the same command to resume",
+                  file=sys.stderr, flush=True)
+            code = EXIT_INTERRUPTED
         code = code or 0
         served += 1
         rss = _rss_mib()
@@ -156,7 +173,7 @@ def serve(requests, replies, recycle_mib):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parent, recycle_mib, reply_fd = int(argv[0]), float(argv[1]), int(argv[2])
-    if not _die_with_parent(parent):
+    if not die_with_parent(parent):
         return 1
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Keras imports scikit-learn, where it is installed (keras-tuner[bayesian] installs it), for
@@ -165,6 +182,7 @@ def main(argv=None):
     from tinyresnet import onednn, quiet
     onednn.enable_by_default()
     quiet.load_tensorflow()
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         with os.fdopen(reply_fd, "w") as replies:
             return serve(sys.stdin, replies, recycle_mib)

@@ -251,13 +251,19 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
                    "trial_dir": trial_dir, "trial_id": trial.trial_id, "tuner_id": self.tuner_id,
                    "hyperparameters": trial.hyperparameters.values, "progress": self.definition.base.verbose != 0}
         code = self.trial_process.run(request)
+        if code < 0:  # killed from outside (the OOM killer, say): once more, from its last finished epoch
+            self.log(f"trial {trial.trial_id}: its process was killed (signal {-code}); training it again in a "
+                     "new one from its last finished epoch")
+            code = self.trial_process.run(request)
         self.trial_pids[trial.trial_id] = self.trial_process.pid
         if code == trial_process.EXIT_INTERRUPTED:
             raise KeyboardInterrupt
         if code < 0:
-            raise RuntimeError(f"trial {trial.trial_id}: its process was killed (signal {-code})")
+            raise keras_tuner.errors.FailedTrialError(
+                f"trial {trial.trial_id}: its process was killed twice (signal {-code})")
         if code != 0:
-            raise RuntimeError(f"trial {trial.trial_id} failed in its process (exit code {code}; its error is above)")
+            raise keras_tuner.errors.FailedTrialError(
+                f"trial {trial.trial_id} failed in its process (exit code {code}; its error is above)")
         return runs.read_json(os.path.join(trial_dir, runs.RESULTS))
 
     def search(self, *args, **kwargs):
@@ -272,6 +278,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self._started[trial.trial_id] = time.perf_counter()
 
     def on_trial_end(self, trial):
+        if trial.message:  # KerasTuner keeps (and prints) the traceback of our own raise: its last line says it
+            trial.message = trial.message.strip().splitlines()[-1]
         super().on_trial_end(trial)
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         net = spec_lib.format_spec(self.trial_config(trial).net)
@@ -283,7 +291,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         trials = getattr(self.oracle, "trials", None)
         if trials is not None and self.definition.oracle != "hyperband":
             finished = sum(t.status in ("COMPLETED", "FAILED", "INVALID") for t in trials.values())
-            left = f", {max(0, self.max_trials - finished)} trials left"
+            count = max(0, self.max_trials - finished)
+            left = f", {count} trial{'' if count == 1 else 's'} left"
         self.log(f"trial {trial.trial_id}: {net}  {done}  {seconds:.0f} s{left}")
 
     def save_model(self, trial_id, model, step=0):
