@@ -86,6 +86,9 @@ PLAN = {
     "tinyresnet-tune --search=... --oracle=hyperband --max-hours=2 --epochs=9":
         NotRun("'...' stands for a search file; " + SEARCH_HOURS),
     "tinyresnet-tune --search=... --workers=2": NotRun("'...' stands for a search file; " + SEARCH_HOURS),
+    "tinyresnet-tune report runs/tune/tiny20_hyperband --out tuning/results/tiny20_hyperband":
+        NotRun("it reads the project of the committed search, which CI does not train; test_tuning_confirm.py "
+               "runs `report --out` on a confirmed fixture project"),
     "tinyresnet-tune report runs/tune/tiny20_depth_width --out tuning/results/tiny20_depth_width":
         NotRun("it reads the project of the committed search, which CI does not train; "
                "test_user_path.py runs `tinyresnet-tune report` on a 2-trial project"),

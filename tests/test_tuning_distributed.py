@@ -192,6 +192,8 @@ def test_ctrl_c_or_sigterm_stops_the_trial_in_its_own_process_which_saves_and_th
     assert "rerun the same command to resume the search" in out and "Traceback" not in out
     saved = [r["epoch"] for r in runs.read_history(os.path.join(project, "trial_0"))]
     assert 2 <= len(saved) < 8 and saved == list(range(len(saved)))
+    if stop == "sigterm":
+        return  # saved as a Ctrl-C saves: the resume is the same, tested once
     again = _tune(f"--search={search}", f"--project-dir={project}")
     assert again.returncode == 0, again.stderr[-2000:]
     assert _trial_epochs(project) == {"0": list(range(8))}  # resumed: no epoch lost or repeated
