@@ -99,7 +99,6 @@ class TrialProcess:
     def close(self):
         """Ends the process (it is waiting for a trial, so it just exits)."""
         if self.process is not None:
-            self.process.stdin.close()
             self._end()
 
     def _start(self):
@@ -112,13 +111,13 @@ class TrialProcess:
         self._replies = os.fdopen(read)
 
     def _end(self):
+        """Closes its stdin (an idle process then exits), waits for it; returns its exit code."""
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:  # it died with a request unread
+            pass
         code = self.process.wait()
         self._replies.close()
-        if self.process.stdin and not self.process.stdin.closed:
-            try:
-                self.process.stdin.close()
-            except BrokenPipeError:
-                pass
         self.process = self._replies = None
         return code
 
