@@ -13,9 +13,9 @@ import os
 import sys
 import time
 
-from tinyresnet import onednn, quiet, runs
+from tinyresnet import claiming, onednn, quiet, runs
 
-from experiments import claiming, ladder
+from experiments import ladder
 from experiments import results as results_lib
 from experiments.claims import ARMS, CLAIMS, SCALES, scale as make_scale
 
@@ -59,7 +59,7 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
                overrides=None, train_runs=True, readme=None, shard=(0, 1)):
     """Trains what the claims need that is not finished, writing each claim's results as its runs end.
 
-    Each run is claimed while it trains (`experiments.claiming`): runners on
+    Each run is claimed while it trains (`tinyresnet.claiming`): runners on
     several machines sharing `runs_root` never train the same run, and the
     claim of a killed runner is taken over. With `shard=(i, n)`, this runner
     takes every n-th run from the i-th; the results are then written once

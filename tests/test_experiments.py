@@ -228,7 +228,7 @@ def test_every_arm_is_a_valid_config_at_every_scale(name):
 
 def test_a_run_is_claimed_by_exactly_one_of_many_runners_entering_at_once(tmp_path):
     import threading
-    from experiments import claiming
+    from tinyresnet import claiming
     folder = str(tmp_path / "runs" / "cpu" / "net1" / "seed_0")
     start, won, refused = threading.Barrier(8), [], []
     release = threading.Event()
@@ -257,9 +257,9 @@ def test_a_run_is_claimed_by_exactly_one_of_many_runners_entering_at_once(tmp_pa
 
 
 def test_the_claim_of_a_killed_runner_is_taken_over(tmp_path):
-    from experiments import claiming
+    from tinyresnet import claiming
     folder = str(tmp_path / "net1" / "seed_0")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from experiments import claiming\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tinyresnet import claiming\n"
                                f"with claiming.claim({folder!r}):\n    print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert holder.stdout.readline().strip() == "held"

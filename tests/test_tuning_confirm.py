@@ -1,6 +1,7 @@
 """`tinyresnet-tune confirm`: the best nets of a search and the references retrained with seeds."""
 
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -53,8 +54,13 @@ def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best
     trials = pd.read_csv(os.path.join(project, "trials.csv"), dtype={"trial": str})
     chosen = set("trial_" + trials.sort_values("val_top1", ascending=False).drop_duplicates("spec")["trial"].head(2))
 
-    done = _tune("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet")
+    # Two workers share the runs: each run is trained by one of them, and both train.
+    done = _tune("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet",
+                 "--workers=2")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    started = re.findall(r"^\[pid (\d+)\] \[\d+/\d+\] \S+ seed \d, \d+ epochs? \(.*\): (\S+)$", done.stdout, re.M)
+    assert sorted(folder for _, folder in started) == sorted(folder for folder in table_runs(project))
+    assert len({pid for pid, _ in started}) == 2, done.stdout
     table = pd.read_csv(os.path.join(project, "confirmed.csv"))
     equal = table[table["budget"] == "equal epochs"]
     assert set(equal["net"]) == chosen | {"cifar7"}
@@ -75,7 +81,7 @@ def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best
     board = open(os.path.join(project, "leaderboard.md")).read()
     assert "## Confirmed" in board
     assert f"{best} beats cifar7 at equal epochs" in board and f"{best} beats cifar7 at equal FLOPs" in board
-    assert "6 runs, 0 finished already" in done.stdout and "[6/6]" in done.stdout and "[2/2]" in done.stdout
+    assert done.stdout.count("6 runs, 0 finished already") == 2 and "equal training FLOPs" in done.stdout
 
     again = _tune("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet")
     assert again.returncode == 0 and "[1/" not in again.stdout, again.stdout  # all finished: nothing trained
@@ -87,6 +93,10 @@ def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best
     out = tmp_path / "results"
     assert _tune("report", project, f"--out={out}").returncode == 0
     assert pd.read_csv(out / "confirmed.csv").equals(table) and "## Confirmed" in (out / "leaderboard.md").read_text()
+
+
+def table_runs(project):
+    return list(pd.read_csv(os.path.join(project, "confirmed.csv"))["run"])
 
 
 def test_a_reference_that_does_not_fit_the_images_is_refused_before_training_and_nothing_is_recorded(
@@ -146,3 +156,37 @@ def test_confirm_trains_whole_epochs_whatever_the_search_screened_with_unless_to
     confirm.check_settings(str(project), 10, ["cifar7"], steps_per_epoch=26)
     with pytest.raises(confirm.ConfirmError, match=r"steps_per_epoch 26 -> 0"):
         confirm.check_settings(str(project), 10, ["cifar7"])
+
+
+def test_a_run_another_confirmation_holds_is_left_to_it_then_trained_here_if_it_died_unfinished(
+        tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
+    from tinyresnet import claiming, train
+    from tinyresnet import config as config_lib
+    config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3", "epochs": 1})
+    planned = [confirm.Run("trial_0", "searched", confirm.EQUAL_EPOCHS, seed, config) for seed in (0, 1)]
+    held = str(tmp_path / planned[0].folder)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from tinyresnet import claiming\n"
+                               f"with claiming.claim({held!r}):\n    print('held', flush=True); time.sleep(3)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.perf_counter()  # the holder lets go 3 s from now
+    trained = []
+
+    def fake_train(config, run_dir, datasets):
+        trained.append((os.path.relpath(run_dir, tmp_path), time.perf_counter() - start > 2.5))
+        os.makedirs(run_dir, exist_ok=True)
+        runs.write_json(os.path.join(run_dir, runs.RESULTS), {"val_top1": 0.5})
+        return {"val_top1": 0.5}
+    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+    lines = []
+    confirm._train(str(tmp_path), planned, None, 0, lines.append)
+    # Seed 1 first (seed 0 is held), then seed 0 once its holder ended without finishing it.
+    assert trained == [(planned[1].folder, False), (planned[0].folder, True)]
+    assert holder.wait(5) == 0
+    assert any("seed 0: skipped" in line and f"pid {holder.pid}" in line for line in lines), lines
+    assert time.perf_counter() - start < 30
+    with claiming.claim(held):  # and released
+        pass

@@ -83,29 +83,6 @@ def _report_parser():
     return parser
 
 
-def _confirm_parser():
-    parser = argparse.ArgumentParser(
-        prog="tinyresnet-tune confirm", allow_abbrev=False,
-        description="Retrain the best distinct nets of a search and the reference nets with seeds at a longer "
-                    "budget, then the best of them at the first reference's training FLOPs; writes confirmed.csv "
-                    "and a confirmed section in leaderboard.md with a verdict per reference.",
-        epilog="Runs go to PROJECT_DIR/confirm/<net>/e<EPOCHS>-seed<S>/ (ordinary run directories). Rerun the "
-               "same command to resume: finished runs are kept, a killed one continues from its last epoch; more "
-               "--top or --seeds adds runs.")
-    parser.add_argument("project_dir", metavar="PROJECT_DIR")
-    parser.add_argument("--epochs", type=int, required=True, help="epochs of every run (the longer budget)")
-    parser.add_argument("--steps-per-epoch", type=int, default=0,
-                        help="steps of each of those epochs (default 0: whole epochs, whatever the search's "
-                             "trials took)")
-    parser.add_argument("--top", type=int, default=3, help="how many of the best distinct nets (default 3)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per net, 0..N-1 (default 3)")
-    parser.add_argument("--reference", default="net1,net6",
-                        help="comma-separated presets at the search's reference width (default net1,net6); the "
-                             "first one sets the equal-FLOPs budget")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
-    return parser
-
-
 def _address(args):
     value = args.oracle if args.oracle and ":" in args.oracle else None
     if args.role and not value:
@@ -359,52 +336,13 @@ def _retrain_best(args, table):
     return 0
 
 
-def confirm_main(argv):
-    from tinyresnet.cli import dashed_options, run_training
-    parser = _confirm_parser()
-    args = parser.parse_args(dashed_options(parser, argv))
-    from tinyresnet.spec import PRESETS
-    references = list(dict.fromkeys(name for name in args.reference.split(",") if name))
-    unknown = [name for name in references if name not in PRESETS]
-    if not is_project(args.project_dir):
-        return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the project folder of a "
-                     "tinyresnet-tune search (its --project-dir)")
-    for name, value in (("--epochs", args.epochs), ("--top", args.top), ("--seeds", args.seeds)):
-        if value < 1:
-            return _fail(f"{name} must be >= 1, got {value}")
-    if args.steps_per_epoch < 0:
-        return _fail(f"--steps-per-epoch must be >= 0, got {args.steps_per_epoch}")
-    if unknown:
-        return _fail(f"--reference: {', '.join(unknown)} not a preset; choose from {', '.join(PRESETS)}")
-    from tinyresnet.tuning import confirm
-    from tinyresnet.tuning import results as results_lib
-    try:  # other settings than the project's are refused before the data are loaded
-        confirm.check_settings(args.project_dir, args.epochs, references, args.steps_per_epoch, record=False)
-    except confirm.ConfirmError as e:
-        return _fail(e)
-    onednn.enable_by_default()
-    quiet.load_tensorflow()
-    trials = results_lib.trials_table(args.project_dir)
-    log = lambda line: print(line, flush=True)  # noqa: E731
-    _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
-                                               references, verbose=0 if args.quiet else 2, log=log,
-                                               steps_per_epoch=args.steps_per_epoch),
-                           errors=(confirm.ConfirmError,))
-    confirmed = confirm.table(args.project_dir)
-    if confirmed is not None:  # what finished is reported, even when a later run failed or was interrupted
-        results_lib.write(args.project_dir)
-        if code is None:
-            print(confirm.markdown(confirmed))
-        print(f"written: {args.project_dir}/{confirm.CONFIRMED}, leaderboard.md")
-    return code or 0
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:
         return report_main(argv[1:])
     if argv[:1] == ["confirm"]:
-        return confirm_main(argv[1:])
+        from tinyresnet.tuning import confirm_command
+        return confirm_command.main(argv[1:])
     return search_main(argv)
 
 

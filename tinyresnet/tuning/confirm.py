@@ -24,7 +24,7 @@ from typing import List, Optional
 import pandas as pd
 
 from tinyresnet import config as config_lib
-from tinyresnet import runs, stats
+from tinyresnet import claiming, runs, stats
 from tinyresnet import spec as spec_lib
 from tinyresnet.tuning.space import CONFIG_KEYS
 
@@ -219,15 +219,32 @@ def _epochs(n):
 
 
 def _train(project_dir, todo, datasets, verbose, log):
+    """Trains the unfinished runs of `todo`, each under its claim (`tinyresnet.claiming`): confirmations
+    sharing the project (`--workers`, or machines) never train the same run. A run another one holds is
+    waited for at the end, and trained here if its holder died before finishing it."""
     from tinyresnet import train
     left = [r for r in todo if not runs.is_finished(os.path.join(project_dir, r.folder))]
     if todo:
         log(f"{len(todo)} runs, {len(todo) - len(left)} finished already")
+    held = []
     for i, r in enumerate(left, start=1):
-        log(f"[{i}/{len(left)}] {r.net} seed {r.seed}, {_epochs(r.config.epochs)} ({r.budget}): {r.folder}")
-        results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose),
-                                           os.path.join(project_dir, r.folder), datasets=datasets)
-        log(f"[{i}/{len(left)}] {r.net} seed {r.seed}: val top-1 {results['val_top1']:.3f}")
+        try:
+            _train_one(project_dir, r, f"[{i}/{len(left)}]", datasets, verbose, log, train)
+        except claiming.Claimed as e:
+            log(f"[{i}/{len(left)}] {r.net} seed {r.seed}: skipped, {e}")
+            held.append((i, r))
+    for i, r in held:
+        _train_one(project_dir, r, f"[{i}/{len(left)}]", datasets, verbose, log, train, wait=True)
+
+
+def _train_one(project_dir, r, head, datasets, verbose, log, train, wait=False):
+    folder = os.path.join(project_dir, r.folder)
+    with claiming.claim(folder, wait=wait):
+        if runs.is_finished(folder):  # by another confirmation, while this one trained or waited
+            return
+        log(f"{head} {r.net} seed {r.seed}, {_epochs(r.config.epochs)} ({r.budget}): {r.folder}")
+        results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose), folder, datasets=datasets)
+    log(f"{head} {r.net} seed {r.seed}: val top-1 {results['val_top1']:.3f}")
 
 
 def _summary(table, net, budget):

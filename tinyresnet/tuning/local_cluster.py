@@ -22,7 +22,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _without(argv, names):
+def without_options(argv, names):
     """`argv` less the options `names` (`--name=value` or `--name value`)."""
     kept, skip = [], False
     for arg in argv:
@@ -48,7 +48,7 @@ def worker_environment(workers, environ=None, cpus=None):
 def run(args, argv, search):
     """Starts a chief and `args.workers` workers on 127.0.0.1; waits; returns the worst exit code."""
     port = free_port()
-    kept = _without(argv, ("--workers", "--oracle"))
+    kept = without_options(argv, ("--workers", "--oracle"))
     base = [sys.executable, "-m", "tinyresnet.tuning.command", *kept, f"--oracle-kind={search.oracle}",
             f"--parent-pid={os.getpid()}"]  # a killed launcher takes them with it
     chief = subprocess.Popen(base + ["--role=chief", f"--oracle=127.0.0.1:{port}"])
@@ -59,32 +59,50 @@ def run(args, argv, search):
                                 env=environ) for i in range(args.workers)]
     processes = [chief] + workers
 
-    def stop(signum, frame):  # SIGTERM (a job scheduler, `kill`) stops the search as Ctrl-C does
-        for p in processes:  # Ctrl-C reaches the whole process group; SIGTERM only this process
+    def chief_or_worker_failed():
+        if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
+            return ""
+        died = [i for i, p in enumerate(workers) if p.poll() not in (None, 0)]
+        if died:  # its trial stays its own: the chief would wait for it for ever
+            code = workers[died[0]].returncode
+            how = f"was killed (signal {-code})" if code < 0 else f"failed (exit code {code})"
+            return f"error: worker{died[0]} {how}; stopping the search: rerun the same command to resume it"
+        return None
+    return supervise(processes, chief_or_worker_failed, "the search")
+
+
+def supervise(processes, failed=lambda: None, what="the search"):
+    """Waits for `processes`; returns the worst exit code (130 on Ctrl-C or SIGTERM).
+
+    Ctrl-C reaches the whole process group; SIGTERM (a job scheduler, `kill`) only this process, and is
+    passed on as SIGINT: either way they stop as Ctrl-C stops them, saving what they train.
+
+    Args:
+        failed: called while they run; a reason to stop them all now ("" for none to print), or None.
+        what: what they do, for the message that tells how to resume it.
+    """
+    def stop(signum, frame):
+        for p in processes:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
         raise KeyboardInterrupt
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         while any(p.poll() is None for p in processes):
-            if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
-                break
-            died = [i for i, p in enumerate(workers) if p.poll() not in (None, 0)]
-            if died:  # its trial stays its own: the chief would wait for it for ever
-                code = workers[died[0]].returncode
-                how = f"was killed (signal {-code})" if code < 0 else f"failed (exit code {code})"
-                print(f"error: worker{died[0]} {how}; stopping the search: rerun the same command to resume it",
-                      file=sys.stderr, flush=True)
+            reason = failed()
+            if reason is not None:
+                if reason:
+                    print(reason, file=sys.stderr, flush=True)
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the wait short
         _stop(processes, asked=True)
-        print("\ninterrupted; rerun the same command to resume the search", file=sys.stderr)
+        print(f"\ninterrupted; rerun the same command to resume {what}", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    _stop(processes)  # the chief failed: its workers would wait for it in vain
+    _stop(processes)  # one failed: the others would wait for it in vain
     return max(abs(p.returncode) for p in processes)
 
 

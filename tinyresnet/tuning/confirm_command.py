@@ -1,0 +1,130 @@
+"""`tinyresnet-tune confirm`: the command line of the confirmation (`tinyresnet.tuning.confirm`).
+
+    tinyresnet-tune confirm PROJECT_DIR --epochs=E [--top=3] [--seeds=3] [--reference=net1,net6] [--workers=N]
+
+Confirmations that share a project share its runs (each run is claimed while it trains), so
+`--workers=N` is N of them on this machine, each with its share of the cores, and a cluster is
+the same command on machines that share the project folder.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from tinyresnet import onednn, quiet
+from tinyresnet.tuning import local_cluster, trial_process
+from tinyresnet.tuning.command import PROJECT_MARKER, _fail, _interrupt, is_project
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="tinyresnet-tune confirm", allow_abbrev=False,
+        description="Retrain the best distinct nets of a search and the reference nets with seeds at a longer "
+                    "budget, then the best of them at the first reference's training FLOPs; writes confirmed.csv "
+                    "and a confirmed section in leaderboard.md with a verdict per reference.",
+        epilog="Runs go to PROJECT_DIR/confirm/<net>/e<EPOCHS>-seed<S>/ (ordinary run directories). Rerun the "
+               "same command to resume: finished runs are kept, a killed one continues from its last epoch; more "
+               "--top or --seeds adds runs. Confirmations of one project on several machines (sharing the "
+               "folder) share its runs: each run is trained by one of them.")
+    parser.add_argument("project_dir", metavar="PROJECT_DIR")
+    parser.add_argument("--epochs", type=int, required=True, help="epochs of every run (the longer budget)")
+    parser.add_argument("--steps-per-epoch", type=int, default=0,
+                        help="steps of each of those epochs (default 0: whole epochs, whatever the search's "
+                             "trials took)")
+    parser.add_argument("--top", type=int, default=3, help="how many of the best distinct nets (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per net, 0..N-1 (default 3)")
+    parser.add_argument("--reference", default="net1,net6",
+                        help="comma-separated presets at the search's reference width (default net1,net6); the "
+                             "first one sets the equal-FLOPs budget")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs trained side by side on this machine, each with its share of the cores "
+                             "(default 1); small nets train more images a second that way")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)  # a --workers launcher's
+    return parser
+
+
+def main(argv):
+    from tinyresnet.cli import dashed_options
+    parser = _parser()
+    argv = dashed_options(parser, argv)
+    args = parser.parse_args(argv)
+    from tinyresnet.spec import PRESETS
+    references = list(dict.fromkeys(name for name in args.reference.split(",") if name))
+    unknown = [name for name in references if name not in PRESETS]
+    if not is_project(args.project_dir):
+        return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the project folder of a "
+                     "tinyresnet-tune search (its --project-dir)")
+    for name, value in (("--epochs", args.epochs), ("--top", args.top), ("--seeds", args.seeds),
+                        ("--workers", args.workers)):
+        if value < 1:
+            return _fail(f"{name} must be >= 1, got {value}")
+    if args.steps_per_epoch < 0:
+        return _fail(f"--steps-per-epoch must be >= 0, got {args.steps_per_epoch}")
+    if unknown:
+        return _fail(f"--reference: {', '.join(unknown)} not a preset; choose from {', '.join(PRESETS)}")
+    from tinyresnet.tuning import confirm
+    try:  # other settings than the project's are refused before the data are loaded
+        confirm.check_settings(args.project_dir, args.epochs, references, args.steps_per_epoch, record=False)
+    except confirm.ConfirmError as e:
+        return _fail(e)
+    if args.workers > 1:
+        code = _run_workers(args, argv)
+    else:
+        code = _confirm(args, references)
+    if not args.parent_pid:
+        _report(args.project_dir, shown=code is None)
+    return code or 0
+
+
+def _confirm(args, references):
+    """This process's share of the runs; an exit code, or None when they all finished."""
+    from tinyresnet.cli import run_training
+    from tinyresnet.tuning import confirm
+    from tinyresnet.tuning import results as results_lib
+    # SIGTERM (a job scheduler, `kill`, the death of the --workers launcher) stops it as Ctrl-C does:
+    # the run saves its last epoch, and a rerun resumes it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.parent_pid and not trial_process.die_with_parent(args.parent_pid):
+        return 130  # the launcher is gone already
+    onednn.enable_by_default()
+    quiet.load_tensorflow()
+    trials = results_lib.trials_table(args.project_dir)
+    prefix = f"[pid {os.getpid()}] " if args.parent_pid else ""
+    log = lambda line: print(prefix + line, flush=True)  # noqa: E731
+    _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
+                                               references, verbose=0 if args.quiet else 2, log=log,
+                                               steps_per_epoch=args.steps_per_epoch),
+                           errors=(confirm.ConfirmError,))
+    return code
+
+
+def _run_workers(args, argv):
+    """`--workers N`: N confirmations of this project as processes of this machine; the worst exit code."""
+    environ = local_cluster.worker_environment(args.workers)
+    print(f"{args.workers} workers, each training with {environ['TF_NUM_INTRAOP_THREADS']} intra-op thread(s)",
+          flush=True)
+    command = [sys.executable, "-m", "tinyresnet.tuning.command", "confirm",
+               *local_cluster.without_options(argv, ("--workers",)), f"--parent-pid={os.getpid()}"]
+    processes = [subprocess.Popen(command, env=environ) for _ in range(args.workers)]
+    # A worker that dies leaves its run to the others (its claim goes with it): nothing to stop early.
+    code = local_cluster.supervise(processes, what="the confirmation")
+    return code or None
+
+
+def _report(project_dir, shown):
+    """What finished is reported, even when a later run failed or was interrupted."""
+    from tinyresnet import claiming
+    from tinyresnet.tuning import confirm
+    from tinyresnet.tuning import results as results_lib
+    if confirm.table(project_dir) is None:
+        return
+    # One writer at a time: confirmations on other machines may finish together.
+    with claiming.claim(os.path.join(project_dir, confirm.CONFIRM_DIR, "results"), wait=True):
+        confirmed = confirm.table(project_dir)
+        results_lib.write(project_dir)
+    if shown:
+        print(confirm.markdown(confirmed))
+    print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
