@@ -59,9 +59,9 @@ PLAN = {
         SEARCH_HOURS + "; tests/test_tuning_distributed.py runs a chief and 2 workers on 127.0.0.1"),
     "tinyresnet-tune --search=tuning/tiny20_hyperband.yaml --reference=net1,net6 --workers=2": NotRun(
         "the committed search: about 40 minutes on 2 cores; tests/test_tuning_distributed.py runs --workers=2"),
-    "tinyresnet-tune confirm runs/tune/tiny20_hyperband --epochs=10 --top=3 --seeds=3": Elsewhere(
+    "tinyresnet-tune confirm runs/tune/tiny20_hyperband --epochs=10 --top=3 --seeds=3 --workers=2": Elsewhere(
         "test_tuning_confirm.py::test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_"
-        "equal_flops (2 nets, a reference, 2 seeds, on fixtures); here: 15 runs of 10 epochs, hours on 2 cores"),
+        "equal_flops (2 nets, a reference, 2 seeds, 2 workers, on fixtures); here: 18 runs of 10 to 18 epochs, hours on 2 cores"),
     "tinyresnet-tune report runs/tune/tiny20_depth_width --retrain-best 30": Elsewhere(
         "test_user_path.py::test_6_tune_two_trials_then_retrain_the_best (a 2-trial project, 1 epoch)"),
     "python -m experiments.run resnet_vs_convnet": NotRun("6 runs of about 10 minutes each on 2 cores; "
