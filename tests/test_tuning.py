@@ -77,6 +77,7 @@ def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data, capfd):
                          "--steps_per_epoch=2"]) == 0
     out = capfd.readouterr().out
     assert "| rank | trial | val top-1 |" in out and len(re.findall(r"^\| [123] \| \d+ \| ", out, re.M)) == 3, out
+    assert re.findall(r"s, (\d+ trials? left)$", out, re.M) == ["2 trials left", "1 trial left", "0 trials left"], out
     table = pd.read_csv(os.path.join(project, "trials.csv"))
     assert len(table) == 3 and set(table["status"]) == {"COMPLETED"}
     search = space.load_search(_search_file(tmp_path, data))

@@ -190,3 +190,21 @@ def test_a_run_another_confirmation_holds_is_left_to_it_then_trained_here_if_it_
     assert time.perf_counter() - start < 30
     with claiming.claim(held):  # and released
         pass
+
+
+def test_a_reference_at_the_search_width_shows_the_filters_it_was_built_with(tmp_path):
+    # Its GFLOPs are those of width 0.25: beside them, Net 1's full-width filters would misinform.
+    from tinyresnet import spec as spec_lib
+    from tinyresnet.tuning import results as results_lib
+    assert spec_lib.format_spec(spec_lib.at_width("net1", 0.25)).startswith("(Conv 16) x 2, Avg 2, BB 16, BB 32,")
+    assert spec_lib.at_width("Conv 12, Avg 2, FC 3", 0.25) == spec_lib.parse_spec("Conv 8, Avg 2, FC 3")  # 8 at least
+    for folder in ("reference/net1", "confirm/net1/e2-seed0"):
+        run_dir = tmp_path / folder
+        run_dir.mkdir(parents=True)
+        runs.write_json(str(run_dir / runs.CONFIG), {"net": "net1", "width": 0.25, "epochs": 2, "seed": 0})
+        runs.write_json(str(run_dir / runs.RESULTS), {"spec": spec_lib.format_spec(spec_lib.parse_spec("net1")),
+                                                     "val_top1": 0.3, "train_top1": 0.4, "forward_gflops": 0.114,
+                                                     "params": 402884})
+    built = spec_lib.format_spec(spec_lib.at_width("net1", 0.25))
+    assert results_lib.references(str(tmp_path))["net1"]["spec"] == built
+    assert confirm.table(str(tmp_path))["spec"].tolist() == [built]

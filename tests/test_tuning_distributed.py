@@ -147,6 +147,8 @@ def test_sigterm_to_the_workers_parent_stops_its_chief_and_workers(tmp_path, dat
     assert parent.wait(timeout=120) == 130
     gone, alive = psutil.wait_procs(children, timeout=60)
     assert not alive, [p.pid for p in alive]
+    out = parent.stdout.read()  # the hint once, from the launcher, not once per process
+    assert out.count("interrupted; rerun the same command to resume the search") == 1, out[-3000:]
 
 
 @pytest.mark.slow

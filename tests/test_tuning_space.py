@@ -252,10 +252,11 @@ def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with
     # what it promises on the screen is what it hands out, each net under the FLOPs budget, once.
     import os
     import random
-    from tinyresnet.tuning.tuner import plan_text
+    from tinyresnet.tuning.tuner import hyperband_size, plan_text
     search = space_lib.load_search(os.path.join(os.path.dirname(__file__), "..", "tuning", "tiny20_hyperband.yaml"))
     oracle = _ready_oracle(search, tmp_path, "project")
     assert plan_text(search, oracle, None) == "8 pass(es) of 2 bracket(s): 40 nets in 48 trials of 1 to 3 epochs"
+    assert hyperband_size(search, oracle) == (40, 48)  # what each trial's line counts down from
     scores, trials = random.Random(0), []
     while len(trials) < 200:
         trial = oracle.create_trial("tuner0")

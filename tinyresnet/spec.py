@@ -302,6 +302,12 @@ def scale_width(filters: int, width: float) -> int:
     return filters if width == 1.0 else max(8, int(round(filters * width)))
 
 
+def at_width(spec, width: float) -> Spec:
+    """The spec as `width` builds it: each Conv and BB with its scaled filters (`scale_width`)."""
+    return tuple(dataclasses.replace(layer, filters=scale_width(layer.filters, width))
+                 if isinstance(layer, (Conv, BasicBlock)) else layer for layer in parse_spec(spec))
+
+
 def feature_shapes(spec, input_shape, width: float = 1.0):
     """Yields `(layer, (height, width, channels))` after each layer but the FC.
 

@@ -251,7 +251,8 @@ def search_main(argv):
                      f"({e.code().name}); is it running? Restart this worker with the same --tuner-id once it is",
                      EXIT_CHIEF_GONE)
     except KeyboardInterrupt:
-        print("\ninterrupted; rerun the same command to resume the search", file=sys.stderr)
+        if not args.parent_pid:  # a --workers launcher says it once for all of them
+            print("\ninterrupted; rerun the same command to resume the search", file=sys.stderr)
         return 130
     except RuntimeError as e:
         if "consecutive failures" not in str(e):

@@ -151,7 +151,10 @@ def _row(project_dir, folder):
     return {"net": net, "kind": "searched" if net.startswith("trial_") else "reference",
             "epochs": config.get("epochs"), "seed": config.get("seed"), "run": folder,
             "seconds": sum(results.get("phase_seconds", {}).values()) or None,
-            **{k: results.get(k) for k in ("val_top1", "train_top1", "forward_gflops", "params", "spec")}}
+            **{k: results.get(k) for k in ("val_top1", "train_top1", "forward_gflops", "params")},
+            # the net as built: a reference at the search's width has other filters than its preset
+            "spec": results.get("spec") and spec_lib.format_spec(spec_lib.at_width(results["spec"],
+                                                                                   config.get("width", 1.0)))}
 
 
 def finished_runs(project_dir):

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tinyresnet import runs  # noqa: E402
+from tinyresnet import spec as spec_lib  # noqa: E402
 from tinyresnet.tuning import confirm  # noqa: E402
 from tinyresnet.tuning import space as space_lib  # noqa: E402
 from tinyresnet.report import save_figure  # noqa: E402
@@ -56,11 +57,14 @@ def trials_table(project_dir):
 
 
 def references(project_dir):
-    """`{name: results}` of the reference runs in `PROJECT/reference/` that finished."""
+    """`{name: results}` of the reference runs in `PROJECT/reference/` that finished; their spec is the net
+    as built, at the search's reference width."""
     found = {}
     for run_dir in sorted(glob.glob(os.path.join(project_dir, REFERENCE_DIR, "*"))):
         if runs.is_finished(run_dir):
-            found[os.path.basename(run_dir)] = runs.load(run_dir)["results"]
+            run = runs.load(run_dir)
+            spec = spec_lib.at_width(run["results"]["spec"], run["config"].get("width", 1.0))
+            found[os.path.basename(run_dir)] = {**run["results"], "spec": spec_lib.format_spec(spec)}
     return found
 
 

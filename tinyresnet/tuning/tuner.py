@@ -152,13 +152,20 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
     return oracle
 
 
+def hyperband_size(search, oracle):
+    """`(nets, trials)` of a Hyperband search: every bracket's first round, and all its rounds."""
+    brackets = range(oracle._get_num_brackets())
+    nets = sum(oracle._get_size(b, 0) for b in brackets) * search.hyperband_iterations
+    trials = sum(oracle._get_size(b, r) for b in brackets for r in range(b + 1)) * search.hyperband_iterations
+    return nets, trials
+
+
 def plan_text(search, oracle, max_trials):
     """What a search will run, in words: "12 trials", or Hyperband's nets, trials and epochs."""
     if search.oracle != "hyperband":
         return f"{max_trials} trials"
     brackets = oracle._get_num_brackets()
-    nets = sum(oracle._get_size(b, 0) for b in range(brackets)) * search.hyperband_iterations
-    trials = sum(oracle._get_size(b, r) for b in range(brackets) for r in range(b + 1)) * search.hyperband_iterations
+    nets, trials = hyperband_size(search, oracle)
     shortest = oracle._get_epochs(brackets - 1, 0)  # the most aggressive bracket's first round
     epochs = f"{shortest} to {search.base.epochs}" if shortest < search.base.epochs else f"{shortest}"
     steps = f" of {search.base.steps_per_epoch} steps" if search.base.steps_per_epoch else ""
@@ -289,9 +296,11 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         done = f"val top-1 {score:.3f}" if score is not None else trial.status.lower()
         left = ""
         trials = getattr(self.oracle, "trials", None)
-        if trials is not None and self.definition.oracle != "hyperband":
+        if trials is not None:
             finished = sum(t.status in ("COMPLETED", "FAILED", "INVALID") for t in trials.values())
-            count = max(0, self.max_trials - finished)
+            total = hyperband_size(self.definition, self.oracle)[1] if self.definition.oracle == "hyperband" \
+                else self.max_trials
+            count = max(0, total - finished)
             left = f", {count} trial{'' if count == 1 else 's'} left"
         self.log(f"trial {trial.trial_id}: {net}  {done}  {seconds:.0f} s{left}")
 
