@@ -1,9 +1,12 @@
 """Callbacks Keras does not ship: an idempotent per-epoch history, a NaN stop that keeps the
-last good state, and a kill-safe backup."""
+last good state, a kill-safe backup, and a Ctrl-C that stops at a batch end."""
 
+import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -175,3 +178,42 @@ class AtomicBackup(keras.callbacks.Callback):
 def _seed_states(model):
     """The `SeedGenerator` state variables of a model's layers (in `model.variables`, not in its weights)."""
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Turns Ctrl-C into a `KeyboardInterrupt` at the next batch end, in the training loop itself.
+
+    Python's default handler raises wherever the main thread happens to be;
+    inside a destructor (a tf.data iterator's, say) the exception is printed
+    and dropped, and training went on. A flag, checked after every batch,
+    cannot be lost. A second Ctrl-C raises at once. It runs after the other
+    callbacks, so an epoch that has ended is written down before stopping.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.asked = False
+
+    def handler(self, signum, frame):
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def _check(self, *args, **kwargs):
+        if self.asked:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _check
+
+
+@contextlib.contextmanager
+def ctrl_c_at_batch_ends(stopper):
+    """Within the block, Ctrl-C sets `stopper`'s flag (main thread only: signals reach no other)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, stopper.handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

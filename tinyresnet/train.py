@@ -9,9 +9,7 @@ layout lives in `tinyresnet.runs`.
 import contextlib
 import dataclasses
 import os
-import signal
 import statistics
-import threading
 import time
 
 from tinyresnet import onednn
@@ -28,7 +26,8 @@ from tinyresnet import precision as precision_lib
 from tinyresnet import runs
 from tinyresnet import spec as spec_lib
 from tinyresnet.augment import PaperAugment
-from tinyresnet.callbacks import AtomicBackup, EpochHistory, StopOnNaN, TrainingDiverged
+from tinyresnet.callbacks import (AtomicBackup, EpochHistory, StopOnNaN, StopOnSignal, TrainingDiverged,
+                                  ctrl_c_at_batch_ends)
 from tinyresnet.losses import classification_loss
 from tinyresnet.models import build_model
 
@@ -242,50 +241,12 @@ def make_callbacks(config, workdir):
     ]
 
 
-class _StopOnSignal(keras.callbacks.Callback):
-    """Turns Ctrl-C into a `KeyboardInterrupt` at the next batch end, in the training loop itself.
-
-    Python's default handler raises wherever the main thread happens to be;
-    inside a destructor (a tf.data iterator's, say) the exception is printed
-    and dropped, and training went on. A flag, checked after every batch,
-    cannot be lost. A second Ctrl-C raises at once. It runs after the other
-    callbacks, so an epoch that has ended is written down before stopping.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.asked = False
-
-    def handler(self, signum, frame):
-        if self.asked:
-            raise KeyboardInterrupt
-        self.asked = True
-
-    def _check(self, *args, **kwargs):
-        if self.asked:
-            raise KeyboardInterrupt
-
-    on_train_batch_end = on_test_batch_end = on_epoch_end = _check
-
-
-@contextlib.contextmanager
-def _ctrl_c_at_batch_ends(stopper):
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, stopper.handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def fit(config, model, trainer, train, validation, steps, callbacks, workdir):
     """Runs `trainer.fit`; Ctrl-C saves the model and raises `Interrupted`. Returns the wall seconds."""
     start = time.perf_counter()
-    stopper = _StopOnSignal()
+    stopper = StopOnSignal()
     try:
-        with _ctrl_c_at_batch_ends(stopper):
+        with ctrl_c_at_batch_ends(stopper):
             # Last, so that an epoch that has ended is written down (history, backup) before stopping.
             trainer.fit(train, epochs=config.epochs, steps_per_epoch=steps, validation_data=validation,
                         callbacks=callbacks + [stopper], verbose=config.verbose, shuffle=False)
