@@ -336,6 +336,23 @@ def test_ctrl_c_is_taken_at_a_batch_end_and_a_finished_epoch_is_kept(tmp_path, f
     assert signal.getsignal(signal.SIGINT) == before  # restored
 
 
+def test_a_ctrl_c_after_the_last_epoch_check_is_not_lost(tmp_path, folder_zip, monkeypatch):
+    # In Keras' on_train_end, after the stopper's last check: the run stopped anyway, and the caller
+    # (a confirm worker told to stop) must hear of it rather than train on.
+    real = train.make_callbacks
+
+    def sends_sigint_at_train_end(config, workdir):
+        class Sender(keras.callbacks.Callback):
+            def on_train_end(self, logs=None):
+                os.kill(os.getpid(), signal.SIGINT)
+        return [Sender()] + real(config, workdir)
+
+    monkeypatch.setattr(train, "make_callbacks", sends_sigint_at_train_end)
+    with pytest.raises(train.Interrupted):
+        train.train_and_evaluate(tiny_config(folder_zip, epochs=1, steps_per_epoch=2), str(tmp_path / "run"))
+    assert [r["epoch"] for r in read_history(str(tmp_path / "run" / "history.csv"))] == [0]  # kept
+
+
 
 def test_the_same_seed_gives_the_same_run(tmp_path, folder_zip):
     # With oneDNN's kernels too (tinyresnet.onednn): two runs of one config end with equal weights.

@@ -2,11 +2,12 @@
 
 import os
 import re
+import signal
 
 import pandas as pd
 import pytest
 
-from test_tuning import _search_file, _tune
+from test_tuning import _popen, _search_file, _tune
 from tinyresnet import runs
 from tinyresnet.tuning import confirm
 
@@ -54,13 +55,29 @@ def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best
     trials = pd.read_csv(os.path.join(project, "trials.csv"), dtype={"trial": str})
     chosen = set("trial_" + trials.sort_values("val_top1", ascending=False).drop_duplicates("spec")["trial"].head(2))
 
-    # Two workers share the runs: each run is trained by one of them, and both train.
-    done = _tune("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet",
-                 "--workers=2")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    started = re.findall(r"^\[pid (\d+)\] \[\d+/\d+\] \S+ seed \d, \d+ epochs? \(.*\): (\S+)$", done.stdout, re.M)
-    assert sorted(folder for _, folder in started) == sorted(folder for folder in table_runs(project))
-    assert len({pid for pid, _ in started}) == 2, done.stdout
+    # Two workers share the runs; one is killed (-9) in the 4th run to start, which the other takes over.
+    worker = _popen("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet",
+                    "--workers=2")
+    lines, starts, killed = [], 0, None
+    for line in worker.stdout:
+        lines.append(line)
+        started = re.match(r"\[pid (\d+)\] \[\d+/\d+\] .*, \d+ epochs? \(", line)
+        starts += bool(started)
+        if started and starts == 4:
+            killed = int(started.group(1))
+            os.kill(killed, signal.SIGKILL)
+    out = "".join(lines)
+    assert worker.wait(timeout=60) == 0, out[-3000:]
+    assert f"worker pid {killed} was killed (signal 9); the other workers trained its runs" in out
+    assert "## Confirmed" in out
+    started = re.findall(r"^\[pid (\d+)\] \[\d+/\d+\] \S+ seed \d, \d+ epochs? \(.*\): (\S+)$", out, re.M)
+    assert len({pid for pid, _ in started[:4]}) == 2, out  # both trained
+    finished_by = {}
+    for pid, folder in started:  # each run finished by one worker: the killed one's 4th was not
+        if int(pid) != killed or folder != started[3][1]:
+            assert folder not in finished_by, out
+            finished_by[folder] = pid
+    assert sorted(finished_by) == sorted(table_runs(project)), out
     table = pd.read_csv(os.path.join(project, "confirmed.csv"))
     equal = table[table["budget"] == "equal epochs"]
     assert set(equal["net"]) == chosen | {"cifar7"}
@@ -81,7 +98,7 @@ def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best
     board = open(os.path.join(project, "leaderboard.md")).read()
     assert "## Confirmed" in board
     assert f"{best} beats cifar7 at equal epochs" in board and f"{best} beats cifar7 at equal FLOPs" in board
-    assert done.stdout.count("6 runs, 0 finished already") == 2 and "equal training FLOPs" in done.stdout
+    assert out.count("6 runs, 0 finished already") == 2 and "equal training FLOPs" in out
 
     again = _tune("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet")
     assert again.returncode == 0 and "[1/" not in again.stdout, again.stdout  # all finished: nothing trained
@@ -175,7 +192,7 @@ def test_a_run_another_confirmation_holds_is_left_to_it_then_trained_here_if_it_
     start = time.perf_counter()  # the holder lets go 3 s from now
     trained = []
 
-    def fake_train(config, run_dir, datasets):
+    def fake_train(config, run_dir, datasets, callbacks=()):
         trained.append((os.path.relpath(run_dir, tmp_path), time.perf_counter() - start > 2.5))
         os.makedirs(run_dir, exist_ok=True)
         runs.write_json(os.path.join(run_dir, runs.RESULTS), {"val_top1": 0.5})
@@ -208,3 +225,60 @@ def test_a_reference_at_the_search_width_shows_the_filters_it_was_built_with(tmp
     built = spec_lib.format_spec(spec_lib.at_width("net1", 0.25))
     assert results_lib.references(str(tmp_path))["net1"]["spec"] == built
     assert confirm.table(str(tmp_path))["spec"].tolist() == [built]
+
+
+def test_a_diverged_run_stays_out_is_trained_by_no_other_confirmation_and_ends_the_command_with_3(
+        tmp_path, monkeypatch, capsys):
+    from tinyresnet import train
+    from tinyresnet import config as config_lib
+    from tinyresnet.tuning import confirm_command
+    config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3", "epochs": 1})
+    planned = [confirm.Run("trial_0", "searched", confirm.EQUAL_EPOCHS, seed, config) for seed in (0, 1)]
+    trained = []
+
+    def fake_train(config, run_dir, datasets, callbacks=()):
+        trained.append(os.path.relpath(run_dir, tmp_path))
+        if run_dir.endswith("seed0"):
+            raise train.TrainingDiverged("loss became nan at epoch 0 after batch 3; training stopped. The last good "
+                                         "state is kept (x); lower --learning_rate ..., then rerun with --overwrite.")
+        results = {"val_top1": 0.5, "train_top1": 0.6, "forward_gflops": 0.01, "params": 100,
+                   "spec": "Conv 8, Avg 2, FC 3"}
+        runs.write_json(os.path.join(run_dir, runs.RESULTS), results)
+        runs.write_json(os.path.join(run_dir, runs.CONFIG), {"epochs": 1, "seed": 1})
+        return results
+    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+    lines = []
+    for folder in (planned[0].folder, planned[1].folder):
+        os.makedirs(tmp_path / folder)
+    confirm._train(str(tmp_path), planned, None, 0, lines.append)
+    assert trained == [planned[0].folder, planned[1].folder]  # the second run still trains
+    assert any("seed 0: diverged (loss became nan at epoch 0 after batch 3); it stays unfinished" in line
+               for line in lines), lines
+    assert confirm.diverged_runs(str(tmp_path)) == [planned[0].folder]
+    lines.clear()
+    confirm._train(str(tmp_path), planned, None, 0, lines.append)  # a rerun, or another worker: nothing again
+    assert len(trained) == 2 and lines == ["2 runs, 1 finished already, 1 diverged"]
+    assert confirm_command._report(str(tmp_path), None) == 3
+    err = capsys.readouterr().err
+    assert f"1 run(s) diverged and stay out of the results: {planned[0].folder}" in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_a_confirmation_waits_or_loads_ends_it_with_one_line(tmp_path, monkeypatch, capsys):
+    # Outside training (waiting on a run another confirmation holds, loading data) it used to be a traceback.
+    from tinyresnet import config as config_lib
+    from tinyresnet.tuning import command
+    from tinyresnet.tuning import results as results_lib
+    project = tmp_path / "project"
+    (project / "trial_0").mkdir(parents=True)
+    config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3"})
+    runs.write_json(str(project / "search.json"), {"base": config_lib.run_defining(config_lib.to_dict(config)),
+                                                   "reference_width": None})
+    (project / "oracle.json").write_text("{}")
+    monkeypatch.setattr(results_lib, "trials_table", lambda project_dir: None)
+
+    def waits(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(confirm, "run", waits)
+    assert command.main(["confirm", str(project), "--epochs=2", "--reference=cifar7"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted; rerun the same command to resume the confirmation"

@@ -19,8 +19,10 @@ def _fail(message, code=2):
     return code
 
 
-def run_training(work, errors=()):
+def run_training(work, errors=(), interrupted_hint=True):
     """Runs `work()` (training, then whatever follows) the way every command reports it.
+
+    `interrupted_hint=False`: Ctrl-C returns 130 unsaid (a launcher of several says it once).
 
     Returns:
         `(result, None)`, or `(None, exit code)` once the reason is printed: 2 for bad input
@@ -38,7 +40,8 @@ def run_training(work, errors=()):
     except train.TrainingDiverged as e:
         return None, _fail(e, code=3)
     except train.Interrupted as e:
-        print(f"\n{e}", file=sys.stderr)
+        if interrupted_hint:
+            print(f"\n{e}", file=sys.stderr)
         return None, 130
 
 

@@ -250,6 +250,8 @@ def fit(config, model, trainer, train, validation, steps, callbacks, workdir):
             # Last, so that an epoch that has ended is written down (history, backup) before stopping.
             trainer.fit(train, epochs=config.epochs, steps_per_epoch=steps, validation_data=validation,
                         callbacks=callbacks + [stopper], verbose=config.verbose, shuffle=False)
+            if stopper.asked:  # after the last check (in Keras' on_train_end): not to be lost
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         model.save(os.path.join(workdir, runs.INTERRUPTED))
         saved = (f"the last finished epoch is backed up in {workdir}/{runs.BACKUP}"

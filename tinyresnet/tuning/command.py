@@ -213,8 +213,12 @@ def search_main(argv):
     # SIGTERM (a job scheduler, `kill`, or the death of the --workers launcher) stops the search as Ctrl-C
     # does: the running trial saves, and a rerun resumes it.
     signal.signal(signal.SIGTERM, _interrupt)
-    if args.parent_pid and not trial_process.die_with_parent(args.parent_pid):
-        return 130  # the launcher is gone already
+    if args.parent_pid:
+        # The launcher stops its chief and workers with SIGINT, which a shell ignores for a background
+        # job's processes: Python then never turns it into KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if not trial_process.die_with_parent(args.parent_pid):
+            return 130  # the launcher is gone already
     if args.role:
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])
         os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.role == "chief" else (args.tuner_id or "worker0")

@@ -18,7 +18,9 @@ config keys (block dropout, learning rate, ...), as the oracle counts them.
 """
 
 import dataclasses
+import glob
 import os
+import time
 from typing import List, Optional
 
 import pandas as pd
@@ -31,6 +33,7 @@ from tinyresnet.tuning.space import CONFIG_KEYS
 CONFIRM_DIR = "confirm"
 CONFIRMED = "confirmed.csv"
 SETTINGS = "settings.json"  # PROJECT/confirm/settings.json: what every run of the confirmation shares
+DIVERGED = "diverged.txt"  # in a run directory whose training diverged: it stays out of the results
 EQUAL_EPOCHS, EQUAL_FLOPS = "equal epochs", "equal FLOPs"
 COLUMNS = ("net", "kind", "budget", "epochs", "seed", "val_top1", "train_top1", "forward_gflops", "params",
            "seconds", "spec", "run")
@@ -122,14 +125,17 @@ def plan(project_dir, table, top, seeds, epochs, references, steps_per_epoch=0) 
 
 def equal_flops_runs(project_dir, planned: List[Run], seeds) -> List[Run]:
     """The best searched net (by confirmed mean) at the first reference's training FLOPs, once every
-    equal-epoch run has finished; [] until then, or without a reference."""
-    if not any(r.kind == "reference" for r in planned) or \
-            not all(runs.is_finished(os.path.join(project_dir, r.folder)) for r in planned):
+    equal-epoch run has finished or diverged; [] until then, or without a finished reference."""
+    if not any(r.kind == "reference" for r in planned) or not all(_settled(project_dir, r) for r in planned):
         return []
-    table = pd.DataFrame([_row(project_dir, r.folder) for r in planned])
-    means = table.groupby("net")["val_top1"].mean()
-    best = max(sorted({r.net for r in planned if r.kind == "searched"}), key=lambda net: means[net])
+    finished = [r for r in planned if runs.is_finished(os.path.join(project_dir, r.folder))]
     reference = next(r.net for r in planned if r.kind == "reference")
+    searched = sorted({r.net for r in finished if r.kind == "searched"})
+    if not searched or reference not in {r.net for r in finished}:
+        return []
+    table = pd.DataFrame([_row(project_dir, r.folder) for r in finished])
+    means = table.groupby("net")["val_top1"].mean()
+    best = max(searched, key=lambda net: means[net])
     gflops = table.groupby("net")["forward_gflops"].first()
     template = next(r for r in planned if r.net == best)
     epochs = _equal_flops_epochs(template.config.epochs, gflops[reference], gflops[best])
@@ -177,13 +183,17 @@ def table(project_dir) -> Optional[pd.DataFrame]:
     return pd.DataFrame(rows)[list(COLUMNS)] if rows else None
 
 
-def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=print, steps_per_epoch=0):
+def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=print, steps_per_epoch=0,
+        epoch_lines=False):
     """Trains what `plan` and then `equal_flops_runs` ask for, skipping finished runs (a killed run resumes).
+
+    A run that diverges stays unfinished and out of the results (`diverged_runs`); the others go on.
 
     Args:
         trials: the search's trials table (`results.trials_table`).
         verbose: Keras' progress output of each run (2: a line per epoch, 0: none).
         steps_per_epoch: of every run (0: whole epochs).
+        epoch_lines: a line per epoch through `log`, naming the run (for workers sharing one terminal).
     """
     planned = plan(project_dir, trials, top, seeds, epochs, references, steps_per_epoch)
     from tinyresnet import train
@@ -193,7 +203,7 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     nets = len({r.net for r in planned if r.kind == "searched"})
     if nets < top:
         log(f"the search has {nets} distinct finished nets, fewer than --top {top}: confirming those")
-    _train(project_dir, planned, datasets, verbose, log)
+    _train(project_dir, planned, datasets, verbose, log, epoch_lines)
     extra = equal_flops_runs(project_dir, planned, seeds)
     if extra and extra[0].config.epochs == epochs:
         log(f"equal training FLOPs: {extra[0].net}'s FLOPs ratio to {references[0]} rounds to 1, so its "
@@ -202,7 +212,7 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     if extra:
         log(f"equal training FLOPs: {extra[0].net} for {_epochs(extra[0].config.epochs)} (the FLOPs of "
             f"{references[0]}'s {_epochs(epochs)})")
-    _train(project_dir, extra, datasets, verbose, log)
+    _train(project_dir, extra, datasets, verbose, log, epoch_lines)
 
 
 def check_fit(planned: List[Run], image_shape):
@@ -218,36 +228,79 @@ def check_fit(planned: List[Run], image_shape):
 
 
 def _epochs(n):
-    return f"{n} epoch" + ("" if n == 1 else "s")
+    return _count(n, "epoch")
 
 
-def _train(project_dir, todo, datasets, verbose, log):
-    """Trains the unfinished runs of `todo`, each under its claim (`tinyresnet.claiming`): confirmations
+def _settled(project_dir, r: Run):
+    folder = os.path.join(project_dir, r.folder)
+    return runs.is_finished(folder) or os.path.isfile(os.path.join(folder, DIVERGED))
+
+
+def diverged_runs(project_dir) -> List[str]:
+    """The run directories under `PROJECT/confirm/` whose training diverged (relative to the project)."""
+    found = glob.glob(os.path.join(project_dir, CONFIRM_DIR, "*", "*", DIVERGED))
+    return sorted(os.path.relpath(os.path.dirname(path), project_dir) for path in found
+                  if not runs.is_finished(os.path.dirname(path)))
+
+
+def _train(project_dir, todo, datasets, verbose, log, epoch_lines=False):
+    """Trains the unsettled runs of `todo`, each under its claim (`tinyresnet.claiming`): confirmations
     sharing the project (`--workers`, or machines) never train the same run. A run another one holds is
-    waited for at the end, and trained here if its holder died before finishing it."""
-    from tinyresnet import train
-    left = [r for r in todo if not runs.is_finished(os.path.join(project_dir, r.folder))]
+    waited for at the end, and trained here if its holder stopped before finishing it."""
+    left = [r for r in todo if not _settled(project_dir, r)]
     if todo:
-        log(f"{len(todo)} runs, {len(todo) - len(left)} finished already")
+        diverged = sum(not runs.is_finished(os.path.join(project_dir, r.folder)) for r in todo) - len(left)
+        log(f"{_count(len(todo), 'run')}, {len(todo) - len(left) - diverged} finished already"
+            + (f", {diverged} diverged" if diverged else ""))
     held = []
     for i, r in enumerate(left, start=1):
+        head = f"[{i}/{len(left)}] {r.net} seed {r.seed}"
         try:
-            _train_one(project_dir, r, f"[{i}/{len(left)}]", datasets, verbose, log, train)
+            _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines)
         except claiming.Claimed as e:
-            log(f"[{i}/{len(left)}] {r.net} seed {r.seed}: skipped, {e}")
-            held.append((i, r))
-    for i, r in held:
-        _train_one(project_dir, r, f"[{i}/{len(left)}]", datasets, verbose, log, train, wait=True)
+            log(f"{head}: skipped, {e}")
+            held.append((head, r))
+    for head, r in held:
+        log(f"{head}: waiting for its holder, to train it here if that one stops before the end")
+        _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines, wait=True)
 
 
-def _train_one(project_dir, r, head, datasets, verbose, log, train, wait=False):
+def _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines, wait=False):
+    from tinyresnet import train
     folder = os.path.join(project_dir, r.folder)
     with claiming.claim(folder, wait=wait):
-        if runs.is_finished(folder):  # by another confirmation, while this one trained or waited
+        if _settled(project_dir, r):  # by another confirmation, while this one trained or waited
+            log(f"{head}: {'finished' if runs.is_finished(folder) else 'diverged'} in another confirmation")
             return
-        log(f"{head} {r.net} seed {r.seed}, {_epochs(r.config.epochs)} ({r.budget}): {r.folder}")
-        results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose), folder, datasets=datasets)
-    log(f"{head} {r.net} seed {r.seed}: val top-1 {results['val_top1']:.3f}")
+        resumed = runs.resume_epoch(folder)
+        log(f"{head}, {_epochs(r.config.epochs)} ({r.budget}){' (taken over)' if wait else ''}"
+            f"{f', resuming at epoch {resumed}' if resumed else ''}: {r.folder}")
+        try:
+            results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose), folder,
+                                               datasets=datasets, callbacks=_epoch_lines(head, r, log, epoch_lines))
+        except train.TrainingDiverged as e:
+            what = str(e).split("; training stopped")[0]
+            runs.write_text(os.path.join(folder, DIVERGED), f"{e}\n")
+            log(f"{head}: diverged ({what}); it stays unfinished and out of the results: delete "
+                f"{r.folder}/{DIVERGED} to train it again")
+            return
+    log(f"{head}: val top-1 {results['val_top1']:.3f}")
+
+
+def _epoch_lines(head, r, log, wanted):
+    if not wanted:
+        return ()
+    import keras
+    started = {}
+    return (keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs=None: started.update(at=time.perf_counter()),
+        on_epoch_end=lambda epoch, logs=None: log(
+            f"{head} epoch {epoch + 1}/{r.config.epochs}: val top-1 {(logs or {}).get('val_top1', float('nan')):.3f}, "
+            f"{time.perf_counter() - started.get('at', time.perf_counter()):.0f} s")),)
+
+
+def _count(n, what):
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _summary(table, net, budget):
@@ -308,5 +361,5 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ConfirmError", "Run", "candidates", "check_settings", "equal_flops_runs", "markdown",
+__all__ = ["ConfirmError", "Run", "candidates", "check_settings", "diverged_runs", "equal_flops_runs", "markdown",
            "finished_runs", "plan", "run", "table", "verdicts"]

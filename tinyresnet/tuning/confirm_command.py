@@ -17,6 +17,8 @@ from tinyresnet import onednn, quiet
 from tinyresnet.tuning import local_cluster, trial_process
 from tinyresnet.tuning.command import PROJECT_MARKER, _fail, _interrupt, is_project
 
+EXIT_DIVERGED = 3  # as tinyresnet-train's
+
 
 def _parser():
     parser = argparse.ArgumentParser(
@@ -74,35 +76,52 @@ def main(argv):
         code = _run_workers(args, argv)
     else:
         code = _confirm(args, references)
-    if not args.parent_pid:
-        _report(args.project_dir, shown=code is None)
-    return code or 0
+    if args.parent_pid:
+        return code or 0
+    return _report(args.project_dir, code)
 
 
 def _confirm(args, references):
-    """This process's share of the runs; an exit code, or None when they all finished."""
+    """This process's share of the runs (every run, as far as no other confirmation holds it): an exit
+    code, or None once every run is finished or diverged."""
     from tinyresnet.cli import run_training
     from tinyresnet.tuning import confirm
     from tinyresnet.tuning import results as results_lib
+    child = bool(args.parent_pid)
     # SIGTERM (a job scheduler, `kill`, the death of the --workers launcher) stops it as Ctrl-C does:
     # the run saves its last epoch, and a rerun resumes it.
     signal.signal(signal.SIGTERM, _interrupt)
-    if args.parent_pid and not trial_process.die_with_parent(args.parent_pid):
-        return 130  # the launcher is gone already
-    onednn.enable_by_default()
-    quiet.load_tensorflow()
-    trials = results_lib.trials_table(args.project_dir)
-    prefix = f"[pid {os.getpid()}] " if args.parent_pid else ""
-    log = lambda line: print(prefix + line, flush=True)  # noqa: E731
-    _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
-                                               references, verbose=0 if args.quiet else 2, log=log,
-                                               steps_per_epoch=args.steps_per_epoch),
-                           errors=(confirm.ConfirmError,))
-    return code
+    if child:
+        # The launcher stops its workers with SIGINT, which a shell ignores for a background job's
+        # processes: Python then never turns it into KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if not trial_process.die_with_parent(args.parent_pid):
+            return 130  # the launcher is gone already
+    log = (lambda line: print(f"[pid {os.getpid()}] {line}", flush=True)) if child else \
+        (lambda line: print(line, flush=True))
+    try:
+        onednn.enable_by_default()
+        quiet.load_tensorflow()
+        trials = results_lib.trials_table(args.project_dir)
+        # Workers share one terminal: a line per epoch naming the run, not Keras' lines that name none.
+        _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
+                                                   references, verbose=0 if args.quiet or child else 2, log=log,
+                                                   steps_per_epoch=args.steps_per_epoch,
+                                                   epoch_lines=child and not args.quiet),
+                               errors=(confirm.ConfirmError,), interrupted_hint=not child)
+        return code
+    except KeyboardInterrupt:  # while waiting for a run another one holds, or loading
+        if not child:
+            print("\ninterrupted; rerun the same command to resume the confirmation", file=sys.stderr)
+        return 130
 
 
 def _run_workers(args, argv):
-    """`--workers N`: N confirmations of this project as processes of this machine; the worst exit code."""
+    """`--workers N`: N confirmations of this project as processes of this machine.
+
+    Each goes through every run, training those no other one holds and waiting for the others, so one
+    that ends with 0 means the whole confirmation is done, whatever became of the rest.
+    """
     environ = local_cluster.worker_environment(args.workers)
     print(f"{args.workers} workers, each training with {environ['TF_NUM_INTRAOP_THREADS']} intra-op thread(s)",
           flush=True)
@@ -110,21 +129,34 @@ def _run_workers(args, argv):
                *local_cluster.without_options(argv, ("--workers",)), f"--parent-pid={os.getpid()}"]
     processes = [subprocess.Popen(command, env=environ) for _ in range(args.workers)]
     # A worker that dies leaves its run to the others (its claim goes with it): nothing to stop early.
-    code = local_cluster.supervise(processes, what="the confirmation")
-    return code or None
+    if local_cluster.supervise(processes, what="the confirmation") == 130:
+        return 130
+    done = any(p.returncode == 0 for p in processes)
+    for p in processes:
+        if p.returncode:
+            how = f"was killed (signal {-p.returncode})" if p.returncode < 0 else f"failed (exit code {p.returncode})"
+            print(f"worker pid {p.pid} {how}" + ("; the other workers trained its runs" if done else ""),
+                  file=sys.stderr, flush=True)
+    if done:
+        return None
+    return max(128 - p.returncode if p.returncode < 0 else p.returncode for p in processes)
 
 
-def _report(project_dir, shown):
-    """What finished is reported, even when a later run failed or was interrupted."""
+def _report(project_dir, code):
+    """Writes and shows what finished, even when a later run failed or was interrupted; the exit code."""
     from tinyresnet import claiming
     from tinyresnet.tuning import confirm
     from tinyresnet.tuning import results as results_lib
-    if confirm.table(project_dir) is None:
-        return
-    # One writer at a time: confirmations on other machines may finish together.
-    with claiming.claim(os.path.join(project_dir, confirm.CONFIRM_DIR, "results"), wait=True):
-        confirmed = confirm.table(project_dir)
-        results_lib.write(project_dir)
-    if shown:
-        print(confirm.markdown(confirmed))
-    print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
+    if confirm.table(project_dir) is not None:
+        # One writer at a time: confirmations on other machines may finish together.
+        with claiming.claim(os.path.join(project_dir, confirm.CONFIRM_DIR, "results"), wait=True):
+            confirmed = confirm.table(project_dir)
+            results_lib.write(project_dir)
+        if code is None:
+            print(confirm.markdown(confirmed))
+        print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
+    diverged = confirm.diverged_runs(project_dir)
+    if code is None and diverged:
+        return _fail(f"{len(diverged)} run(s) diverged and stay out of the results: {', '.join(diverged)} (their "
+                     f"{confirm.DIVERGED} says where; delete it to train the run again)", EXIT_DIVERGED)
+    return code or 0
