@@ -282,3 +282,21 @@ def test_ctrl_c_while_a_confirmation_waits_or_loads_ends_it_with_one_line(tmp_pa
     assert command.main(["confirm", str(project), "--epochs=2", "--reference=cifar7"]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "interrupted; rerun the same command to resume the confirmation"
+
+
+def test_the_equal_flops_verdict_covers_every_reference_of_the_first_one_s_cost():
+    # Net 6 (the plain twin of Net 1) costs what Net 1 costs: the searched net's equal-FLOPs runs are
+    # at Net 6's FLOPs too.
+    rows = [("trial_1", "searched", confirm.EQUAL_EPOCHS, 10, [0.58, 0.57, 0.59], 0.065),
+            ("trial_1", "searched", confirm.EQUAL_FLOPS, 18, [0.62, 0.63, 0.64], 0.065),
+            ("net1", "reference", confirm.EQUAL_EPOCHS, 10, [0.52, 0.49, 0.51], 0.114),
+            ("net6", "reference", confirm.EQUAL_EPOCHS, 10, [0.57, 0.59, 0.60], 0.114),
+            ("cifar7", "reference", confirm.EQUAL_EPOCHS, 10, [0.40, 0.41, 0.42], 0.050)]
+    table = pd.DataFrame([{"net": net, "kind": kind, "budget": budget, "epochs": epochs, "seed": seed,
+                           "val_top1": value, "forward_gflops": gflops}
+                          for net, kind, budget, epochs, values, gflops in rows for seed, value in enumerate(values)])
+    lines = confirm.verdicts(table)
+    assert [line.split(" (")[0] for line in lines] == [
+        "trial_1 beats net1 at equal epochs", "trial_1 beats net6 at equal epochs", "trial_1 beats cifar7 at equal "
+        "epochs", "trial_1 beats net1 at equal FLOPs", "trial_1 beats net6 at equal FLOPs"]
+    assert lines[-1].endswith("**supported**") and "**inconclusive" in lines[1]

@@ -19,6 +19,7 @@ config keys (block dropout, learning rate, ...), as the oracle counts them.
 
 import dataclasses
 import glob
+import math
 import os
 import time
 from typing import List, Optional
@@ -323,7 +324,10 @@ def verdicts(table: pd.DataFrame) -> List[str]:
             ours, note = _summary(table, best, EQUAL_EPOCHS), " (the equal-epoch runs: the FLOPs ratio rounds to 1)"
         if not ours.seeds:
             continue
-        for reference in references[:1] if budget == EQUAL_FLOPS else references:  # FLOPs of the first one
+        # At equal FLOPs: the first reference, whose FLOPs set the budget, and any that cost the same.
+        gflops = equal.groupby("net")["forward_gflops"].first()
+        same_cost = [r for r in references if math.isclose(gflops[r], gflops[references[0]], rel_tol=1e-6)]
+        for reference in same_cost if budget == EQUAL_FLOPS else references:
             theirs = _summary(table, reference, EQUAL_EPOCHS)
             comparison = stats.Compare(ours, theirs)
             word = {"higher": "supported", "lower": "refuted", "within spread": "inconclusive (within the "
