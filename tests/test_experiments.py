@@ -132,6 +132,8 @@ def test_compare_calls_a_difference_only_beyond_both_spreads():
     assert compare(arms([0.3, 0.4], [0.5, 0.6]), "a", "b", "v").direction == "lower"
     assert compare(arms([0.35, 0.5], [0.3, 0.4]), "a", "b", "v").direction == "within spread"
     assert compare(arms([0.9], [0.1]), "a", "b", "v").direction == "pending"  # one seed has no spread
+    one = compare(arms([0.567], [0.5, 0.6]), "a", "b", "v")
+    assert (str(one.a), str(one.b)) == ("56.7 (1 seed)", "55.0 ± 5.0")  # not "± 0.0", a spread it has not got
 
 
 def test_with_three_seeds_overlapping_ranges_are_within_spread():

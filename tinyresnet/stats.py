@@ -26,6 +26,8 @@ class Summary:
     def __str__(self):
         if not self.seeds:
             return "n/a"
+        if self.seeds == 1:  # no spread yet: "± 0.0" would claim a seed-proof number
+            return f"{100 * self.mean:.1f} (1 seed)"
         return f"{100 * self.mean:.1f} ± {100 * self.spread:.1f}"
 
 
