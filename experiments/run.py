@@ -122,7 +122,7 @@ def _train(mine, configs, folders, after_each):
                     print(f"{head} finished, skipped ({folder})", flush=True)
                     continue
                 resumed = runs.resume_epoch(folder)
-                print(f"{head} " + (f"resuming at epoch {resumed}" if resumed else "training") + f" in {folder}",
+                print(f"{head} " + (f"resuming after epoch {resumed}" if resumed else "training") + f" in {folder}",
                       flush=True)
                 strategy = strategy or train.make_strategy(config)
                 start = time.perf_counter()

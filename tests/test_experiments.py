@@ -306,7 +306,7 @@ def test_two_sharded_runners_one_killed_mid_run_finish_every_run_once(tmp_path):
     again = runner(0)  # takes the killed runner's claim over, resumes net1, trains net6, writes the results
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out[-3000:]
-    assert "net1 seed 0: resuming at epoch" in out
+    assert "net1 seed 0: resuming after epoch" in out
     for arm in ("net1", "net1_plain", "net6"):
         assert [r["epoch"] for r in runs.read_history(str(folder / "cpu" / arm / "seed_0"))] == list(range(10))
     rows = _csv(tmp_path / "results" / "resnet_vs_convnet" / "results.csv")

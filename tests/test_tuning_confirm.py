@@ -260,7 +260,7 @@ def test_a_diverged_run_stays_out_is_trained_by_no_other_confirmation_and_ends_t
     assert len(trained) == 2 and lines == ["2 runs, 1 finished already, 1 diverged"]
     assert confirm_command._report(str(tmp_path), None) == 3
     err = capsys.readouterr().err
-    assert f"1 run(s) diverged and stay out of the results: {planned[0].folder}" in err and "Traceback" not in err
+    assert f"1 run diverged and stays out of the results: {planned[0].folder}" in err and "Traceback" not in err
 
 
 def test_ctrl_c_while_a_confirmation_waits_or_loads_ends_it_with_one_line(tmp_path, monkeypatch, capsys):
@@ -300,3 +300,23 @@ def test_the_equal_flops_verdict_covers_every_reference_of_the_first_one_s_cost(
         "trial_1 beats net1 at equal epochs", "trial_1 beats net6 at equal epochs", "trial_1 beats cifar7 at equal "
         "epochs", "trial_1 beats net1 at equal FLOPs", "trial_1 beats net6 at equal FLOPs"]
     assert lines[-1].endswith("**supported**") and "**inconclusive" in lines[1]
+
+
+@pytest.mark.parametrize("codes, expected, said", [
+    ([0, -9], None, "was killed (signal 9); the other workers trained its runs"),
+    ([130, 0], None, "was interrupted; the other workers trained its runs"),  # a Ctrl-C to that worker alone
+    ([130, 130], 130, "interrupted; rerun the same command to resume the confirmation"),  # not to the launcher
+    ([3, -9], 137, "was killed (signal 9)\n"),
+])
+def test_the_launcher_reads_its_workers_ends(monkeypatch, capsys, codes, expected, said):
+    # A worker that ends 0 went through every run: the confirmation is done whatever became of the others.
+    import argparse
+    import subprocess
+    import sys
+    from tinyresnet.tuning import confirm_command
+    left, popen = list(codes), subprocess.Popen
+    monkeypatch.setattr(confirm_command.subprocess, "Popen", lambda command, env: popen(
+        [sys.executable, "-c", f"import os, signal, sys\ncode = {left.pop(0)}\n"
+                               "os.kill(os.getpid(), -code) if code < 0 else sys.exit(code)"]))
+    assert confirm_command._run_workers(argparse.Namespace(workers=2), ["P", "--epochs=2"]) == expected
+    assert said in capsys.readouterr().err

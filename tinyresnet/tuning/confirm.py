@@ -275,13 +275,15 @@ def _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines, wait=F
             return
         resumed = runs.resume_epoch(folder)
         log(f"{head}, {_epochs(r.config.epochs)} ({r.budget}){' (taken over)' if wait else ''}"
-            f"{f', resuming at epoch {resumed}' if resumed else ''}: {r.folder}")
+            f"{f', resuming after epoch {resumed}' if resumed else ''}: {r.folder}")
         try:
             results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose), folder,
                                                datasets=datasets, callbacks=_epoch_lines(head, r, log, epoch_lines))
         except train.TrainingDiverged as e:
             what = str(e).split("; training stopped")[0]
-            runs.write_text(os.path.join(folder, DIVERGED), f"{e}\n")
+            # Not the training command's advice (--learning_rate, --overwrite): confirm takes neither.
+            runs.write_text(os.path.join(folder, DIVERGED), f"{what}.\nThis run stays out of the confirmation's "
+                            "results; delete this file to train it again from its last good epoch.\n")
             log(f"{head}: diverged ({what}); it stays unfinished and out of the results: delete "
                 f"{r.folder}/{DIVERGED} to train it again")
             return
@@ -334,7 +336,7 @@ def verdicts(table: pd.DataFrame) -> List[str]:
                     "seeds' spread)", "pending": "pending (fewer than 2 seeds)"}[comparison.direction]
             runs_of = table[(table["net"] == best) & (table["budget"] == (EQUAL_EPOCHS if note else budget))]
             epochs = _epochs(int(runs_of["epochs"].iloc[0]))
-            lines.append(f"{best} beats {reference} at {budget}{note} ({best} {epochs}: {ours} % vs {theirs} %, "
+            lines.append(f"{best} beats {reference} at {budget}{note} ({best} {epochs}: {_pct(ours)} vs {_pct(theirs)}, "
                          f"{comparison.diff}): **{word}**")
     return lines
 
@@ -343,6 +345,13 @@ def _same_flops_as_epochs(equal, best, reference):
     gflops = equal.groupby("net")["forward_gflops"].first()
     epochs = int(equal["epochs"].iloc[0])
     return _equal_flops_epochs(epochs, gflops[reference], gflops[best]) == epochs
+
+
+def _pct(summary):
+    text = str(summary)  # "58.4 ± 1.2", "56.7 (1 seed)", "n/a"
+    if not summary.seeds:
+        return text
+    return text.replace(" (1 seed)", " % (1 seed)") if summary.seeds == 1 else f"{text} %"
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -356,7 +365,7 @@ def markdown(table: pd.DataFrame) -> str:
     for net, budget in order:
         group = groups.get_group((net, budget))
         val, train = stats.summarize(group["val_top1"].tolist()), stats.summarize(group["train_top1"].tolist())
-        lines.append(f"| {net} | {budget} | {int(group['epochs'].iloc[0])} | {len(group)} | {val} % | {train} % "
+        lines.append(f"| {net} | {budget} | {int(group['epochs'].iloc[0])} | {len(group)} | {_pct(val)} | {_pct(train)} "
                      f"| {group['forward_gflops'].iloc[0]:.3f} | `{group['spec'].iloc[0]}` |")
     found = verdicts(table)
     if found:

@@ -97,8 +97,11 @@ def _confirm(args, references):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if not trial_process.die_with_parent(args.parent_pid):
             return 130  # the launcher is gone already
-    log = (lambda line: print(f"[pid {os.getpid()}] {line}", flush=True)) if child else \
-        (lambda line: print(line, flush=True))
+    prefix = f"[pid {os.getpid()}] " if child else ""
+
+    def log(line):  # one write: workers share the terminal, and unbuffered print writes the newline apart
+        sys.stdout.write(f"{prefix}{line}\n")
+        sys.stdout.flush()
     try:
         onednn.enable_by_default()
         quiet.load_tensorflow()
@@ -129,12 +132,17 @@ def _run_workers(args, argv):
                *local_cluster.without_options(argv, ("--workers",)), f"--parent-pid={os.getpid()}"]
     processes = [subprocess.Popen(command, env=environ) for _ in range(args.workers)]
     # A worker that dies leaves its run to the others (its claim goes with it): nothing to stop early.
-    if local_cluster.supervise(processes, what="the confirmation") == 130:
+    if local_cluster.supervise(processes, what="the confirmation")[1]:
         return 130
     done = any(p.returncode == 0 for p in processes)
+    interrupted = {130, -signal.SIGINT, -signal.SIGTERM}
+    if not done and all(p.returncode in interrupted for p in processes):  # a Ctrl-C that reached them, not us
+        print("\ninterrupted; rerun the same command to resume the confirmation", file=sys.stderr)
+        return 130
     for p in processes:
         if p.returncode:
-            how = f"was killed (signal {-p.returncode})" if p.returncode < 0 else f"failed (exit code {p.returncode})"
+            how = (f"was killed (signal {-p.returncode})" if p.returncode < 0 else "was interrupted"
+                   if p.returncode == 130 else f"failed (exit code {p.returncode})")
             print(f"worker pid {p.pid} {how}" + ("; the other workers trained its runs" if done else ""),
                   file=sys.stderr, flush=True)
     if done:
@@ -157,6 +165,8 @@ def _report(project_dir, code):
         print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
     diverged = confirm.diverged_runs(project_dir)
     if code is None and diverged:
-        return _fail(f"{len(diverged)} run(s) diverged and stay out of the results: {', '.join(diverged)} (their "
-                     f"{confirm.DIVERGED} says where; delete it to train the run again)", EXIT_DIVERGED)
+        runs_word = "1 run" if len(diverged) == 1 else f"{len(diverged)} runs"
+        return _fail(f"{runs_word} diverged and stay{'s' if len(diverged) == 1 else ''} out of the results: "
+                     f"{', '.join(diverged)} (each one's {confirm.DIVERGED} says where; delete it to train the run "
+                     "again)", EXIT_DIVERGED)
     return code or 0

@@ -68,11 +68,12 @@ def run(args, argv, search):
             how = f"was killed (signal {-code})" if code < 0 else f"failed (exit code {code})"
             return f"error: worker{died[0]} {how}; stopping the search: rerun the same command to resume it"
         return None
-    return supervise(processes, chief_or_worker_failed, "the search")
+    return supervise(processes, chief_or_worker_failed, "the search")[0]
 
 
 def supervise(processes, failed=lambda: None, what="the search"):
-    """Waits for `processes`; returns the worst exit code (130 on Ctrl-C or SIGTERM).
+    """Waits for `processes`; returns `(the worst exit code, whether this process was interrupted)`: 130
+    and True on Ctrl-C or SIGTERM to it.
 
     Ctrl-C reaches the whole process group; SIGTERM (a job scheduler, `kill`) only this process, and is
     passed on as SIGINT: either way they stop as Ctrl-C stops them, saving what they train.
@@ -99,11 +100,11 @@ def supervise(processes, failed=lambda: None, what="the search"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the wait short
         _stop(processes, asked=True)
         print(f"\ninterrupted; rerun the same command to resume {what}", file=sys.stderr)
-        return 130
+        return 130, True
     finally:
         signal.signal(signal.SIGTERM, previous)
     _stop(processes)  # one failed: the others would wait for it in vain
-    return max(abs(p.returncode) for p in processes)
+    return max(abs(p.returncode) for p in processes), False
 
 
 def _stop(processes, grace=30, asked=False):
