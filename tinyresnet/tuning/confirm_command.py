@@ -141,8 +141,7 @@ def _run_workers(args, argv):
         return 130
     for p in processes:
         if p.returncode:
-            how = (f"was killed (signal {-p.returncode})" if p.returncode < 0 else "was interrupted"
-                   if p.returncode == 130 else f"failed (exit code {p.returncode})")
+            how = "was interrupted" if p.returncode == 130 else local_cluster.how_it_ended(p.returncode)
             print(f"worker pid {p.pid} {how}" + ("; the other workers trained its runs" if done else ""),
                   file=sys.stderr, flush=True)
     if done:
@@ -165,8 +164,7 @@ def _report(project_dir, code):
         print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
     diverged = confirm.diverged_runs(project_dir)
     if code is None and diverged:
-        runs_word = "1 run" if len(diverged) == 1 else f"{len(diverged)} runs"
-        return _fail(f"{runs_word} diverged and stay{'s' if len(diverged) == 1 else ''} out of the results: "
+        return _fail(f"{confirm._count(len(diverged), 'run')} diverged and stay{'s' if len(diverged) == 1 else ''} out of the results: "
                      f"{', '.join(diverged)} (each one's {confirm.DIVERGED} says where; delete it to train the run "
                      "again)", EXIT_DIVERGED)
     return code or 0

@@ -64,11 +64,15 @@ def run(args, argv, search):
             return ""
         died = [i for i, p in enumerate(workers) if p.poll() not in (None, 0)]
         if died:  # its trial stays its own: the chief would wait for it for ever
-            code = workers[died[0]].returncode
-            how = f"was killed (signal {-code})" if code < 0 else f"failed (exit code {code})"
+            how = how_it_ended(workers[died[0]].returncode)
             return f"error: worker{died[0]} {how}; stopping the search: rerun the same command to resume it"
         return None
     return supervise(processes, chief_or_worker_failed, "the search")[0]
+
+
+def how_it_ended(returncode):
+    """A process's nonzero exit, in words: "was killed (signal 9)" or "failed (exit code 3)"."""
+    return f"was killed (signal {-returncode})" if returncode < 0 else f"failed (exit code {returncode})"
 
 
 def supervise(processes, failed=lambda: None, what="the search"):
