@@ -15,6 +15,7 @@ and is rendered from the file the start marker names; NAME selects how:
 
     bench-KIND.json       `tinyresnet-bench ... --json`, wrapped (the table of the bench)
     fixed_cost-KIND.json  `python experiments/fixed_cost.py --json`, wrapped (the phase table)
+    batch_sweep-KIND.json `python experiments/batch_sweep.py --json`, wrapped (step time against batch size)
     quickstart-KIND.txt   stdout+stderr of `bash experiments/quickstart.sh` (the end of its transcript)
 
 KIND is the CPU kind (`zen3`, ...). `--measure NAME` runs NAME's command on this
@@ -41,7 +42,7 @@ import subprocess
 import sys
 import time
 
-from tinyresnet.bench_table import before_after_table, format_table
+from tinyresnet.bench_table import batch_sweep_table, before_after_table, format_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -58,6 +59,7 @@ MEASUREMENTS = {
     # Full width apart, in float32 only: emulated bfloat16 takes about a minute a step on a CPU without it.
     "bench_wide": ["tinyresnet-bench", "--nets=net1", "--precision=float32", "--steps=2", "--repeats=2", "--json"],
     "before_after": ["python", "experiments/before_after.py", "--json"],
+    "batch_sweep": ["python", "experiments/batch_sweep.py", "--repeats=5", "--json"],
     "fixed_cost": ["python", "experiments/fixed_cost.py", f"--data={DATA}", "--json"],
     "tune_memory": ["python", "experiments/tune_memory.py", f"--data={DATA}", "--trials=50", "--json"],
 }
@@ -196,6 +198,15 @@ def render_before_after(path, record):
     return lines + [""] + _source_lines(path, record)
 
 
+def render_batch_sweep(path, record):
+    r = record["result"]
+    lines = [_machine_line(record), "",
+             f"`{r['spec']}` ({r['net']}, block dropout {r['block_dropout']:g}), {r['precision']}, the real "
+             f"training step; medians of {r['repeats']} repeats of up to {r['steps']} steps:", "",
+             batch_sweep_table(r)]
+    return lines + [""] + _source_lines(path, record)
+
+
 def render_tune_memory(path, record):
     r = record["result"]
     lines = [_machine_line(record), "",
@@ -272,7 +283,8 @@ def render_quickstart(path, text):
 
 # name: (file type, renderer, whether a missing file leaves the region as it is rather than failing)
 RENDERERS = {"bench": ("json", render_bench, False), "fixed_cost": ("json", render_fixed_cost, False),
-             "before_after": ("json", render_before_after, False), "bench_wide": ("json", render_bench, False),
+             "before_after": ("json", render_before_after, False), "batch_sweep": ("json", render_batch_sweep, False),
+             "bench_wide": ("json", render_bench, False),
              "tune_memory": ("json", render_tune_memory, False), "quickstart": ("txt", render_quickstart, True)}
 
 
