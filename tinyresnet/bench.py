@@ -119,8 +119,12 @@ def _interleaved(runs_, repeats):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def time_net(net, settings, ceilings, workdir, log):
-    """The `nets` entry of one net: per precision ms/step, images/s, GFLOP/s, ceiling fraction; `auto`."""
+def time_net(net, settings, ceilings, workdir, log, decide_auto=True):
+    """The `nets` entry of one net: per precision ms/step, images/s, GFLOP/s, ceiling fraction; `auto`.
+
+    `decide_auto=False` leaves out what `precision="auto"` would choose (on a CPU with bfloat16
+    instructions, that choice trains the net in both precisions once more).
+    """
     classes = spec_lib.parse_spec(net.spec)[-1].units
     forward = spec_lib.forward_flops(net.spec, net.input_shape, classes, net.width)
     entry = {"label": net.label, "spec": net.spec, "width": net.width, "batch_size": settings.batch_size,
@@ -138,6 +142,12 @@ def time_net(net, settings, ceilings, workdir, log):
         gflops = entry["train_gflops_per_step"] / s
         entry[policy] = {"ms_per_step": 1000 * s, "images_per_s": settings.batch_size / s, "gflops": gflops,
                          "ceiling_fraction": gflops / ceilings[policy], "steps_per_repeat": trainers[policy].steps}
+    timed = [p for p in settings.precisions if p in entry]
+    entry["_model"] = trainers[timed[0]].model
+    timings = f"  {net.label}: " + ", ".join(f"{p} {entry[p]['ms_per_step']:.1f} ms/step" for p in timed)
+    if not decide_auto:
+        log(timings)
+        return entry
     config = _config(net, settings, "auto")
     spec = spec_lib.parse_spec(config.net)
     choice = precision_lib.auto(
@@ -145,13 +155,10 @@ def time_net(net, settings, ceilings, workdir, log):
         measure=lambda: train.measure_bf16_speedup(config, spec, net.input_shape, classes, steps=1000),
         cache_path=None)
     entry["auto"], entry["auto_reason"] = choice.policy, choice.reason
-    timed = [p for p in settings.precisions if p in entry]
     if choice.policy in timed and len(timed) > 1:
         best = max(entry[p]["images_per_s"] for p in timed)
         entry["auto_of_best"] = entry[choice.policy]["images_per_s"] / best
-    log(f"  {net.label}: " + ", ".join(f"{p} {entry[p]['ms_per_step']:.1f} ms/step" for p in timed)
-        + f"; auto {choice.policy}")
-    entry["_model"] = trainers[timed[0]].model
+    log(timings + f"; auto {choice.policy}")
     return entry
 
 

@@ -78,16 +78,21 @@ def before_after_table(result):
 
 def batch_sweep_table(result):
     """`experiments/batch_sweep.py`'s figures: ms/step and images/s per batch size, then the fitted line."""
-    lines = ["| batch size | ms/step | images/s |", "|---|---|---|"]
-    lines += [f"| {r['batch_size']} | {r['ms_per_step']:.1f} | {r['images_per_s']:.0f} |" for r in result["rows"]]
-    limit, fixed = result["limit_images_per_s"], result["fixed_ms_per_step"]
+    lines = ["| batch size | ms/step | images/s | line's residual |", "|---|---|---|---|"]
+    lines += [f"| {r['batch_size']} | {r['ms_per_step']:.1f} | {r['images_per_s']:.0f} | "
+              f"{r['residual_ms']:+.1f} ms |" for r in result["rows"]]
+    fixed, per_image, limit = result["fixed_ms_per_step"], result["ms_per_image"], result["limit_images_per_s"]
+    line = (f"Least squares over the batch sizes (R² {result['r2']:.3f}): **{fixed:.1f} ms per step + "
+            f"{1000 * per_image:.0f} µs per image**")
+    if per_image <= 0:
+        return "\n".join(lines + ["", line + ": the step time did not grow with the batch size (noise, or too "
+                                               "few steps), so the line bounds nothing."])
     if not limit:
-        return "\n".join(lines + ["", "The step time did not grow with the batch size over these sizes (noise, "
-                                       "or too few steps): no line to fit."])
-    lines += ["", f"Least squares over the batch sizes: **{fixed:.1f} ms per step + "
-              f"{1000 * result['ms_per_image']:.0f} µs per image**, so no batch size passes **{limit:,.0f} "
-              f"images/s**. The forward pass writes {result['forward_activation_bytes_per_image'] / 1024:.0f} KiB "
-              f"of activations per image: {result['forward_activation_gb_per_s_at_limit']:.1f} GB/s at that rate"
-              + (f", against {result['copy_gb_per_s']:.1f} GB/s for a 256 MiB copy on one thread."
-                 if result.get("copy_gb_per_s") else ".")]
+        return "\n".join(lines + ["", line + ": a negative fixed cost, below what was measured, so the line "
+                                               "bounds nothing (noise, or too few steps)."])
+    activations = (f"The forward pass writes at most {result['forward_activation_bytes_per_image'] / 1024:.0f} KiB "
+                   f"of activations per image: {result['forward_activation_gb_per_s_at_limit']:.1f} GB/s at that "
+                   "rate" + (f", against {result['copy_gb_per_s']:.1f} GB/s for a 256 MiB copy on one thread."
+                             if result.get("copy_gb_per_s") else "."))
+    lines += ["", line + f", so by the line no batch size passes **{limit:,.0f} images/s**. " + activations]
     return "\n".join(lines)
