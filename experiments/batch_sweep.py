@@ -53,7 +53,6 @@ def parse_args(argv=None):
 def the_net(text):
     """The one `bench_nets.Net` that `--net` names, checked against its input size before TensorFlow loads."""
     from tinyresnet import bench_nets
-    from tinyresnet import spec as spec_lib
     text = text.strip()
     try:
         if text.startswith("search trial "):
@@ -63,9 +62,8 @@ def the_net(text):
                     "(e.g. 'search trial 06')")
         else:
             net = bench_nets.expand_nets([text], flag="--net")[0]  # a preset or the notation: one net
-        list(spec_lib.feature_shapes(spec_lib.parse_spec(net.spec), net.input_shape, net.width))
-    except (ValueError, spec_lib.SpecError) as error:
-        _refuse(f"--net {text!r}: {error}" if "--net" not in str(error) else str(error))
+    except ValueError as error:
+        _refuse(str(error))
     return net
 
 

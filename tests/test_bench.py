@@ -90,6 +90,7 @@ def test_the_fixed_cost_is_the_intercept_of_a_least_squares_line():
 @pytest.mark.parametrize("argv, message", [
     (["--nets=net9"], "--nets 'net9'"),
     (["--spec=garbage"], "--spec 'garbage'"),
+    (["--spec=Conv 8, Avg 128, FC 20"], "pooling a 64x64 feature map by 128 leaves less than 1x1"),
     (["--preset=bogus"], "--preset 'bogus'"),
     (["--nets=net1", "--preset=net1"], "--nets or --preset"),
     (["--steps=0"], "--steps must be a positive number"),

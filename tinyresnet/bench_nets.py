@@ -60,6 +60,10 @@ def expand_nets(items, width=1.0, flag="--nets"):
             except spec_lib.SpecError as error:
                 raise ValueError(f"{flag} {item!r}: not a preset ({', '.join(spec_lib.PRESETS)}), "
                                  f"'search' or notation: {error}") from None
+            try:
+                list(spec_lib.feature_shapes(parsed, (64, 64, 3)))
+            except spec_lib.SpecError as error:
+                raise ValueError(f"{flag} {item!r}: {error}") from None
             text = spec_lib.format_spec(parsed)
             nets.append(Net(text, text, 1.0, (64, 64, 3)))
     return nets
@@ -96,6 +100,7 @@ def _search_nets(path, flag):
         for row in done.to_dict("records"):
             try:
                 text = spec_lib.format_spec(spec_lib.parse_spec(row["spec"]))
+                list(spec_lib.feature_shapes(spec_lib.parse_spec(text), (64, 64, 3)))
             except spec_lib.SpecError as error:
                 raise ValueError(f"{p}, trial {row['trial']}: {error}") from None
             settings = {key: row[f"hp_{key}"] for key in ("block_dropout", "variant", "shortcut")
