@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -353,6 +354,27 @@ def test_the_ladder_tables_each_comparison_per_width_from_the_committed_results(
     stamp = os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png")
     ladder.write(str(tmp_path))  # nothing new: both files are left alone
     assert os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png") == stamp
+
+
+def _signed_points(text):  # "+4.0", "-6.5"; not the "-0.5" of "width-0.5"
+    return [float(m) for m in re.findall(r"(?<![\w.])[+-]\d+\.\d", text)]
+
+
+def test_the_readme_s_ladder_paragraphs_quote_the_committed_ladder_tables():
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(here, "experiments", "README.md")) as f:
+        readme = f.read()
+    section = readme[readme.index("## The width ladder"):]
+    section = section[:section.index("\n## ", 1)]
+    committed = set()
+    for claim in ("resnet_vs_convnet", "overfitting_gap", "dropout_augmentation"):
+        with open(os.path.join(here, "experiments", "results", claim, "ladder.md")) as f:
+            committed |= {float(v) for v in re.findall(r"\| (-?\d+\.\d) points \|", f.read())}
+    quoted = _signed_points(section)
+    assert len(quoted) >= 15, "the ladder paragraphs quote the comparisons with their sign"
+    stale = [v for v in quoted if v not in committed]
+    assert not stale, f"experiments/README.md's width ladder quotes {stale}, found in no committed ladder.md"
+    assert _signed_points("width-0.5 gives +4.0 and (-6.5, x)") == [4.0, -6.5]
 
 
 @pytest.mark.slow
