@@ -361,14 +361,14 @@ def _signed_points(text):  # "+4.0", "-6.5"; not the "-0.5" of "width-0.5"
 
 
 def test_the_readme_s_ladder_paragraphs_quote_the_committed_ladder_tables():
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with open(os.path.join(here, "experiments", "README.md")) as f:
+    from experiments.claims import LADDER_CLAIMS
+    with open(os.path.join(run_lib.HERE, "README.md")) as f:
         readme = f.read()
     section = readme[readme.index("## The width ladder"):]
     section = section[:section.index("\n## ", 1)]
     committed = set()
-    for claim in ("resnet_vs_convnet", "overfitting_gap", "dropout_augmentation"):
-        with open(os.path.join(here, "experiments", "results", claim, "ladder.md")) as f:
+    for claim in LADDER_CLAIMS:
+        with open(os.path.join(run_lib.HERE, "results", claim, "ladder.md")) as f:
             committed |= {float(v) for v in re.findall(r"\| (-?\d+\.\d) points \|", f.read())}
     quoted = _signed_points(section)
     assert len(quoted) >= 15, "the ladder paragraphs quote the comparisons with their sign"
