@@ -61,6 +61,7 @@ class Scale:
     # scale (cpu), the scale's name for the others, so that no scale ever writes over another's.
     results_folder: str = ""
     claims: Tuple[str, ...] = ()  # the claims run at this scale; () for every claim
+    arms: Tuple[str, ...] = ()  # the arms trained at this scale by default; () for every arm its claims need
 
     def has(self, claim):
         """Whether `claim` is run at this scale."""
@@ -88,11 +89,21 @@ def shared_data_dir():
 # twins and how they overfit, with the same data, epochs and precision, at wider nets.
 LADDER = {"cpu_w025": 0.25, "cpu_w05": 0.5}
 LADDER_CLAIMS = ("resnet_vs_convnet", "overfitting_gap", "dropout_augmentation")
-SCALES = ("cpu", *LADDER, "paper")
+# The data axis: the same settings as the width-0.25 rung, on five times the data (100 classes).
+DATA_RUNGS = {"cpu_c100": "tiny-imagenet-200-sub100.zip"}
+DATA_RUNG_ARMS = ("net1", "net1_plain", "net6", "net1_no_dropout")
+SCALES = ("cpu", *LADDER, *DATA_RUNGS, "paper")
 
 
 def scale(name, data_dir=None):
-    """The `Scale` called `name`: "cpu", a rung of the width ladder ("cpu_w025", "cpu_w05"), or "paper"."""
+    """The `Scale` called `name`: "cpu", a rung of the width ladder ("cpu_w025", "cpu_w05"), the data rung
+    ("cpu_c100"), or "paper"."""
+    if name in DATA_RUNGS:
+        rung = scale("cpu_w025", data_dir)
+        archive = os.path.join(data_dir or shared_data_dir(), DATA_RUNGS[name])
+        return Scale(name, {TINY: "100-class Tiny ImageNet (50,000 train / 5,000 val)"},
+                     {TINY: {**rung.datasets[TINY], "data": archive}}, results_folder=name, claims=LADDER_CLAIMS,
+                     arms=DATA_RUNG_ARMS)
     if name in LADDER:
         cpu = scale("cpu", data_dir)
         tiny = {**cpu.datasets[TINY], "width": LADDER[name]}

@@ -24,7 +24,7 @@ DEFAULT_SEEDS = (0, 1)
 
 
 def plan(claim_names, seeds, arms=None):
-    """The (arm, seed) runs the claims need, each once, in claim order."""
+    """The (arm, seed) runs the claims need (or only `arms`), each once, in claim order."""
     planned = []
     for name in claim_names:
         for arm in CLAIMS[name].arms:
@@ -73,7 +73,7 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
     """
     runs_root = runs_root or os.path.join(HERE, "runs")
     results_root = results_root or os.path.join(HERE, "results")
-    todo = plan(claim_names, seeds, arms)
+    todo = plan(claim_names, seeds, arms or scale.arms)
     configs = {(arm, seed): arm_config(arm, scale, seed, overrides) for arm, seed in todo}
     folders = {key: results_lib.run_dir(runs_root, scale.name, *key) for key in todo}
     for key, config in configs.items():
@@ -163,7 +163,8 @@ def parse_args(argv=None):
     parser.add_argument("--scale", default="cpu", choices=SCALES,
                         help="cpu: the shared 20-class Tiny ImageNet and CIFAR-10 archives at small widths (what is "
                              "committed); cpu_w025, cpu_w05: the cpu scale's Tiny ImageNet claims at width 0.25 and "
-                             "0.5 (results in results/<claim>/<scale>/); paper: full width, 200 classes, 30 epochs "
+                             "0.5 (results in results/<claim>/<scale>/); cpu_c100: the width-0.25 rung's settings on the 100-class "
+                             "archive (arms net1, net1_plain, net6, net1_no_dropout); paper: full width, 200 classes, 30 epochs "
                              "(for a GPU). Default cpu")
     parser.add_argument("--seeds", type=int, default=len(DEFAULT_SEEDS), help="seeds per arm, 0..N-1 (default 2)")
     parser.add_argument("--arms", default="", help="comma-separated arms to run (default: all the claims need)")
