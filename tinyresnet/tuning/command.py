@@ -165,7 +165,7 @@ def _admit_search(search, project_dir):
             "the old one. Give another --project-dir for the new search, or undo the change to resume")
 
 
-def _train_references(search, names, datasets, project_dir, precision):
+def _train_references(search, names, datasets, project_dir):
     from tinyresnet import train
     from tinyresnet import spec as spec_lib
     from tinyresnet.tuning import results as results_lib
@@ -175,7 +175,7 @@ def _train_references(search, names, datasets, project_dir, precision):
         run_dir = os.path.join(project_dir, results_lib.REFERENCE_DIR, name)
         if not runs.is_finished(run_dir):
             print(f"reference {name}: training on the search's settings", flush=True)
-            config = dataclasses.replace(search.base, net=name, verbose=0, precision=precision,
+            config = dataclasses.replace(search.base, net=name, verbose=0,
                                          width=search.reference_width or search.base.width)
             train.train_and_evaluate(config, run_dir, datasets=datasets)
 
@@ -245,8 +245,7 @@ def search_main(argv):
             # ongoing ones; save the final state, or a rerun would hand that trial out again.
             tuner.oracle.save()
         if args.role != "worker" and args.reference:
-            _train_references(search, [n for n in args.reference.split(",") if n], datasets, project_dir,
-                              tuner.search_precision())
+            _train_references(search, [n for n in args.reference.split(",") if n], datasets, project_dir)
     except (ConfigError, SearchError, DataError, ValueError) as e:
         return _fail(e)
     except grpc.RpcError as e:

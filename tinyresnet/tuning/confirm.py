@@ -108,17 +108,17 @@ def plan(project_dir, table, top, seeds, epochs, references, steps_per_epoch=0) 
     chosen = candidates(table, top)
     if chosen.empty:
         raise ConfirmError(f"{project_dir}: no completed trial to confirm")
-    planned, precision = [], None
+    planned = []
     for _, row in chosen.iterrows():
         trial_config = config_lib.from_dict(runs.read_json(
             os.path.join(project_dir, f"trial_{row['trial']}", runs.CONFIG)))
         planned += [Run(f"trial_{row['trial']}", "searched", EQUAL_EPOCHS, seed,
                         dataclasses.replace(trial_config, epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch))
                     for seed in range(seeds)]
-        precision = trial_config.precision  # the policy the search resolved (`auto` once per search)
     for name in references:
+        # A searched net keeps the policy its trial trained in; a reference's `auto` decides for its own net.
         config = dataclasses.replace(base, net=name, width=reference_width or base.width, epochs=epochs,
-                                     precision=precision, steps_per_epoch=steps_per_epoch)
+                                     steps_per_epoch=steps_per_epoch)
         planned += [Run(name, "reference", EQUAL_EPOCHS, seed, dataclasses.replace(config, seed=seed))
                     for seed in range(seeds)]
     return planned

@@ -75,7 +75,6 @@ ORACLES = ("random", "bayesian", "hyperband")
 TOP_KEYS = ("base", "search", "budget", "space")
 MAX_STAGES = 8
 STARTED = "started.json"  # PROJECT/started.json: when the search began (--max-hours counts from it)
-PRECISION = "precision.json"  # PROJECT/precision.json: the one policy every trial of a `precision: auto` search uses
 
 
 @dataclasses.dataclass(frozen=True)

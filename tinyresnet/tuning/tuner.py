@@ -28,12 +28,10 @@ import keras
 import keras_tuner
 import numpy
 from keras_tuner.src import protos
-from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import conditions
 from keras_tuner.src.engine import trial as trial_module
 
 from tinyresnet import config as config_lib
-from tinyresnet import precision as precision_lib
 from tinyresnet import runs, saving
 from tinyresnet import spec as spec_lib
 from tinyresnet import train
@@ -208,28 +206,6 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         super().__init__(oracle=oracle, hypermodel=SpecHyperModel(search, num_classes),
                          directory=os.path.dirname(project_dir), project_name=os.path.basename(project_dir),
                          overwrite=False, **kwargs)
-        self._precision_path = os.path.join(project_dir, space_lib.PRECISION)
-        if search.base.precision == "auto" and (not dist_utils.has_chief_oracle() or dist_utils.is_chief_oracle()):
-            self._record_precision()
-
-    def _record_precision(self):
-        # Trials of one search are ranked together, so they share one precision, whatever machine runs
-        # them: `auto` is resolved once (for the machine that starts the search) and kept in the project.
-        if runs.read_json(self._precision_path) is None:
-            choice = precision_lib.auto()
-            runs.write_json(self._precision_path, {"policy": choice.policy, "reason": choice.reason})
-            self.log(f"precision: {choice.policy} for every trial ({choice.reason})")
-
-    def search_precision(self):
-        """The dtype policy of every trial: the search's, or the one recorded for `precision: auto`."""
-        if self.definition.base.precision != "auto":
-            return self.definition.base.precision
-        recorded = (runs.read_json(self._precision_path) or {}).get("policy")
-        if recorded not in precision_lib.POLICIES:
-            raise space_lib.SearchError(f"{self._precision_path}: no precision recorded for this `precision: auto` "
-                                        "search; the chief writes it when it starts (start the chief first)")
-        return recorded
-
     def trial_config(self, trial):
         """The run config of a trial (its net, its config keys, Hyperband's epochs)."""
         hp = trial.hyperparameters
@@ -237,7 +213,9 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         config = space_lib.config_for(self.definition, values, len(self.datasets.class_names))
         if "tuner/epochs" in hp.values:
             config = dataclasses.replace(config, epochs=int(hp.values["tuner/epochs"]))
-        return dataclasses.replace(config, verbose=0, precision=self.search_precision())
+        # `precision: auto` stays auto: each trial decides for its own net, as `tinyresnet-train` does (a
+        # bfloat16 matmul says nothing of a narrow net's step), and a resumed trial keeps its start's policy.
+        return dataclasses.replace(config, verbose=0)
 
     def run_trial(self, trial, *args, **kwargs):
         config = self.trial_config(trial)
