@@ -320,3 +320,37 @@ def test_the_launcher_reads_its_workers_ends(monkeypatch, capsys, codes, expecte
                                "os.kill(os.getpid(), -code) if code < 0 else sys.exit(code)"]))
     assert confirm_command._run_workers(argparse.Namespace(workers=2), ["P", "--epochs=2"]) == expected
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_interrupted_confirmation_publishes_no_verdict_from_incomplete_seeds(tmp_path, data):
+    # Issue 30, defect 2: interrupted with 3 seeds of the searched net and 2 of the reference, it wrote
+    # "**refuted**" (or another verdict) from them; after the resume the same line could read otherwise.
+    import time
+    project = str(tmp_path / "project")
+    search = _search_file(tmp_path, data, trials=2)
+    with open(search) as f:
+        text = f.read().replace("seed: 0}", "seed: 0, reference_width: 0.25}")
+    with open(search, "w") as f:
+        f.write(text)
+    assert _tune(f"--search={search}", f"--project-dir={project}", "--trials-in-process").returncode == 0
+    args = ("confirm", project, "--top=1", "--seeds=3", "--epochs=2", "--reference=cifar7", "--quiet")
+    worker = _popen(*args)
+    second = os.path.join(project, "confirm", "cifar7", "e2-seed1", runs.RESULTS)
+    deadline = time.monotonic() + 300
+    while not os.path.exists(second) and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGINT)  # while the reference's third seed trains
+    out = worker.communicate(timeout=120)[0]
+    assert worker.returncode == 130, out
+    assert sorted(pd.read_csv(os.path.join(project, "confirmed.csv"))["net"].value_counts().tolist()) == [2, 3], out
+    board = open(os.path.join(project, "leaderboard.md")).read()
+    said = re.findall(r"^- \S+ beats cifar7 at equal epochs .*\*\*(.*)\*\*$", board, re.M)
+    assert said == ["pending (seeds still to train)"], board
+    assert "refuted" not in board
+
+    again = _tune(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    board = open(os.path.join(project, "leaderboard.md")).read()
+    said = re.findall(r"^- \S+ beats cifar7 at equal (?:epochs|FLOPs).*\*\*(.*)\*\*$", board, re.M)
+    assert said and all(word.split(" (")[0] in ("supported", "not supported", "inconclusive") for word in said), board

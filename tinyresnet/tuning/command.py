@@ -305,7 +305,7 @@ def report_main(argv):
     from tinyresnet.tuning import confirm
     confirmed = confirm.table(args.project_dir)
     if confirmed is not None:
-        print(confirm.markdown(confirmed))
+        print(confirm.markdown(confirmed, confirm.waiting(args.project_dir, confirmed)))
     print(f"written: {out}/trials.csv, leaderboard.md, search.png" + (f", {confirm.CONFIRMED}" if confirmed is not None
                                                                       else ""))
     if args.retrain_best is not None:

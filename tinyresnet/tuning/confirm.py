@@ -83,10 +83,36 @@ def check_settings(project_dir, epochs, references, steps_per_epoch=0, record=Tr
     if saved is None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         runs.write_json(path, now)
-    elif saved != now:
+    elif any(saved.get(key) != now[key] for key in now):  # seeds may grow (`record_seeds`)
         changes = [f"{key} {saved.get(key)} -> {now[key]}" for key in now if saved.get(key) != now[key]]
         raise ConfirmError(f"{path}: this project was confirmed with other settings ({'; '.join(changes)}); "
                            "rerun with the recorded ones to resume, or confirm a copy of the project")
+
+
+def record_seeds(project_dir, seeds):
+    """Keeps the most seeds any run of the confirmation asked for: a verdict waits for all of them."""
+    path = os.path.join(project_dir, CONFIRM_DIR, SETTINGS)
+    saved = runs.read_json(path, {})
+    if seeds > saved.get("seeds", 0):
+        runs.write_json(path, {**saved, "seeds": seeds})
+
+
+def waiting(project_dir, table) -> set:
+    """The `(net, budget)` groups of `table` with seeds still to train (neither finished nor diverged):
+    their verdicts are *pending*. A project confirmed before seeds were recorded waits for none."""
+    seeds = runs.read_json(os.path.join(project_dir, CONFIRM_DIR, SETTINGS), {}).get("seeds", 0)
+    if table is None or not seeds:
+        return set()
+    epochs = runs.read_json(os.path.join(project_dir, CONFIRM_DIR, SETTINGS), {}).get("epochs")
+    settled = {}
+    for key in table[["net", "budget"]].itertuples(index=False):
+        settled[tuple(key)] = settled.get(tuple(key), 0) + 1
+    for folder in diverged_runs(project_dir):
+        config = runs.read_json(os.path.join(project_dir, folder, runs.CONFIG), {})
+        key = (os.path.basename(os.path.dirname(folder)),
+               EQUAL_EPOCHS if config.get("epochs") == epochs else EQUAL_FLOPS)
+        settled[key] = settled.get(key, 0) + 1
+    return {key for key, count in settled.items() if count < seeds}
 
 
 def base_config(project_dir):
@@ -201,6 +227,7 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     datasets = train.load_datasets(planned[0].config)
     check_fit(planned, datasets.image_shape)
     check_settings(project_dir, epochs, references, steps_per_epoch)  # only now: a refused start records nothing
+    record_seeds(project_dir, seeds)
     nets = len({r.net for r in planned if r.kind == "searched"})
     if nets < top:
         log(f"the search has {nets} distinct finished nets, fewer than --top {top}: confirming those")
@@ -311,8 +338,17 @@ def _summary(table, net, budget):
     return stats.summarize(values)
 
 
-def verdicts(table: pd.DataFrame) -> List[str]:
-    """"The best searched net beats <reference>" at equal epochs and at equal FLOPs, by the spread rule."""
+# The study's words for a verdict (experiments/claims.py), by the spread rule's direction.
+WORDS = {"higher": "supported", "lower": "not supported", "within spread": "inconclusive (within the seeds' spread)",
+         "pending": "pending (fewer than 2 seeds)"}
+
+
+def verdicts(table: pd.DataFrame, waiting=frozenset()) -> List[str]:
+    """"The best searched net beats <reference>" at equal epochs and at equal FLOPs, by the spread rule.
+
+    A comparison with a side in `waiting` (`(net, budget)` with seeds still to train) is *pending*: an
+    interrupted confirmation must not publish a verdict from the seeds that happened to finish.
+    """
     equal = table[table["budget"] == EQUAL_EPOCHS]
     searched = sorted(set(equal[equal["kind"] == "searched"]["net"]))
     references = [n for n in dict.fromkeys(equal[equal["kind"] == "reference"]["net"])]
@@ -332,8 +368,9 @@ def verdicts(table: pd.DataFrame) -> List[str]:
         for reference in same_cost if budget == EQUAL_FLOPS else references:
             theirs = _summary(table, reference, EQUAL_EPOCHS)
             comparison = stats.Compare(ours, theirs)
-            word = {"higher": "supported", "lower": "refuted", "within spread": "inconclusive (within the "
-                    "seeds' spread)", "pending": "pending (fewer than 2 seeds)"}[comparison.direction]
+            word = WORDS[comparison.direction]
+            if {(best, EQUAL_EPOCHS if note else budget), (reference, EQUAL_EPOCHS)} & set(waiting):
+                word = "pending (seeds still to train)"
             runs_of = table[(table["net"] == best) & (table["budget"] == (EQUAL_EPOCHS if note else budget))]
             epochs = _epochs(int(runs_of["epochs"].iloc[0]))
             lines.append(f"{best} beats {reference} at {budget}{note} ({best} {epochs}: {_pct(ours)} vs {_pct(theirs)}, "
@@ -354,8 +391,9 @@ def _pct(summary):
     return text.replace(" (1 seed)", " % (1 seed)") if summary.seeds == 1 else f"{text} %"
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """The confirmed section of leaderboard.md: mean ± spread per net and budget, then the verdicts."""
+def markdown(table: pd.DataFrame, waiting=frozenset()) -> str:
+    """The confirmed section of leaderboard.md: mean ± spread per net and budget, then the verdicts
+    (*pending* for the groups in `waiting`)."""
     lines = ["## Confirmed", "", "Each net retrained from scratch with seeds (`tinyresnet-tune confirm`); mean ± "
              "spread (half the range) over seeds.", "",
              "| net | budget | epochs | seeds | val top-1 | train top-1 | GFLOPs | spec |",
@@ -367,12 +405,13 @@ def markdown(table: pd.DataFrame) -> str:
         val, train = stats.summarize(group["val_top1"].tolist()), stats.summarize(group["train_top1"].tolist())
         lines.append(f"| {net} | {budget} | {int(group['epochs'].iloc[0])} | {len(group)} | {_pct(val)} | {_pct(train)} "
                      f"| {group['forward_gflops'].iloc[0]:.3f} | `{group['spec'].iloc[0]}` |")
-    found = verdicts(table)
+    found = verdicts(table, waiting)
     if found:
-        lines += ["", "Verdicts (every seed of one above every seed of the other, or *inconclusive*):", ""]
+        lines += ["", "Verdicts (*supported*: every seed of one above every seed of the other; *not supported*: "
+                      "below; *inconclusive*: within the seeds' spread; *pending*: seeds still to train):", ""]
         lines += [f"- {line}" for line in found]
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["ConfirmError", "Run", "candidates", "check_settings", "diverged_runs", "equal_flops_runs", "markdown",
-           "finished_runs", "plan", "run", "table", "verdicts"]
+           "finished_runs", "plan", "record_seeds", "run", "table", "verdicts", "waiting"]

@@ -160,7 +160,7 @@ def _report(project_dir, code):
             confirmed = confirm.table(project_dir)
             results_lib.write(project_dir)
         if code is None:
-            print(confirm.markdown(confirmed))
+            print(confirm.markdown(confirmed, confirm.waiting(project_dir, confirmed)))
         print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
     diverged = confirm.diverged_runs(project_dir)
     if code is None and diverged:

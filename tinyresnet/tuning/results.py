@@ -148,7 +148,7 @@ def write(project_dir, out_dir=None):
     confirmed = confirm.table(project_dir)
     if confirmed is not None:
         runs.write_csv(os.path.join(out_dir, confirm.CONFIRMED), confirmed.to_dict("records"), confirm.COLUMNS)
-        board += "\n" + confirm.markdown(confirmed)
+        board += "\n" + confirm.markdown(confirmed, confirm.waiting(project_dir, confirmed))
     runs.write_text(os.path.join(out_dir, "leaderboard.md"), board)
     plot(table, refs, os.path.join(out_dir, "search.png"))
     if refs:
