@@ -69,8 +69,11 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_state(tmp_p
 
     monkeypatch.setattr(train, "make_optimizer", lambda config, steps: keras.optimizers.SGD(Explodes()))
     run = tmp_path / "run"
-    with pytest.raises(train.TrainingDiverged, match=r"at epoch 1 step \d+; training stopped"):
-        train.train_and_evaluate(tiny_config(folder_zip, epochs=3, steps_per_epoch=4), str(run))
+    with pytest.raises(train.TrainingDiverged, match=r"at epoch 1 step \d+$") as raised:
+        train.train_and_evaluate(tiny_config(folder_zip, epochs=3, steps_per_epoch=4, precision="float32"), str(run))
+    # Issue 30, defect 3: the remedy named a file that may not exist and float32 to a float32 run.
+    assert raised.value.remedy == (f"its 1 finished epoch is kept in {run}; lower --learning_rate (it is 0.01), "
+                                   "then rerun with --overwrite (which starts it afresh), or give another --run-dir")
     assert read_history(str(run / "history.csv"))[-1]["epoch"] == 0
     good = keras.saving.load_model(run / "checkpoints" / "last.keras", compile=False)
     assert all(np.isfinite(w).all() for w in good.get_weights())
@@ -365,3 +368,18 @@ def test_the_same_seed_gives_the_same_run(tmp_path, folder_zip):
         np.testing.assert_array_equal(x, y)
     assert read_history(str(tmp_path / "a" / "history.csv"))[-1]["loss"] == \
         read_history(str(tmp_path / "b" / "history.csv"))[-1]["loss"]
+
+
+@pytest.mark.slow
+def test_a_diverged_run_says_what_is_true_of_it_in_one_line(tmp_path, folder_zip):
+    # Issue 30, defect 3: it named checkpoints/last.keras (not written: no epoch had finished) and told a
+    # float32 run to use float32.
+    run = tmp_path / "run"
+    out = subprocess.run(_train_command(folder_zip, run, 2) + ["--learning_rate=1e9", "--precision=float32"],
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 3, out.stderr[-2000:]
+    (line,) = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: training diverged: loss became nan at epoch 0 step "), line
+    assert f"no epoch had finished in {run}; lower --learning_rate (it is 1e+09), then rerun with --overwrite" in line
+    assert "float32" not in line and "last.keras" not in line and "Traceback" not in out.stderr

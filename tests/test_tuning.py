@@ -324,3 +324,24 @@ def test_three_failed_trials_in_a_row_end_the_search_with_one_clear_line_and_the
     assert code == 3, err[-3000:]
     assert "error: the search stopped: 3 trials in a row failed (their errors are above)" in err
     assert (project / "trials.csv").exists()
+
+
+@pytest.mark.slow
+def test_diverged_trials_get_a_line_each_no_rank_and_a_search_with_none_finished_exits_3(tmp_path, data):
+    # Issue 30, defect 3: every trial printed KerasTuner's traceback and a remedy for tinyresnet-train (a file
+    # that did not exist, float32 to a float32 search, --overwrite that tune refuses); the search exited 0
+    # and ranked the failed trials.
+    search = tmp_path / "search.yaml"
+    search.write_text(SEARCH.format(data=data, trials=2, epochs=1, verbose=0).replace(
+        "learning_rate: 0.01", "learning_rate: 1.0e9, precision: float32"))
+    project = tmp_path / "project"
+    out = _tune(f"--search={search}", f"--project-dir={project}")
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and "last.keras" not in out.stdout + out.stderr
+    lines = re.findall(r"^trial (\d+): .*  diverged \(loss became nan at epoch 0 step \d+\)  \d+ s", out.stdout, re.M)
+    assert lines == ["0", "1"], out.stdout
+    board = (project / "leaderboard.md").read_text()
+    assert not re.search(r"^\| 1 \|", board, re.M) and "Not ranked (no score): trial 0 failed: diverged" in board
+    (error,) = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert error == ("error: no trial finished (their errors are above); trials diverged: lower base.learning_rate "
+                     "in the search file and run it with another --project-dir (a project keeps its base settings)")

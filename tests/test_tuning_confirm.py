@@ -239,8 +239,7 @@ def test_a_diverged_run_stays_out_is_trained_by_no_other_confirmation_and_ends_t
     def fake_train(config, run_dir, datasets, callbacks=()):
         trained.append(os.path.relpath(run_dir, tmp_path))
         if run_dir.endswith("seed0"):
-            raise train.TrainingDiverged("loss became nan at epoch 0 after batch 3; training stopped. The last good "
-                                         "state is kept (x); lower --learning_rate ..., then rerun with --overwrite.")
+            raise train.TrainingDiverged("loss became nan at epoch 0 after batch 3")
         results = {"val_top1": 0.5, "train_top1": 0.6, "forward_gflops": 0.01, "params": 100,
                    "spec": "Conv 8, Avg 2, FC 3"}
         runs.write_json(os.path.join(run_dir, runs.RESULTS), results)

@@ -16,7 +16,10 @@ from tinyresnet.runs import HISTORY_COLUMNS, read_history, write_history, write_
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss or a weight became NaN or infinite. `str(e)` says what and where; `remedy` (set by
+    `train_and_evaluate`) what to change, in `tinyresnet-train`'s options: other front ends give their own."""
+
+    remedy = ""
 
 
 class EpochHistory(keras.callbacks.Callback):
@@ -81,10 +84,7 @@ class StopOnNaN(keras.callbacks.Callback):
         self._epoch = epoch
 
     def _fail(self, what, where):
-        raise TrainingDiverged(
-            f"{what} at epoch {self._epoch} {where}; training stopped. "
-            f"The last good state is kept ({self.last_good}); lower --learning_rate or use "
-            "--precision=float32, then rerun with --overwrite.")
+        raise TrainingDiverged(f"{what} at epoch {self._epoch} {where}")
 
     def _check_weights(self, where):
         for variable in self.model.trainable_variables:

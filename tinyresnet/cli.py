@@ -38,7 +38,7 @@ def run_training(work, errors=(), interrupted_hint=True):
     except (config_lib.ConfigError, spec_lib.SpecError, DataError, runs.RunDirError, *errors) as e:
         return None, _fail(e)
     except train.TrainingDiverged as e:
-        return None, _fail(e, code=3)
+        return None, _fail(f"training diverged: {e}" + (f"; {e.remedy}" if e.remedy else ""), code=3)
     except train.Interrupted as e:
         if interrupted_hint:
             print(f"\n{e}", file=sys.stderr)

@@ -316,7 +316,11 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
     train = training_data(config, datasets, runs.resume_epoch(workdir), steps)
     callbacks = make_callbacks(config, workdir) + list(callbacks)
     validation = datasets.batches("validation", config.batch_size)
-    wall = fit(config, model, trainer, train, validation, steps, callbacks, workdir)
+    try:
+        wall = fit(config, model, trainer, train, validation, steps, callbacks, workdir)
+    except TrainingDiverged as e:
+        e.remedy = _diverged_remedy(config, workdir)
+        raise
     clock.lap("fit")
     model.save(os.path.join(workdir, runs.MODEL))
     clock.lap("save_model")
@@ -329,6 +333,17 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
     results["phase_seconds"] = clock.laps
     runs.write_json(os.path.join(workdir, runs.RESULTS), results)
     return results
+
+
+def _diverged_remedy(config, workdir):
+    """What `tinyresnet-train` can do about a run that diverged: only what is true of this run."""
+    kept = runs.resume_epoch(workdir)
+    where = (f"its {kept} finished epoch{'s are' if kept != 1 else ' is'} kept in {workdir}" if kept
+             else f"no epoch had finished in {workdir}")
+    change = f"lower --learning_rate (it is {config.learning_rate:g})"
+    if config.precision != "float32":
+        change += f" or train in float32 (--precision=float32; it is {config.precision})"
+    return f"{where}; {change}, then rerun with --overwrite (which starts it afresh), or give another --run-dir"
 
 
 class _Clock:

@@ -24,6 +24,7 @@ from tinyresnet.tuning import local_cluster, trial_process
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_CHIEF_GONE = 4
+EXIT_NO_TRIAL = 3  # no trial finished (they failed or diverged), as a diverged `tinyresnet-train` run exits
 PROJECT_MARKER = "oracle.json"  # KerasTuner's saved oracle: what makes a folder a search project
 SEARCH_DEFINITION = "search.json"  # what the project's trials depend on (space, budget, base, oracle)
 
@@ -263,10 +264,26 @@ def search_main(argv):
         # KerasTuner stops after 3 failed trials in a row; each one's error is above.
         if args.role != "worker":
             _write_results(project_dir)
-        return _fail("the search stopped: 3 trials in a row failed (their errors are above)", 3)
+        return _fail("the search stopped: 3 trials in a row failed (their errors are above)"
+                     + _diverged_hint(project_dir, search.base.precision), EXIT_NO_TRIAL)
     if args.role != "worker":
-        _write_results(project_dir)
+        table = _write_results(project_dir)
+        if len(table) and not (table["status"] == "COMPLETED").any():
+            return _fail(f"no trial finished (their errors are above){_diverged_hint(project_dir, search.base.precision)}",
+                         EXIT_NO_TRIAL)
     return 0
+
+
+def _diverged_hint(project_dir, precision):
+    """What to change when trials diverged: a project keeps its base settings, so a new project."""
+    from tinyresnet.tuning import results as results_lib
+    table = results_lib.trials_table(project_dir)
+    if "message" not in table or not table["message"].fillna("").str.startswith("diverged").any():
+        return ""
+    change = "lower base.learning_rate in the search file"
+    if precision != "float32":
+        change += " (or set base.precision: float32 there)"
+    return f"; trials diverged: {change} and run it with another --project-dir (a project keeps its base settings)"
 
 
 def _interrupt(signum, frame):
@@ -282,6 +299,7 @@ def _write_results(project_dir):
     print(f"results: {project_dir}/trials.csv, leaderboard.md, search.png ({len(table)} trials)")
     if best is not None:
         print(f"best: trial {best['trial']}  val top-1 {best['val_top1']:.3f}  {best['spec']}")
+    return table
 
 
 def is_project(folder):

@@ -307,7 +307,7 @@ def _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines, wait=F
             results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose), folder,
                                                datasets=datasets, callbacks=_epoch_lines(head, r, log, epoch_lines))
         except train.TrainingDiverged as e:
-            what = str(e).split("; training stopped")[0]
+            what = str(e)
             # Not the training command's advice (--learning_rate, --overwrite): confirm takes neither.
             runs.write_text(os.path.join(folder, DIVERGED), f"{what}.\nThis run stays out of the confirmation's "
                             "results; delete this file to train it again from its last good epoch.\n")

@@ -16,7 +16,7 @@ from tinyresnet.tuning import space as space_lib  # noqa: E402
 from tinyresnet.report import save_figure  # noqa: E402
 
 COLUMNS = ("trial", "status", "spec", "widths", "layers", "params", "forward_gflops", "val_top1", "best_val_top1",
-           "train_top1", "gap", "epochs", "seconds", "fixed_seconds")
+           "train_top1", "gap", "epochs", "seconds", "fixed_seconds", "message")
 REFERENCE_DIR = "reference"  # PROJECT/reference/<net>: the paper's nets trained on the search's settings
 
 
@@ -30,6 +30,7 @@ def _trial_row(trial_dir):
             spec = f.read().strip()
     row = {"trial": trial.get("trial_id", os.path.basename(trial_dir).replace("trial_", "")),
            "status": trial.get("status", "UNKNOWN"), "spec": spec,
+           "message": trial.get("message") or None,  # why a failed trial failed (one line)
            "widths": space_lib.built_widths(spec) if spec else None,  # as built: hp_base_width is as sampled
            "seconds": sum(results["phase_seconds"].values()) if "phase_seconds" in results else None}
     row.update({k: results.get(k) for k in COLUMNS if k in results and k not in row})
@@ -87,9 +88,11 @@ def _percent(value):
 
 
 def leaderboard(table, refs):
+    """The ranked trials (those with a score: a failed one is listed apart, with why), then the references."""
     lines = ["| rank | trial | val top-1 | train top-1 | gap | GFLOPs | params | layers | epochs | seconds | spec |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for rank, (_, row) in enumerate(table.iterrows(), start=1):
+    failed = table[table["val_top1"].isna()]
+    for rank, (_, row) in enumerate(table.dropna(subset=["val_top1"]).iterrows(), start=1):
         params = "-" if pd.isna(row["params"]) else f"{int(row['params']):,}"
         gflops = "-" if pd.isna(row["forward_gflops"]) else f"{row['forward_gflops']:.3f}"
         seconds = "-" if pd.isna(row["seconds"]) else f"{row['seconds']:.0f}"
@@ -98,6 +101,10 @@ def leaderboard(table, refs):
         lines.append(f"| {rank} | {row['trial']} | {_percent(row['val_top1'])} | {_percent(row['train_top1'])} "
                      f"| {_percent(row['gap'])} | {gflops} | {params} | {layers} | {epochs} | {seconds} "
                      f"| `{row['spec']}` |")
+    if len(failed):
+        lines += ["", "Not ranked (no score): " + "; ".join(
+            f"trial {row['trial']} {str(row['status']).lower()}" + (f": {row['message']}" if row["message"] else "")
+            for _, row in failed.iterrows())]
     if refs:
         lines += ["", "Reference nets on the same settings:", "",
                   "| net | val top-1 | train top-1 | GFLOPs | params | spec |", "|---|---|---|---|---|---|"]

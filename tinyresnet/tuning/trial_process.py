@@ -26,6 +26,7 @@ import subprocess
 import sys
 
 EXIT_INTERRUPTED = 130
+EXIT_DIVERGED = 3
 RECYCLE_MIB = 512  # ~25 trials of ~20 MiB each: a restart costs ~0.3 s a trial, memory stays bounded
 
 
@@ -62,6 +63,7 @@ class TrialProcess:
         self.recycle_mib, self.grace = recycle_mib, grace
         self.process = self._replies = None
         self.pid = None  # of the process that ran the last trial
+        self.message = ""  # why the last trial failed, in a few words, when its process says
 
     def run(self, request):
         """Trains the trial of `request`; returns its exit code (its output goes to this screen).
@@ -90,8 +92,10 @@ class TrialProcess:
             self._end()
             raise
         if not reply:  # it died: its exit code (negative for a signal) says how
+            self.message = ""
             return self._end()
         reply = json.loads(reply)
+        self.message = reply.get("message", "")
         if reply["recycle"]:
             self._end()
         return reply["code"]
@@ -135,6 +139,7 @@ def serve(requests, replies, recycle_mib):
     Returns the exit code of the last trial."""
     from tinyresnet import config as config_lib
     from tinyresnet.cli import run_training
+    from tinyresnet.train import TrainingDiverged
     from tinyresnet.tuning.tuner import train_trial
     import keras
     first_rss, served, code = None, 0, 0
@@ -143,9 +148,14 @@ def serve(requests, replies, recycle_mib):
         config = config_lib.from_dict(request["config"])
         keras.backend.clear_session()
 
+        diverged = []
+
         def work():
-            train_trial(config, request["trial_dir"], request["trial_id"], request["tuner_id"],
-                        request["hyperparameters"], request["progress"], lambda text: print(text, flush=True))
+            try:
+                train_trial(config, request["trial_dir"], request["trial_id"], request["tuner_id"],
+                            request["hyperparameters"], request["progress"], lambda text: print(text, flush=True))
+            except TrainingDiverged as e:  # the tuner says it, in a line of its own; no training advice
+                diverged.append(f"diverged ({e})")
         _INTERRUPTED.clear()
         try:
             _, code = run_training(work)
@@ -156,13 +166,14 @@ def serve(requests, replies, recycle_mib):
             print("\ninterrupted before the trial's first epoch ended; rerun the same command to resume",
                   file=sys.stderr, flush=True)
             code = EXIT_INTERRUPTED
-        code = code or 0
+        code = code or (EXIT_DIVERGED if diverged else 0)
         served += 1
         rss = _rss_mib()
         first_rss = rss if first_rss is None else first_rss
         grown = (rss - first_rss > recycle_mib) if rss is not None else served >= 10
         recycle = code != 0 or recycle_mib == 0 or grown
-        replies.write(json.dumps({"code": code, "recycle": recycle}) + "\n")
+        replies.write(json.dumps({"code": code, "recycle": recycle, "message": diverged[0] if diverged else ""})
+                      + "\n")
         replies.flush()
         if recycle:
             break

@@ -22,11 +22,13 @@ exactly as `tinyresnet-train` trains.
 
 import dataclasses
 import os
+import sys
 import time
 
 import keras
 import keras_tuner
 import numpy
+from keras_tuner.src import config as kt_config
 from keras_tuner.src import protos
 from keras_tuner.src.engine import conditions
 from keras_tuner.src.engine import trial as trial_module
@@ -54,6 +56,11 @@ def _parent_to_proto(self):
 
 
 conditions.Parent.to_proto = _parent_to_proto
+
+# Private: KerasTuner prints the traceback of every failed trial while DEBUG is on, its default, and has no
+# public switch; `on_trial_end` prints a traceback only where it says more than our one line.
+kt_config.DEBUG = False
+_FAILED_TRIAL = f"{keras_tuner.errors.FailedTrialError.__module__}.FailedTrialError: "
 
 OBJECTIVE = keras_tuner.Objective("val_top1", direction="max")
 _ORACLES = {"random": keras_tuner.oracles.RandomSearchOracle,
@@ -224,8 +231,11 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
             results = self._run_in_trial_process(trial, config, trial_dir)
         else:
             keras.backend.clear_session()
-            results = train_trial(config, trial_dir, trial.trial_id, self.tuner_id, trial.hyperparameters.values,
-                                  self.definition.base.verbose != 0, self.log, datasets=self.datasets)
+            try:
+                results = train_trial(config, trial_dir, trial.trial_id, self.tuner_id, trial.hyperparameters.values,
+                                      self.definition.base.verbose != 0, self.log, datasets=self.datasets)
+            except train.TrainingDiverged as e:
+                raise keras_tuner.errors.FailedTrialError(f"diverged ({e})") from None
         # A worker's copy of the trial does not get the metrics it reports to the chief: keep the score here.
         self._scores[trial.trial_id] = results["val_top1"]
         return {"val_top1": results["val_top1"]}
@@ -246,6 +256,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         if code < 0:
             raise keras_tuner.errors.FailedTrialError(
                 f"trial {trial.trial_id}: its process was killed twice (signal {-code})")
+        if code == trial_process.EXIT_DIVERGED and self.trial_process.message:
+            raise keras_tuner.errors.FailedTrialError(self.trial_process.message)
         if code != 0:
             raise keras_tuner.errors.FailedTrialError(
                 f"trial {trial.trial_id} failed in its process (exit code {code}; its error is above)")
@@ -263,15 +275,20 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self._started[trial.trial_id] = time.perf_counter()
 
     def on_trial_end(self, trial):
-        if trial.message:  # KerasTuner keeps (and prints) the traceback of our own raise: its last line says it
-            trial.message = trial.message.strip().splitlines()[-1]
+        if trial.message:
+            # KerasTuner keeps the traceback: of our own FailedTrialError its last line says all; of anything
+            # else (a bug) the whole traceback is shown, as KerasTuner's DEBUG printed it.
+            last = trial.message.strip().splitlines()[-1]
+            if not last.startswith(_FAILED_TRIAL):
+                print(trial.message, file=sys.stderr, flush=True)
+            trial.message = last.removeprefix(_FAILED_TRIAL)
         super().on_trial_end(trial)
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         net = spec_lib.format_spec(self.trial_config(trial).net)
         score = self._scores.pop(trial.trial_id, None)
         if score is None and trial.metrics.exists("val_top1"):
             score = trial.metrics.get_last_value("val_top1")
-        done = f"val top-1 {score:.3f}" if score is not None else trial.status.lower()
+        done = f"val top-1 {score:.3f}" if score is not None else trial.message or trial.status.lower()
         left = ""
         trials = getattr(self.oracle, "trials", None)
         if trials is not None:
