@@ -44,9 +44,16 @@ def test_one_epoch_writes_the_whole_run_directory(tmp_path, tiny_zip):
     assert saved["best_val_top1"] >= saved["val_top1"] - 1e-6
     assert json.loads((run / "class_names.json").read_text()) == ["alpha", "beta", "gamma"]
     # The saved model is the inference model: no augmentation layer inside.
-    model = keras.saving.load_model(run / "model.keras")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading for optimizer 'rm_sprop'"
+        model = keras.saving.load_model(run / "model.keras")
     assert model.output.shape == (None, 3) and "paper_augment" not in [l.name for l in model.layers]
     assert saved["params"] == model.count_params()
+    # Issue 30, defect 5: with the augmentation in the model, model.keras held Keras' default RMSprop.
+    last = keras.saving.load_model(run / "checkpoints" / "last.keras")
+    assert type(model.optimizer) is type(last.optimizer) is keras.optimizers.SGD
+    assert int(model.optimizer.iterations) == 6  # its state came back: 2 epochs of 3 steps
 
 
 def test_a_run_dir_of_another_config_is_refused(tmp_path, folder_zip):

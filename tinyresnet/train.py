@@ -166,8 +166,10 @@ def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
                     keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5")]
 
         trainer.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=metrics())
-        if trainer is not model:  # the inference model is evaluated on its own
-            model.compile(loss=loss, metrics=metrics())
+        if trainer is not model:
+            # The inference model is evaluated and saved on its own: with the trainer's optimizer (the same
+            # variables, so the same state), or model.keras would hold Keras' default RMSprop.
+            model.compile(optimizer=trainer.optimizer, loss=loss, metrics=metrics())
     return model, trainer
 
 
