@@ -54,7 +54,7 @@ DATA = "../shared/data/tiny-imagenet-200-sub20.zip"
 
 # What --measure runs, from the project root; the first word is looked up next to this Python.
 MEASUREMENTS = {
-    "bench": ["tinyresnet-bench", "--nets=net1@0.125,net1@0.25,net6@0.125,search", "--steps=4", "--seconds=0.5",
+    "bench": ["tinyresnet-bench", "--nets=net1@0.125,net1@0.25,net6@0.125,search=tiny20_depth_width", "--steps=4", "--seconds=0.5",
               "--repeats=2", f"--data={DATA}", "--json"],
     # Full width apart, in float32 only: emulated bfloat16 takes about a minute a step on a CPU without it.
     "bench_wide": ["tinyresnet-bench", "--nets=net1", "--precision=float32", "--steps=2", "--repeats=2", "--json"],

@@ -104,3 +104,25 @@ def test_bad_bench_options_are_refused_by_the_installed_script(argv, message):
     out = subprocess.run([script, *argv], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert "tensorflow" not in out.stderr.lower()  # refused before TensorFlow loads
+
+
+def test_search_times_each_distinct_net_once_labelled_by_its_search_and_search_name_takes_one(tmp_path,
+                                                                                              monkeypatch):
+    # Issue 30, defect 6: with a second committed search, `search` timed 63 nets with repeats, `trial 06`
+    # beside `trial 0006`, so the README's 15-net bench could not be rebuilt.
+    from tinyresnet import bench_nets
+    monkeypatch.chdir(tmp_path)
+    columns = "trial,status,spec,hp_block_dropout\n"
+    for name, rows in (("a", ["06,COMPLETED,\"Conv 8, Avg 2, FC 20\",0.5", "07,COMPLETED,\"Conv 16, Avg 2, FC 20\",0.5"]),
+                       ("b", ["0001,COMPLETED,\"Conv 8, Avg 2, FC 20\",0.5", "0002,COMPLETED,\"Conv 8, Avg 2, FC 20\",0.0",
+                              "0003,FAILED,\"Conv 32, Avg 2, FC 20\",0.5"])):
+        folder = tmp_path / "tuning" / "results" / name
+        folder.mkdir(parents=True)
+        (folder / "trials.csv").write_text(columns + "\n".join(rows) + "\n")
+    every = bench_nets.expand_nets(["search"])
+    assert [n.label for n in every] == ["a trial 06", "a trial 07", "b trial 0002"]  # b's 0001 is a's 06
+    assert [n.label for n in bench_nets.expand_nets(["search=a"])] == ["trial 06", "trial 07"]
+    assert [n.label for n in bench_nets.expand_nets(["search=tuning/results/b/trials.csv"])] == [
+        "trial 0001", "trial 0002"]
+    with pytest.raises(ValueError, match=r"search=NAME \(a, b\)"):
+        bench_nets.expand_nets(["search=c"])

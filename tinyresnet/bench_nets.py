@@ -8,12 +8,13 @@ import os
 from tinyresnet import spec as spec_lib
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-SEARCH_TRIALS = os.path.join("tuning", "results", "*", "trials.csv")
+SEARCH_RESULTS = os.path.join("tuning", "results")
+SEARCH_TRIALS = os.path.join(SEARCH_RESULTS, "*", "trials.csv")
 
 
 @dataclasses.dataclass
 class Settings:
-    nets: tuple = ("net1",)  # `net1`, `net1@0.25`, `search`, `search=trials.csv`, or notation text
+    nets: tuple = ("net1",)  # `net1`, `net1@0.25`, `search`, `search=NAME` or `=trials.csv`, or notation text
     width: float = 1.0  # of presets given without `@WIDTH`
     precisions: tuple = PRECISIONS
     batch_size: int = 64
@@ -41,9 +42,10 @@ class Net:
 
 
 def expand_nets(items, width=1.0, flag="--nets"):
-    """`Net`s of `--nets` items: a preset (`net1`, `net1@0.25`; `width` where no @), `search[=trials.csv]`
-    (every completed net of a committed search, with its dropout, variant and shortcut), or notation text
-    (at width 1). Raises `ValueError` naming `flag` and the bad item."""
+    """`Net`s of `--nets` items: a preset (`net1`, `net1@0.25`; `width` where no @), `search=NAME` (every
+    completed net of the committed search `tuning/results/NAME/`, or of a trials.csv path, with its dropout,
+    variant and shortcut; `search` alone: of every committed search, each distinct net once, labelled by
+    its search), or notation text (at width 1). Raises `ValueError` naming `flag` and the bad item."""
     nets = []
     for item in items:
         item = item.strip()
@@ -81,12 +83,17 @@ def _width(item, value, flag):
 
 def _search_nets(path, flag):
     import pandas as pd
+    if path and not path.endswith(".csv") and os.sep not in path:  # the name of a committed search
+        path = os.path.join(SEARCH_RESULTS, path, "trials.csv")
     paths = [path] if path else sorted(glob.glob(SEARCH_TRIALS))
     if not paths or not all(os.path.isfile(p) for p in paths):
+        names = ", ".join(os.path.basename(os.path.dirname(p)) for p in sorted(glob.glob(SEARCH_TRIALS)))
         raise ValueError(f"{flag} search: no trials.csv at {path or SEARCH_TRIALS} (run from the project root, "
-                         "or give search=PATH/trials.csv)")
-    nets = []
+                         f"or give search=NAME{f' ({names})' if names else ''} or search=PATH/trials.csv)")
+    nets, seen = [], set()
     for p in paths:
+        # Several searches: each labelled by its folder, and a net two of them tried is timed once.
+        prefix = f"{os.path.basename(os.path.dirname(os.path.abspath(p)))} " if len(paths) > 1 else ""
         try:
             trials = pd.read_csv(p, dtype={"trial": str})
         except (ValueError, OSError) as error:
@@ -107,5 +114,9 @@ def _search_nets(path, flag):
                         if f"hp_{key}" in row and not pd.isna(row[f"hp_{key}"])}
             if "block_dropout" in settings:
                 settings["block_dropout"] = float(settings["block_dropout"])
-            nets.append(Net(f"trial {row['trial']}", text, 1.0, (64, 64, 3), **settings))
+            net = Net(f"{prefix}trial {row['trial']}", text, 1.0, (64, 64, 3), **settings)
+            same = (net.spec, net.block_dropout, net.variant, net.shortcut)
+            if same not in seen:
+                seen.add(same)
+                nets.append(net)
     return nets

@@ -304,8 +304,9 @@ def bench_main(argv=None):
                     "(least squares over the nets); the real input pipeline vs in-memory data; and exported-model "
                     "serving vs model.predict. Ratios are the point: the machine may be noisy.")
     parser.add_argument("--nets", help="comma-separated nets to time: a preset (net1), a preset at a width "
-                        "(net1@0.25), 'search' (every net of the committed searches, tuning/results/*/trials.csv, "
-                        "with each trial's dropout, variant and shortcut) or search=PATH/trials.csv (default: net1)")
+                        "(net1@0.25), search=NAME (every net of the committed search tuning/results/NAME/, with each "
+                        "trial's dropout, variant and shortcut), search=PATH/trials.csv, 'search' (every distinct "
+                        "net of all committed searches, labelled by search) or notation (default: net1)")
     parser.add_argument("--preset", help="one preset to time (same as --nets=PRESET)")
     parser.add_argument("--spec", action="append",
                         help="a net in the notation, or a file holding it, timed at width 1, e.g. "
