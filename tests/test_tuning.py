@@ -345,3 +345,41 @@ def test_diverged_trials_get_a_line_each_no_rank_and_a_search_with_none_finished
     (error,) = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert error == ("error: no trial finished (their errors are above); trials diverged: lower base.learning_rate "
                      "in the search file and run it with another --project-dir (a project keeps its base settings)")
+
+
+def test_a_search_resumes_on_the_same_archive_by_another_path_and_workers_obey_the_same_rule(
+        tmp_path, data, monkeypatch, capsys):
+    # Issue 30, defect 7: a second checkout (or a relative --data) was refused as another base.data, while
+    # --role=worker skipped the check altogether.
+    import shutil
+    from tinyresnet.tuning import command
+    search, project = _search_file(tmp_path, data, trials=1), str(tmp_path / "project")
+    assert command.main([f"--search={search}", f"--project-dir={project}", "--steps_per_epoch=1",
+                         "--trials-in-process"]) == 0
+    elsewhere = tmp_path / "other checkout" / "d.zip"
+    elsewhere.parent.mkdir()
+    shutil.copy(data, elsewhere)
+    monkeypatch.chdir(elsewhere.parent)
+    assert command.main([f"--search={search}", f"--project-dir={project}", "--steps_per_epoch=1", "--data=d.zip",
+                         "--max-trials=2", "--trials-in-process"]) == 0, capsys.readouterr().err
+    assert len([d for d in os.listdir(project) if d.startswith("trial_")]) == 2
+    elsewhere.write_bytes(elsewhere.read_bytes()[:-10] + b"0123456789")  # another archive at that path
+    for role in ([], ["--role=worker", "--oracle=127.0.0.1:1"]):
+        assert command.main([f"--search={search}", f"--project-dir={project}", "--steps_per_epoch=1",
+                             "--data=d.zip", "--max-trials=2", *role]) == 2
+        assert "another definition (base.data: " in capsys.readouterr().err
+
+
+def test_a_run_resumes_on_the_same_archive_by_another_path_and_refuses_another_archive(tmp_path, data):
+    import shutil
+    from tinyresnet import config as config_lib
+    from fixtures import tiny_config
+    run = tmp_path / "run"
+    os.makedirs(run)
+    runs.start(str(run), config_lib.to_dict(tiny_config(data)))
+    copy = tmp_path / "copy.zip"
+    shutil.copy(data, copy)
+    assert config_lib.admit(tiny_config(str(copy)), str(run)) is False
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    with pytest.raises(runs.RunDirError, match="data"):
+        config_lib.admit(tiny_config(str(copy)), str(run))

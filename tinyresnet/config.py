@@ -341,8 +341,12 @@ def admit(config: Config, workdir, overwrite=False, remedy=None) -> bool:
         tinyresnet.runs.RunDirError: a run of another config (and not
             `overwrite`), or a folder that is not a run.
     """
-    from tinyresnet import precision, runs
+    from tinyresnet import fingerprint, precision, runs
     values = to_dict(config)
     if config.precision == "auto":
         values["precision"] = precision.started_with(workdir) or "auto"
+    recorded = (runs.read_json(os.path.join(workdir, runs.CONFIG)) if os.path.isdir(workdir) else None) or {}
+    if isinstance(recorded, dict) and isinstance(recorded.get("data"), str) and \
+            fingerprint.same_data(recorded["data"], config.data):
+        values["data"] = recorded["data"]  # the same archive by another path (another checkout, a relative one)
     return runs.check(workdir, values, run_defining, overwrite, remedy)

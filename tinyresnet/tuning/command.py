@@ -144,17 +144,25 @@ def _project_dir(args):
     return args.project_dir or os.path.join("runs", "tune", name)
 
 
-def _admit_search(search, project_dir):
-    """Records the search's definition in a new project; refuses to resume one of another definition."""
+def _admit_search(search, project_dir, record=True):
+    """Records the search's definition in a new project (unless not `record`: a worker); refuses to resume
+    one of another definition. The data are compared by content: the same archive by another path (another
+    checkout, a relative --data) is the same search."""
+    from tinyresnet import fingerprint
     from tinyresnet.tuning import space as space_lib
     path = os.path.join(project_dir, SEARCH_DEFINITION)
     now = json.loads(json.dumps(space_lib.definition(search)))  # tuples as lists, as read back
+    now["data_fingerprint"] = fingerprint.data_fingerprint(search.base.data)
     saved = runs.read_json(path)
     if saved is not None:
         saved = {"hyperband_iterations": 1, **saved}  # a project from before the key existed
+        before = saved.get("base", {}).get("data")
+        if fingerprint.same_data(before, search.base.data, saved.get("data_fingerprint")):
+            now["base"]["data"] = before
+        now["data_fingerprint"] = saved.get("data_fingerprint")  # compared through base.data
     if saved is None:
-        if is_project(project_dir):
-            return  # a project of an older version: nothing to compare with
+        if is_project(project_dir) or not record:
+            return  # a project of an older version, or a worker's before its chief: nothing to compare with
         os.makedirs(project_dir, exist_ok=True)
         runs.write_json(path, now)
         runs.write_json(os.path.join(project_dir, space_lib.STARTED), {"time": time.time()})
@@ -201,11 +209,10 @@ def search_main(argv):
     project_dir = _project_dir(args)
     if runs.is_run(project_dir):
         return _fail(f"{project_dir} is a training run directory, not a search project; choose another --project-dir")
-    if args.role != "worker":
-        try:
-            _admit_search(search, project_dir)
-        except SearchError as e:
-            return _fail(e)
+    try:
+        _admit_search(search, project_dir, record=args.role != "worker")
+    except SearchError as e:
+        return _fail(e)
     if args.workers:
         code = local_cluster.run(args, argv, search)
         if code:  # the chief, on success, has written and shown the results
