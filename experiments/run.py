@@ -89,8 +89,8 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
                         for name in (CLAIMS if readme else claim_names)}
             if readme:
                 results_lib.write_claims_table(readme, scale, seeds, verdicts, command_for)
-            if scale.name in ladder.SCALES:
-                ladder.write(results_root)
+            if scale.name in ladder.SCALES:  # the ladders of the claims written, not of the others
+                ladder.write(results_root, [name for name in verdicts if name in ladder.COMPARISONS])
         return {name: verdicts[name] for name in claim_names}
 
     if not train_runs:

@@ -354,6 +354,17 @@ def test_the_ladder_tables_each_comparison_per_width_from_the_committed_results(
     stamp = os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png")
     ladder.write(str(tmp_path))  # nothing new: both files are left alone
     assert os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png") == stamp
+    # Issue 33: the data axis, width 0.25 on 20 and 100 classes. Issue 30 (11): a report of one claim
+    # rewrites that claim's ladder only.
+    commit("cpu_c100", "resnet_vs_convnet", {"net1": (0.40, 0.41), "net6": (0.45, 0.46)})
+    other = os.path.getmtime(tmp_path / "overfitting_gap" / "ladder.md")
+    ladder.write(str(tmp_path), ["resnet_vs_convnet"])
+    assert os.path.getmtime(tmp_path / "overfitting_gap" / "ladder.md") == other
+    by_data = {(label, classes): c.direction for label, classes, c in ladder.data_table(str(tmp_path))["resnet_vs_convnet"]}
+    assert by_data[("Net 1 - Net 6, val top-1", 20)] == "within spread"
+    assert by_data[("Net 1 - Net 6, val top-1", 100)] == "lower"
+    text = (tmp_path / "resnet_vs_convnet" / "ladder.md").read_text()
+    assert "| Net 1 - Net 6, val top-1 | 100 | 40.5 ± 0.5 | 45.5 ± 0.5 | -5.0 points | lower |" in text
 
 
 def _signed_points(text):  # "+4.0", "-6.5"; not the "-0.5" of "width-0.5"
@@ -402,3 +413,23 @@ def test_the_readme_s_paper_cost_table_is_what_the_script_prints_from_the_commit
     from experiments import paper_cost
     readme = open(os.path.join(os.path.dirname(run_lib.HERE), "experiments", "README.md")).read()
     assert paper_cost.markdown() in readme
+
+
+def test_the_data_rung_is_the_width_0_25_rung_on_100_classes_and_refuses_a_missing_archive(tmp_path):
+    # Issue 33: --scale=cpu_c100, and one line naming the archive it expected, before any training.
+    import subprocess
+    import sys
+    from experiments.claims import scale
+    rung, c100 = scale("cpu_w025", "/data"), scale("cpu_c100", "/data")
+    assert c100.datasets["tiny_imagenet"] == {**rung.datasets["tiny_imagenet"],
+                                              "data": os.path.join("/data", "tiny-imagenet-200-sub100.zip")}
+    assert run_lib.plan(["resnet_vs_convnet", "overfitting_gap", "dropout_augmentation"], (0, 1), c100.arms) == [
+        (arm, seed) for arm in ("net1", "net1_plain", "net6", "net1_no_dropout") for seed in (0, 1)]
+    assert results_lib.claim_dir("/r", "overfitting_gap", c100) == os.path.join("/r", "overfitting_gap", "cpu_c100")
+    out = subprocess.run([sys.executable, "-m", "experiments.run", "all", "--scale=cpu_c100",
+                          f"--data-dir={tmp_path}", f"--runs-dir={tmp_path / 'runs'}"],
+                         cwd=os.path.dirname(run_lib.HERE), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        f"error: {tmp_path}/tiny-imagenet-200-sub100.zip not found (the cpu_c100 scale's tiny_imagenet archive); "
+        "pass --data-dir or set TINYRESNET_SHARED_DATA"], out.stderr
+    assert not (tmp_path / "runs").exists()
