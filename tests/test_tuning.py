@@ -383,3 +383,19 @@ def test_a_run_resumes_on_the_same_archive_by_another_path_and_refuses_another_a
     copy.write_bytes(copy.read_bytes() + b"\0")
     with pytest.raises(runs.RunDirError, match="data"):
         config_lib.admit(tiny_config(str(copy)), str(run))
+
+
+def test_retrain_best_counts_its_epochs_in_words(tmp_path, monkeypatch, capsys):
+    # Issue 30 (11): "retraining trial 0002 for 1 epochs".
+    import argparse
+    from tinyresnet import cli
+    from tinyresnet.tuning import command
+    from tinyresnet.tuning import results as results_lib
+    trial = tmp_path / "trial_0002"
+    trial.mkdir()
+    runs.write_json(str(trial / runs.CONFIG), {"net": "Conv 8, Avg 2, FC 3", "epochs": 3})
+    monkeypatch.setattr(results_lib, "best_trial", lambda table: {"trial": "0002", "spec": "Conv 8, Avg 2, FC 3"})
+    monkeypatch.setattr(cli, "run_training", lambda work, errors=(): (({"val_top1": 0.5}, "exported/x/1"), None))
+    args = argparse.Namespace(project_dir=str(tmp_path), retrain_best=1, export="exported")
+    assert command._retrain_best(args, None) == 0
+    assert "retraining trial 0002 for 1 epoch: Conv 8, Avg 2, FC 3" in capsys.readouterr().out

@@ -344,6 +344,7 @@ def _retrain_best(args, table):
     from tinyresnet import config as config_lib
     from tinyresnet import export, train
     from tinyresnet.cli import run_training
+    from tinyresnet.tuning import confirm
     from tinyresnet.tuning import results as results_lib
     best = results_lib.best_trial(table)
     if best is None:
@@ -353,7 +354,8 @@ def _retrain_best(args, table):
     config = config_lib.override(config, {"epochs": args.retrain_best, "verbose": 2})
     run_dir = os.path.join(args.project_dir, f"best-trial_{best['trial']}-{args.retrain_best}epochs")
     name = f"{os.path.basename(os.path.abspath(args.project_dir))}-best"
-    print(f"retraining trial {best['trial']} for {args.retrain_best} epochs: {best['spec']}", flush=True)
+    print(f"retraining trial {best['trial']} for {confirm._count(args.retrain_best, 'epoch')}: {best['spec']}",
+          flush=True)
     def work():
         export.check_name(name)
         return train.train_and_evaluate(config, run_dir), export.export_run(run_dir, args.export, name=name)
