@@ -90,6 +90,18 @@ def test_wrong_input_shape_or_dtype_is_refused_clearly(exported):
         serve(images=tf.zeros((2, 16, 16, 3), tf.int32))
 
 
+def test_an_empty_batch_gets_empty_outputs_of_every_signature(exported):
+    signatures = tf.saved_model.load(exported).signatures
+    for name, inputs in [("serving_default", {"images": tf.zeros((0, 16, 16, 3))}),
+                         ("serving_uint8", {"images": tf.zeros((0, 16, 16, 3), tf.uint8)}),
+                         ("serve_image_bytes", {"image_bytes": tf.constant([], tf.string)})]:
+        out = signatures[name](**inputs)
+        assert out["probabilities"].shape == (0, 7), name
+        assert out["top_k_indices"].shape == out["top_k_scores"].shape == out["top_k_labels"].shape == (0, 5)
+    # a batch of images still gets the model's answer
+    assert signatures["serving_default"](images=tf.zeros((2, 16, 16, 3)))["probabilities"].shape == (2, 7)
+
+
 def test_a_fresh_process_with_only_tensorflow_runs_both_signatures(exported, tmp_path):
     image = tmp_path / "x.jpg"
     image.write_bytes(jpeg(3, size=(40, 30), channels=1))  # other size, grayscale
