@@ -47,16 +47,17 @@ def _search_parser():
     parser.add_argument("--search", required=True, help="search file (YAML): base config, search settings, space")
     parser.add_argument("--data", help="archive or folder (overrides the search file's base)")
     parser.add_argument("--oracle", help="random, bayesian or hyperband; or HOST:PORT of the chief with --role")
-    parser.add_argument("--max-trials", type=int, help="trials to run in all (default: the search file's)")
-    parser.add_argument("--max-hours", type=float, help="start no new trial after this many hours")
+    parser.add_argument("--max-trials", type=int, help="trials to run in all, >= 1 (default: the search file's)")
+    parser.add_argument("--max-hours", type=float, help="start no new trial after this many hours (> 0)")
     parser.add_argument("--project-dir", help="where the trials and results go (default runs/tune/<search name>)")
     parser.add_argument("--workers", type=int, default=0,
                         help="run a chief and this many worker processes on this machine (KerasTuner's protocol)")
     parser.add_argument("--role", choices=("chief", "worker"), help="one process of a distributed search")
-    parser.add_argument("--tuner-id", help="this worker's id (default worker0); a restarted worker with the same "
-                                           "id continues its trial")
+    parser.add_argument("--tuner-id", help="with --role=worker: this worker's id (default worker0); a restarted "
+                                           "worker with the same id continues its trial")
     parser.add_argument("--oracle-timeout", type=float,
-                        help=f"seconds a worker waits for the chief before giving up (default {ORACLE_TIMEOUT:.0f})")
+                        help=f"with --role=worker or --workers: seconds a worker waits for the chief before giving up "
+                             f"(default {ORACLE_TIMEOUT:.0f})")
     parser.add_argument("--reference", default="",
                         help="comma-separated presets (e.g. net1,net6) trained on the same settings, marked in "
                              "search.png")
@@ -78,7 +79,7 @@ def _report_parser():
     parser.add_argument("--out", help="folder for the results (default: the project dir)")
     parser.add_argument("--retrain-best", type=int, metavar="EPOCHS",
                         help="train the best trial's net for EPOCHS as an ordinary run, then export it")
-    parser.add_argument("--export", help=f"where --retrain-best exports (default {runs.EXPORT_ROOT}/)")
+    parser.add_argument("--export", help=f"with --retrain-best: where it exports (default {runs.EXPORT_ROOT}/)")
     return parser
 
 
