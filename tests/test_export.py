@@ -90,6 +90,26 @@ def test_wrong_input_shape_or_dtype_is_refused_clearly(exported):
         serve(images=tf.zeros((2, 16, 16, 3), tf.int32))
 
 
+def test_an_empty_batch_gets_empty_outputs_of_every_signature(exported):
+    # oneDNN's convolution (on where TensorFlow turns it on itself, and in what trains) fails on no images
+    # ("input depth must be evenly divisible by filter depth: 3 vs 8"): a fresh process with it on.
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        signatures = tf.saved_model.load({exported!r}).signatures
+        for name, inputs in [("serving_default", {{"images": tf.zeros((0, 16, 16, 3))}}),
+                             ("serving_uint8", {{"images": tf.zeros((0, 16, 16, 3), tf.uint8)}}),
+                             ("serve_image_bytes", {{"image_bytes": tf.constant([], tf.string)}})]:
+            out = signatures[name](**inputs)
+            assert out["probabilities"].shape == (0, 7), name
+            assert out["top_k_indices"].shape == out["top_k_scores"].shape == out["top_k_labels"].shape == (0, 5)
+        assert signatures["serving_default"](images=tf.zeros((2, 16, 16, 3)))["probabilities"].shape == (2, 7)
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1"})
+    assert done.returncode == 0 and done.stdout.split()[-1] == "ok", done.stderr[-3000:]
+
+
 def test_a_fresh_process_with_only_tensorflow_runs_both_signatures(exported, tmp_path):
     image = tmp_path / "x.jpg"
     image.write_bytes(jpeg(3, size=(40, 30), channels=1))  # other size, grayscale

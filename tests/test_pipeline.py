@@ -220,3 +220,13 @@ def test_pipelines_refuse_a_batch_size_or_seed_that_is_not_a_number():
             ds.training(bad)
     with pytest.raises(ValueError, match="seed must be an integer"):
         ds.training(4, seed=None)
+
+
+def test_jpegs_cut_short_are_named_without_libjpeg_s_own_line(capfd):
+    from tinyresnet.data.decode import decode_images
+    blobs = [jpeg(1, (16, 16)), jpeg(2, (16, 16))[:200], jpeg(3, (16, 16))]
+    images, kept = decode_images(blobs, ["a.jpg", "cut.jpg", "c.jpg"], (16, 16), skip_corrupt=True)
+    assert kept.tolist() == [0, 2] and images.shape == (2, 16, 16, 3)
+    with pytest.raises(DataError, match="cut.jpg: cannot decode image"):
+        decode_images(blobs, ["a.jpg", "cut.jpg", "c.jpg"], (16, 16))
+    assert "JPEG library" not in capfd.readouterr().err

@@ -1,6 +1,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -71,7 +72,7 @@ def test_a_batch_the_model_refuses_is_reported_per_file(exported, images, monkey
             tf.errors.InvalidArgumentError(None, None, "cannot take this image"))
             if poisoned in image_bytes.numpy().tolist() else real(image_bytes=image_bytes)}
 
-    monkeypatch.setattr(predict.tf.saved_model, "load", lambda path: Loaded())
+    monkeypatch.setattr(tf.saved_model, "load", lambda path: Loaded())  # predict loads TensorFlow on first use
     results = predict.predict_files(exported, [str(images / "a.jpg"), str(images / "sub"), str(images / "b.png")],
                                     batch_size=8)
     assert [r.error is None for r in results] == [False, True, True]
@@ -144,3 +145,39 @@ def test_nothing_to_classify_a_bad_output_or_batch_size_is_refused_before_any_wo
     assert predict_main([exported, str(photo), "--output", str(tmp_path / "o.txt")]) == 2
     assert predict_main([exported, str(photo), "--batch-size", "0"]) == 2
     assert "--batch-size must be >= 1" in capsys.readouterr().err
+
+
+def test_the_output_extension_is_taken_in_any_case(exported, images, tmp_path):  # noqa: F811
+    for name in ("O.CSV", "O.Json"):
+        out = tmp_path / name
+        assert predict_main([exported, str(images / "a.jpg"), "--output", str(out)]) == 0
+        text = out.read_text()
+        assert text.startswith("file,label") if name.endswith("CSV") else json.loads(text)[0]["labels"]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_prediction(exported, images, tmp_path,  # noqa: F811
+                                                                           capsys, monkeypatch):
+    (tmp_path / "D.csv").mkdir()
+    monkeypatch.setattr(predict, "predict_files", lambda *a, **k: pytest.fail("predicted before refusing"))
+    for output, message in [(tmp_path / "D.csv", "is a folder"), ("/proc/o.csv", "cannot write in /proc")]:
+        assert predict_main([exported, str(images / "a.jpg"), f"--output={output}"]) == 2
+        err = capsys.readouterr().err
+        assert f"--output {output}: {message}" in err and "Traceback" not in err
+
+
+def test_webp_is_read_in_folders_as_when_named(exported, images):  # noqa: F811
+    import io
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(buffer, "WEBP")
+    (images / "d.webp").write_bytes(buffer.getvalue())
+    named = predict.predict_files(exported, [str(images / "d.webp")])
+    walked = {os.path.basename(r.file): r for r in predict.predict_files(exported, [str(images)])}
+    assert named[0].error is None and walked["d.webp"].error is None
+    assert walked["d.webp"].labels == named[0].labels
+
+
+def test_a_jpeg_cut_short_is_reported_without_libjpeg_s_own_line(exported, images, capfd):  # noqa: F811
+    results = predict.predict_files(exported, [str(images / "broken.jpg"), str(images / "a.jpg")])
+    assert "not a decodable image" in results[0].error and results[1].error is None
+    assert "JPEG library" not in capfd.readouterr().err

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from tinyresnet import onednn, quiet, runs
+from tinyresnet import onednn, options, quiet, runs
 
 # Before TensorFlow loads: keep its C++ INFO/WARNING start-up lines out of the way
 # (a value the user set is kept). Only the commands set it, not the library.
@@ -61,8 +61,13 @@ def dashed_options(parser, argv):
 def _read_spec(value):
     # --spec takes notation text or the path of a file holding it.
     if os.path.isfile(value):
-        with open(value) as f:
-            return f.read()
+        try:
+            with open(value, encoding="utf-8") as f:
+                return f.read()
+        except UnicodeDecodeError:
+            raise options.UsageError(f"--spec {value}: not a UTF-8 text file of the notation") from None
+        except OSError as e:
+            raise options.UsageError(f"--spec {value}: cannot read it ({e.strerror})") from None
     return value
 
 
@@ -70,8 +75,7 @@ def _train_parser():
     from tinyresnet import config as config_lib
     from tinyresnet.spec import PRESETS
     keys = ", ".join(f"{f.name}={f.default!r}" for f in config_lib.fields().values())
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = options.Parser(
         prog="tinyresnet-train",
         description="Train a residual net (or its plain twin) from a preset or a spec in the paper's notation, "
                     "log curves, resume after a crash, and optionally export a SavedModel.",
@@ -102,10 +106,22 @@ def _train_parser():
 
 def _resolve_config(args, overrides):
     from tinyresnet import config as config_lib
-    cfg = config_lib.load_file(args.config) if args.config else config_lib.Config()
+    from tinyresnet import spec as spec_lib
+    cfg = config_lib.Config()
+    if args.config:
+        options.input_path("--config", args.config, "file")
+        try:
+            cfg = config_lib.load_file(args.config)
+        except config_lib.ConfigError as e:
+            raise config_lib.ConfigError(f"--config {e}") from None
     values = {}
     if args.preset and args.spec:
         raise config_lib.ConfigError("give --preset or --spec, not both")
+    if args.spec:
+        try:
+            spec_lib.parse_spec(_read_spec(args.spec))
+        except spec_lib.SpecError as e:
+            raise config_lib.ConfigError(f"--spec: {e}") from None
     if args.preset or args.spec:
         values["net"] = args.preset or _read_spec(args.spec)
     if args.data:
@@ -159,9 +175,17 @@ def train_main(argv=None):
             print(f"{name:8s} {spec_lib.count_layers(name):3d} layers  {preset.input_size}x{preset.input_size}  "
                   f"{preset.notation}")
         return 0
+    run_dir = args.run_dir
     try:
-        cfg = _resolve_config(args, overrides)
-    except (config_lib.ConfigError, spec_lib.SpecError) as e:
+        cfg = config_lib.check_inputs(_resolve_config(args, overrides))
+        if args.summary and (args.run_dir or args.export or args.overwrite):
+            raise options.UsageError("--summary prints the model and trains nothing: give it without --run-dir, "
+                                     "--overwrite and --export")
+        run_dir = run_dir or os.path.join("runs", f"{spec_lib.preset_name(cfg.net) or 'spec'}-{cfg.variant}")
+        if not args.summary:  # checked now, not after the training
+            options.output_folder("--run-dir", run_dir)
+            options.output_folder("--export", args.export)
+    except (config_lib.ConfigError, spec_lib.SpecError, options.UsageError) as e:
         return _fail(e)
     if args.summary:
         quiet.load_tensorflow()
@@ -171,7 +195,6 @@ def train_main(argv=None):
         except (spec_lib.SpecError, DataError) as e:
             return _fail(e)
         return 0
-    run_dir = args.run_dir or os.path.join("runs", f"{spec_lib.preset_name(cfg.net) or 'spec'}-{cfg.variant}")
     try:
         config_lib.admit(cfg, run_dir, args.overwrite)  # before TensorFlow loads, so a wrong --run-dir fails at once
     except runs.RunDirError as e:
@@ -202,18 +225,22 @@ def train_main(argv=None):
 
 
 def report_main(argv=None):
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = options.Parser(
         prog="tinyresnet-report",
         description="Compare finished runs: a table (CSV, Markdown) and their curves overlaid.")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--out", default="report", help="folder for comparison.{csv,md,png} (default report/)")
     parser.add_argument("--names", nargs="+", help="labels of the runs (default: folder names)")
     args = parser.parse_args(argv)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        return _fail(f"--out {args.out}: exists and is not a folder")
+    try:
+        options.output_folder("--out", args.out)
+    except options.UsageError as e:
+        return _fail(e)
     if args.names and len(args.names) != len(args.run_dirs):
         return _fail(f"--names gives {len(args.names)} labels for {len(args.run_dirs)} runs")
+    unfinished = [d for d in args.run_dirs if not runs.is_finished(d)]
+    if unfinished:  # before pandas and matplotlib load
+        return _fail(f"RUN_DIR {unfinished[0]}: no {runs.RESULTS} (not a run directory, or the run has not finished)")
     from tinyresnet import report
     try:
         table = report.compare(args.run_dirs, args.out, args.names)
@@ -225,8 +252,7 @@ def report_main(argv=None):
 
 
 def export_main(argv=None):
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = options.Parser(
         prog="tinyresnet-export",
         description="Export a trained run (or a .keras file) as a SavedModel for TensorFlow Serving, "
                     "tf.saved_model.load and tinyresnet-predict, into OUT/<name>/<version>/.")
@@ -237,6 +263,18 @@ def export_main(argv=None):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing version (the old one stays until the new one is in place)")
     args = parser.parse_args(argv)
+    model_file = os.path.join(args.source, runs.MODEL) if os.path.isdir(args.source) else args.source
+    try:  # before TensorFlow loads
+        if not os.path.exists(args.source):
+            raise options.UsageError(f"RUN_DIR_OR_KERAS_FILE {args.source}: no such run directory or .keras file")
+        if not os.path.isfile(model_file):
+            raise options.UsageError(f"RUN_DIR_OR_KERAS_FILE {args.source}: no {runs.MODEL} in it (has the run "
+                                     "finished?)")
+        options.folder_name("--name", args.name)
+        options.at_least("--version", args.version, 1)
+        options.output_folder("--out", args.out)
+    except options.UsageError as e:
+        return _fail(e)
     quiet.load_tensorflow()
     from tinyresnet import export
     try:
@@ -249,13 +287,13 @@ def export_main(argv=None):
 
 
 def predict_main(argv=None):
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = options.Parser(
         prog="tinyresnet-predict",
         description="Classify image files (any size; JPEG, PNG, grayscale, RGBA) with an exported model.")
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="an exported version, e.g. exported_models/net1/1")
     parser.add_argument("images", nargs="+", metavar="IMAGES", help="files, folders or glob patterns")
-    parser.add_argument("--output", help="write all predictions to a .csv or .json file")
+    parser.add_argument("--output", help="write all predictions to a .csv or .json file (checked before any "
+                                          "prediction is made)")
     parser.add_argument("--top", type=int, default=3,
                         help="labels per image, best first, in the table and --output; up to the number of "
                              "classes (default 3)")
@@ -263,23 +301,17 @@ def predict_main(argv=None):
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.model_dir, "saved_model.pb")):
         return _fail(f"{args.model_dir}: not an exported model (no saved_model.pb)")
-    if args.batch_size < 1:
-        return _fail(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.output:  # checked before any work, not after it
-        folder = os.path.dirname(os.path.abspath(args.output))
-        if not args.output.endswith((".csv", ".json")):
-            return _fail(f"--output {args.output}: expected a .csv or .json file")
-        if not os.path.isdir(folder):
-            return _fail(f"--output {args.output}: no such folder {folder}")
-    quiet.load_tensorflow()
-    from tinyresnet import predict
+    from tinyresnet import predict  # loads no TensorFlow: every check below comes before it
     try:
+        options.at_least("--batch-size", args.batch_size, 1)
+        options.output_file("--output", args.output, predict.OUTPUT_EXTENSIONS)  # before the work, not after
         predict.check_top_k(args.top, len(predict.class_names(args.model_dir)), name="--top")
-    except predict.PredictError as e:
+    except (options.UsageError, predict.PredictError) as e:
         return _fail(e)
     files = predict.expand_inputs(args.images)  # folders walked once: the files are passed on as they are
     if not files:
         return _fail(f"no image files in {' '.join(args.images)}")
+    quiet.load_tensorflow()
     predictions = predict.predict_files(args.model_dir, files, args.batch_size, top_k=args.top)
     print(predict.format_table(predictions, args.top))
     if args.output:
@@ -295,8 +327,7 @@ def predict_main(argv=None):
 def bench_main(argv=None):
     from tinyresnet import bench_nets
     defaults = bench_nets.Settings()
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = options.Parser(
         prog="tinyresnet-bench",
         description="Measure, in one run: matmul ceilings; for each net, the training step train_and_evaluate "
                     "runs (model, loss, metrics, optimizer, callbacks) in float32 and mixed_bfloat16: ms/step, "
@@ -340,19 +371,23 @@ def bench_main(argv=None):
             parser.error(f"--{flag.replace('_', '-')} must be a positive number, got {value}")
     if values.get("width", 1) > 64 or values.get("seconds", 1) > 3600:
         parser.error("--width must be at most 64 and --seconds at most 3600")
-    if args.data and not os.path.exists(args.data):
-        parser.error(f"--data {args.data}: no such file or folder")
+    if args.data:
+        from tinyresnet.data import files
+        try:
+            files.check_source(args.data)
+        except files.DataError as error:
+            parser.error(f"--data {error}")
     groups = []
     if args.nets is not None:
         groups.append(("--nets", args.nets.split(",")))
     if args.preset is not None:
         groups.append(("--preset", [args.preset]))
-    groups += [("--spec", [_read_spec(text)]) for text in args.spec or []]
     width = values.get("width", defaults.width)
     try:
+        groups += [("--spec", [_read_spec(text)]) for text in args.spec or []]
         for flag, items in groups:
             bench_nets.expand_nets(items, width, flag)
-    except ValueError as error:
+    except ValueError as error:  # options.UsageError too
         parser.error(str(error))
     if groups:
         values["nets"] = tuple(item for _, items in groups for item in items)

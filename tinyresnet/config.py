@@ -90,6 +90,8 @@ _NO_MULTI_WORKER = (
     "(tinyresnet-tune --workers / --role) to spread trials across machines")
 
 
+MAX_SEED = 2**32 - 1
+
 _TRUE_WORDS = ("1", "true", "yes", "on")
 _FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -160,6 +162,7 @@ def validate(config: Config) -> Config:
         ("epochs", config.epochs > 0, "must be > 0"),
         ("steps_per_epoch", config.steps_per_epoch >= 0, "must be >= 0"),
         ("learning_rate", config.learning_rate > 0, "must be > 0"),
+        ("momentum", 0 <= config.momentum < 1, "must be in [0, 1)"),
         ("weight_decay", config.weight_decay >= 0, "must be >= 0"),
         ("label_smoothing", 0 <= config.label_smoothing < 1, "must be in [0, 1)"),
         ("flip_prob", 0 <= config.flip_prob <= 1, "must be in [0, 1]"),
@@ -167,12 +170,40 @@ def validate(config: Config) -> Config:
         ("warmup_epochs", config.warmup_epochs >= 0, "must be >= 0"),
         ("checkpoint_steps", config.checkpoint_steps >= 0, "must be >= 0"),
         ("train_eval_images", config.train_eval_images > 0, "must be > 0"),
+        # numpy's and Keras' generators take seeds of 32 bits: any other one fails after the run has started.
+        ("seed", 0 <= config.seed <= MAX_SEED, f"must be in [0, {MAX_SEED}]"),
+        ("verbose", config.verbose in (0, 1, 2), "must be 0, 1 or 2"),
     ]
     for key, ok, message in checks:
         if not ok:
             raise ConfigError(f"{key} {message}, got {getattr(config, key)!r}")
     for key in CHOICES:
         _convert(key, getattr(config, key))
+    return config
+
+
+def check_inputs(config: Config) -> Config:
+    """Checks what a run of `config` reads and writes outside its run directory, before anything is
+    written or TensorFlow loads: `data` is a folder or a zip archive that opens (a `folder` dataset
+    needs one), and `cache_dir` can be written. Returns the config.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    from tinyresnet import options
+    from tinyresnet.data import files
+    if config.dataset == "folder" and not config.data:
+        raise ConfigError("data: dataset 'folder' needs data=PATH (--data), a folder or zip of class folders")
+    if config.data:
+        try:
+            files.check_source(config.data)
+        except files.DataError as e:
+            raise ConfigError(f"data: {e}") from None
+    if config.cache_dir:
+        try:
+            options.output_folder("cache_dir", os.path.expanduser(config.cache_dir))
+        except options.UsageError as e:
+            raise ConfigError(str(e)) from None
     return config
 
 
@@ -190,7 +221,7 @@ def override(config: Config, values: Dict[str, Any]) -> Config:
     """Returns `config` with `values` applied, type-checked; unknown keys are refused."""
     known = fields()
     values = _unalias(values)
-    unknown = sorted(set(values) - set(known))
+    unknown = sorted(str(key) for key in set(values) - set(known))
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}")
     changes = {key: _convert(key, value) for key, value in values.items()}
@@ -265,7 +296,7 @@ def load_file(path, base: Config = Config()) -> Config:
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
         raise ConfigError(f"{path}: define `config = Config(...)` or a dict `overrides`")
-    values = _read_mapping(path)
+    values = read_mapping(path)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys to values")
     try:
@@ -274,7 +305,7 @@ def load_file(path, base: Config = Config()) -> Config:
         raise ConfigError(f"{path}: {e}") from None
 
 
-def _read_mapping(path):
+def read_mapping(path):
     """The parsed contents of a `.yaml`/`.yml`/`.json` file.
 
     Raises:

@@ -7,9 +7,10 @@ Layout (what TensorFlow Serving expects), written atomically::
 Signatures:
     serving_default:    images float32 [N, H, W, 3] in [0, 255]
     serving_uint8:      images uint8 [N, H, W, 3]
-    serve_image_bytes:  image_bytes string [N], encoded JPEG/PNG/BMP/GIF of any size and mode
+    serve_image_bytes:  image_bytes string [N], encoded JPEG/PNG/BMP/GIF/WebP of any size and mode
 each returning `probabilities` [N, C], `top_k_indices`, `top_k_scores` and
-`top_k_labels` (class names) [N, k], k = min(5, C).
+`top_k_labels` (class names) [N, k], k = min(5, C); an empty batch (N = 0) gets
+empty outputs of those shapes.
 """
 
 import datetime
@@ -23,12 +24,12 @@ import keras
 import tensorflow as tf
 
 import tinyresnet
-from tinyresnet import runs, saving
+from tinyresnet import options, runs, saving
 from tinyresnet.augment import PaperAugment
 from tinyresnet.data.decode import decode_image
 
 DEFAULT_ROOT = runs.EXPORT_ROOT
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = options.NAME
 # Folders of an export in progress (or killed): .tmp-<version>-<pid>, .old-<version>-<pid>.
 _WORK_FOLDER = re.compile(r"^\.(tmp|old)-(?P<version>\d+)-(?P<pid>\d+)$")
 
@@ -49,8 +50,13 @@ def _serving_functions(model, class_names, top_k):
                     "serve_image_bytes signature, which takes encoded images of any size")
         with tf.control_dependencies([check]):
             images = tf.identity(images)
-        logits = model(tf.cast(images, tf.float32), training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+
+        def classify():
+            logits = model(tf.cast(images, tf.float32), training=False)
+            return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        # The convolutions cannot take a batch of no images: it gets no rows, as a serving client expects.
+        probabilities = tf.cond(tf.shape(images)[0] > 0, classify,
+                                lambda: tf.zeros([0, len(class_names)], tf.float32))
         scores, indices = tf.math.top_k(probabilities, k=top_k)
         return {"probabilities": probabilities, "top_k_indices": indices, "top_k_scores": scores,
                 "top_k_labels": tf.gather(labels, indices)}
@@ -134,7 +140,7 @@ def export_model(model, out_dir, class_names, metadata=None, top_k=5, overwrite=
         meta = {**(metadata or {}), "class_names": list(class_names), "input_shape": list(model.input_shape[1:]),
                 "signatures": {"serving_default": "images float32 [N,H,W,3] in [0,255]",
                                "serving_uint8": "images uint8 [N,H,W,3]",
-                               "serve_image_bytes": "image_bytes string [N] (JPEG/PNG/BMP/GIF, any size)"},
+                               "serve_image_bytes": "image_bytes string [N] (JPEG/PNG/BMP/GIF/WebP, any size)"},
                 "outputs": ["probabilities", "top_k_indices", "top_k_scores", "top_k_labels"],
                 "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "versions": {"tinyresnet": tinyresnet.__version__, "tensorflow": tf.__version__,

@@ -1,4 +1,7 @@
-"""Classify image files with an exported model (TensorFlow only; no Keras model needed)."""
+"""Classify image files with an exported model (TensorFlow only; no Keras model needed).
+
+TensorFlow loads on the first prediction, not with this module: the command checks its options first.
+"""
 
 import csv
 import dataclasses
@@ -9,12 +12,13 @@ import os
 from typing import List, Optional
 
 import numpy as np
-import tensorflow as tf
 
+from tinyresnet import quiet
 from tinyresnet.data.folders import IMAGE_EXTENSIONS
 
 METADATA = "metadata.json"
 DEFAULT_TOP_K = 5  # what an export's own top_k outputs hold
+OUTPUT_EXTENSIONS = (".csv", ".json")  # of `write_predictions`' file, in any case
 
 
 class PredictError(ValueError):
@@ -55,10 +59,12 @@ def expand_inputs(inputs):
 
 
 def _read(path):
+    import tensorflow as tf
     try:
         with open(path, "rb") as f:
             blob = f.read()
-        tf.io.decode_image(blob, channels=3, expand_animations=False)  # fail here, named, not in a batch
+        with quiet.native_noise_filtered(quiet.DECODER_NOISE):  # libjpeg's own line for a truncated JPEG
+            tf.io.decode_image(blob, channels=3, expand_animations=False)  # fail here, named, not in a batch
         return blob, None
     except FileNotFoundError:
         return None, "no such file (and no file matches it as a pattern)"
@@ -108,6 +114,7 @@ def predict_files(model_dir, inputs, batch_size=64, top_k=None):
     Raises:
         PredictError: for a `top_k` outside 1..classes, or an export without class names.
     """
+    import tensorflow as tf
     names = class_names(model_dir)
     top_k = min(DEFAULT_TOP_K, len(names)) if top_k is None else top_k
     check_top_k(top_k, len(names))
@@ -162,8 +169,9 @@ def format_table(predictions, top_k=3):
 
 
 def write_predictions(predictions, path):
-    """Writes `.json` (a list of objects) or `.csv` (one row per file, top-k joined by '|')."""
-    if path.endswith(".json"):
+    """Writes `.json` (a list of objects) or `.csv` (one row per file, top-k joined by '|'); the
+    extension in any case (`O.CSV`)."""
+    if path.lower().endswith(".json"):
         with open(path, "w") as f:
             json.dump([dataclasses.asdict(p) for p in predictions], f, indent=2)
         return

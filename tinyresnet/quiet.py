@@ -29,10 +29,18 @@ NOISE = re.compile(rb"^(WARNING: All log messages before absl::InitializeLog\(\)
                    rb"|.*TF-TRT Warning: Could not find TensorRT.*)\r?\n?$")
 
 
+# What libjpeg writes to stderr itself when TensorFlow decodes a corrupt or truncated JPEG, although
+# TensorFlow reports the failure (or recovers) as it should: "Improper call to JPEG library in state 201"
+# for a JPEG cut short in its header.
+DECODER_NOISE = re.compile(rb"^(Improper call to JPEG library in state \d+|Corrupt JPEG data: .*"
+                           rb"|Premature end of JPEG file|Invalid JPEG file structure: .*|Not a JPEG file: .*"
+                           rb"|Bogus [A-Za-z ]+ .*|Unsupported JPEG process: .*)\r?\n?$")
+
+
 @contextlib.contextmanager
-def native_noise_filtered():
+def native_noise_filtered(noise=NOISE):
     """Within the block, file descriptor 2 goes to a temporary file; afterwards every line that
-    is not start-up noise is written to stderr, in order."""
+    does not match `noise` (start-up noise by default) is written to stderr, in order."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -44,7 +52,7 @@ def native_noise_filtered():
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [line for line in captured if not NOISE.match(line)]
+            kept = [line for line in captured if not noise.match(line)]
             if kept:
                 sys.stderr.buffer.write(b"".join(kept))
                 sys.stderr.flush()

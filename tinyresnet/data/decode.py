@@ -5,6 +5,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from tinyresnet import quiet
 from tinyresnet.data.files import DataError
 
 
@@ -57,7 +58,7 @@ def _why(blob, size):
 
 
 def decode_images(blobs, names, size, resize=False, skip_corrupt=False):
-    """Decodes JPEG/PNG/BMP/GIF bytes to a `[N, height, width, 3]` uint8 array.
+    """Decodes JPEG/PNG/BMP/GIF/WebP bytes to a `[N, height, width, 3]` uint8 array.
 
     Args:
         blobs: list of encoded images.
@@ -75,14 +76,17 @@ def decode_images(blobs, names, size, resize=False, skip_corrupt=False):
     size = tuple(size)
     if not blobs:
         return np.zeros((0, *size, 3), np.uint8), np.zeros((0,), np.int64)
-    try:
-        return _decode_all(blobs, size, resize), np.arange(len(blobs))
-    except tf.errors.OpError:
-        images, kept = _decode_each(blobs, size, resize)
-    bad = np.setdiff1d(np.arange(len(blobs)), kept)
-    if len(bad) and not skip_corrupt:
+    # A truncated JPEG makes libjpeg write a line of its own to stderr, besides the error reported here.
+    with quiet.native_noise_filtered(quiet.DECODER_NOISE):
+        try:
+            return _decode_all(blobs, size, resize), np.arange(len(blobs))
+        except tf.errors.OpError:
+            images, kept = _decode_each(blobs, size, resize)
+        bad = np.setdiff1d(np.arange(len(blobs)), kept)
+        why = _why(blobs[int(bad[0])], size) if len(bad) and not skip_corrupt else None
+    if why:
         first = int(bad[0])
-        raise DataError(f"{names[first]}: {_why(blobs[first], size)}"
+        raise DataError(f"{names[first]}: {why}"
                         + (f" (and {len(bad) - 1} more bad images)" if len(bad) > 1 else "")
                         + "; pass skip_corrupt=True (--skip_corrupt=true or --skip-corrupt) to leave them out")
     return images, kept

@@ -31,16 +31,12 @@ class FileTree:
                 rel = os.path.relpath(folder, self.path).replace(os.sep, "/")
                 names += [posixpath.normpath(posixpath.join(rel, f)) for f in files]
                 dirs += [posixpath.normpath(posixpath.join(rel, d)) for d in subdirs]
-        elif zipfile.is_zipfile(self.path):
-            self._zip = zipfile.ZipFile(self.path)
+        else:
+            self._zip = open_zip(self.path)
             names = [info.filename for info in self._zip.infolist() if not info.is_dir()]
             dirs = [info.filename.rstrip("/") for info in self._zip.infolist() if info.is_dir()]
             for info in self._zip.infolist():
                 check_member(self.path, info)
-        elif os.path.exists(self.path):
-            raise DataError(f"{self.path}: neither a folder nor a zip archive")
-        else:
-            raise DataError(f"{self.path}: no such file or folder")
         self.names = sorted(names)
         self._name_set = set(names)
         # Folders, also those holding no file (zips often list no folders at all).
@@ -86,6 +82,38 @@ class FileTree:
         if self._zip is not None:
             return f"{self.path}:{name}"
         return os.path.join(self.path, name)
+
+
+def open_zip(path):
+    """The `zipfile.ZipFile` of `path`.
+
+    Raises:
+        DataError: naming `path`: missing, unreadable, not a zip archive, or a damaged one (a zip
+            cut short by an interrupted download or copy has no central directory at its end).
+    """
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file or folder")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        if head.startswith(b"PK"):
+            raise DataError(f"{path}: a damaged or truncated zip archive (its central directory, at the end, is "
+                            "missing or unreadable); download or copy it again") from None
+        raise DataError(f"{path}: neither a folder nor a zip archive") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
+
+
+def check_source(path):
+    """Checks, cheaply and without TensorFlow, that `path` is a folder or a zip archive that opens.
+
+    Raises:
+        DataError: naming `path` and what is wrong with it.
+    """
+    if not os.path.isdir(path):
+        open_zip(path).close()
 
 
 def check_member(archive, info):

@@ -6,7 +6,8 @@ import numpy as np
 
 from tinyresnet.data.files import DataError, FileTree
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# What tf.io.decode_image reads: the pipeline, the exports' serve_image_bytes and tinyresnet-predict alike.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 SPLIT_NAMES = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 
 

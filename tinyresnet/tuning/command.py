@@ -18,13 +18,14 @@ import socket
 import sys
 import time
 
-from tinyresnet import onednn, quiet, runs
+from tinyresnet import onednn, options, quiet, runs
 from tinyresnet.tuning import local_cluster, trial_process
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_CHIEF_GONE = 4
 EXIT_NO_TRIAL = 3  # no trial finished (they failed or diverged), as a diverged `tinyresnet-train` run exits
+ORACLE_TIMEOUT = 300.0  # seconds a worker waits for the chief (--oracle-timeout)
 PROJECT_MARKER = "oracle.json"  # KerasTuner's saved oracle: what makes a folder a search project
 SEARCH_DEFINITION = "search.json"  # what the project's trials depend on (space, budget, base, oracle)
 
@@ -35,8 +36,7 @@ def _fail(message, code=2):
 
 
 def _search_parser():
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = options.Parser(
         prog="tinyresnet-tune",
         description="Search depth, width and dropout of residual nets written in the paper's notation, with "
                     "KerasTuner (random, Bayesian or Hyperband), resumable and distributed over KerasTuner's "
@@ -48,16 +48,17 @@ def _search_parser():
     parser.add_argument("--search", required=True, help="search file (YAML): base config, search settings, space")
     parser.add_argument("--data", help="archive or folder (overrides the search file's base)")
     parser.add_argument("--oracle", help="random, bayesian or hyperband; or HOST:PORT of the chief with --role")
-    parser.add_argument("--max-trials", type=int, help="trials to run in all (default: the search file's)")
-    parser.add_argument("--max-hours", type=float, help="start no new trial after this many hours")
+    parser.add_argument("--max-trials", type=int, help="trials to run in all, >= 1 (default: the search file's)")
+    parser.add_argument("--max-hours", type=float, help="start no new trial after this many hours (> 0)")
     parser.add_argument("--project-dir", help="where the trials and results go (default runs/tune/<search name>)")
     parser.add_argument("--workers", type=int, default=0,
                         help="run a chief and this many worker processes on this machine (KerasTuner's protocol)")
     parser.add_argument("--role", choices=("chief", "worker"), help="one process of a distributed search")
-    parser.add_argument("--tuner-id", help="this worker's id (default worker0); a restarted worker with the same "
-                                           "id continues its trial")
-    parser.add_argument("--oracle-timeout", type=float, default=300.0,
-                        help="seconds a worker waits for the chief before giving up (default 300)")
+    parser.add_argument("--tuner-id", help="with --role=worker: this worker's id (default worker0); a restarted "
+                                           "worker with the same id continues its trial")
+    parser.add_argument("--oracle-timeout", type=float,
+                        help=f"with --role=worker or --workers: seconds a worker waits for the chief before giving up "
+                             f"(default {ORACLE_TIMEOUT:.0f})")
     parser.add_argument("--reference", default="",
                         help="comma-separated presets (e.g. net1,net6) trained on the same settings, marked in "
                              "search.png")
@@ -73,14 +74,13 @@ def _search_parser():
 
 
 def _report_parser():
-    parser = argparse.ArgumentParser(prog="tinyresnet-tune report", allow_abbrev=False,
-                                     description="Write trials.csv, leaderboard.md and search.png of a search.")
+    parser = options.Parser(prog="tinyresnet-tune report",
+                            description="Write trials.csv, leaderboard.md and search.png of a search.")
     parser.add_argument("project_dir", metavar="PROJECT_DIR")
     parser.add_argument("--out", help="folder for the results (default: the project dir)")
     parser.add_argument("--retrain-best", type=int, metavar="EPOCHS",
                         help="train the best trial's net for EPOCHS as an ordinary run, then export it")
-    parser.add_argument("--export", default=runs.EXPORT_ROOT,
-                        help=f"where --retrain-best exports (default {runs.EXPORT_ROOT}/)")
+    parser.add_argument("--export", help=f"with --retrain-best: where it exports (default {runs.EXPORT_ROOT}/)")
     return parser
 
 
@@ -93,10 +93,7 @@ def _address(args):
                          "--role=worker to train for the chief at that address")
     if not value:
         return None
-    host, _, port = value.rpartition(":")
-    if not port.isdigit():
-        raise ValueError(f"--oracle: expected HOST:PORT, got {value!r}")
-    return host, int(port)
+    return options.host_port("--oracle", value)
 
 
 def _check_port_free(host, port):
@@ -118,7 +115,12 @@ def _load(args, overrides):
         values["data"] = args.data
     if args.quiet:
         values["verbose"] = 0
-    search = space_lib.load_search(args.search, values)
+    config_lib.override(config_lib.Config(), values)  # a bad --key=value is named as given, not as the file's
+    try:
+        search = space_lib.load_search(args.search, values)
+    except space_lib.SearchError as e:
+        raise space_lib.SearchError(f"--search {e}") from None
+    config_lib.check_inputs(search.base)  # the data and cache folder, before anything is written
     kind = args.oracle_kind or (args.oracle if args.oracle and ":" not in args.oracle else None)
     if kind:
         if kind not in space_lib.ORACLES:
@@ -189,6 +191,33 @@ def _train_references(search, names, datasets, project_dir):
             train.train_and_evaluate(config, run_dir, datasets=datasets)
 
 
+def _check_options(args):
+    """The search's options on their own, before the search file is read (`options.UsageError`)."""
+    options.at_least("--max-trials", args.max_trials, 1)
+    options.positive("--max-hours", args.max_hours)
+    options.positive("--oracle-timeout", args.oracle_timeout)
+    options.at_least("--workers", args.workers, 0)
+    if args.workers and args.role:
+        raise options.UsageError("--workers starts its own chief and workers: give it without --role")
+    if args.tuner_id is not None:
+        if args.role != "worker":
+            raise options.UsageError("--tuner-id names a worker: give it with --role=worker" +
+                                     (" (--workers names its own workers worker0, worker1, ...)" if args.workers
+                                      else ""))
+        options.folder_name("--tuner-id", args.tuner_id)
+    # Only a worker waits for the chief; --workers passes the option on to its processes.
+    if args.oracle_timeout is not None and args.role != "worker" and not args.workers and not args.parent_pid:
+        raise options.UsageError("--oracle-timeout is how long a worker waits for the chief: give it with "
+                                 "--role=worker or --workers")
+    if args.role == "worker" and not args.parent_pid:  # the chief decides what runs
+        given = [name for name, value in (("--max-trials", args.max_trials), ("--max-hours", args.max_hours),
+                                          ("--reference", args.reference)) if value]
+        if given:
+            raise options.UsageError(f"{given[0]}: the chief decides the trials: give it to the chief (--role=chief), "
+                                     "not to a worker")
+    options.output_folder("--project-dir", args.project_dir)
+
+
 def search_main(argv):
     from tinyresnet.cli import dashed_options
     parser = _search_parser()
@@ -196,16 +225,14 @@ def search_main(argv):
     from tinyresnet.config import ConfigError
     from tinyresnet.tuning.space import SearchError
     try:
+        _check_options(args)
         search = _load(args, overrides)
         address = _address(args)
-        if args.workers < 0:
-            raise ValueError("--workers must be >= 0")
-        if args.workers and args.role:
-            raise ValueError("--workers starts its own chief and workers: give it without --role")
         if args.role == "chief":
             _check_port_free(*address)
-    except (ConfigError, SearchError, ValueError) as e:
+    except (ConfigError, SearchError, ValueError) as e:  # options.UsageError too
         return _fail(e)
+    args.oracle_timeout = args.oracle_timeout or ORACLE_TIMEOUT
     project_dir = _project_dir(args)
     if runs.is_run(project_dir):
         return _fail(f"{project_dir} is a training run directory, not a search project; choose another --project-dir")
@@ -316,14 +343,21 @@ def is_project(folder):
 
 def report_main(argv):
     args = _report_parser().parse_args(argv)
-    from tinyresnet.tuning import results as results_lib
     if not is_project(args.project_dir):
         return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the --project-dir "
                      "of a tinyresnet-tune search")
-    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
-        return _fail(f"--out {args.out}: exists and is not a folder")
     if args.retrain_best is not None and args.retrain_best < 1:
         return _fail(f"--retrain-best: epochs must be >= 1, got {args.retrain_best}")
+    if args.export is not None and args.retrain_best is None:
+        return _fail("--export is where --retrain-best exports: give it with --retrain-best")
+    try:  # before anything is written
+        options.output_folder("--out", args.out)
+        if args.retrain_best is not None:
+            options.output_folder("--export", args.export or runs.EXPORT_ROOT)
+    except options.UsageError as e:
+        return _fail(e)
+    args.export = args.export or runs.EXPORT_ROOT
+    from tinyresnet.tuning import results as results_lib
     table = results_lib.write(args.project_dir, args.out)
     out = args.out or args.project_dir
     print(results_lib.leaderboard(table.head(10), results_lib.references(args.project_dir)))

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 
-from tinyresnet import onednn, quiet
+from tinyresnet import onednn, options, quiet
 from tinyresnet.tuning import local_cluster, trial_process
 from tinyresnet.tuning.command import PROJECT_MARKER, _fail, _interrupt, is_project
 
@@ -21,8 +21,8 @@ EXIT_DIVERGED = 3  # as tinyresnet-train's
 
 
 def _parser():
-    parser = argparse.ArgumentParser(
-        prog="tinyresnet-tune confirm", allow_abbrev=False,
+    parser = options.Parser(
+        prog="tinyresnet-tune confirm",
         description="Retrain the best distinct nets of a search and the reference nets with seeds at a longer "
                     "budget, then the best of them at the first reference's training FLOPs; writes confirmed.csv "
                     "and a confirmed section in leaderboard.md with a verdict per reference.",

@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 from typing import Any, Dict, Optional
 
@@ -304,19 +305,21 @@ def load_search(path, overrides: Optional[Dict[str, Any]] = None) -> Search:
     """
     if not os.path.exists(path):
         raise SearchError(f"{path}: no such search file")
-    with open(path) as f:
-        try:
-            raw = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise SearchError(f"{path}: not valid YAML ({e})") from None
+    if os.path.isdir(path):
+        raise SearchError(f"{path}: is a folder; give a search file (YAML)")
+    try:
+        raw = config_lib.read_mapping(path)  # names the file and line of a syntax error, or a file of no text
+    except config_lib.ConfigError as e:
+        raise SearchError(str(e)) from None
     if not isinstance(raw, dict):
         raise SearchError(f"{path}: expected a mapping with {', '.join(TOP_KEYS)}")
     unknown = sorted(set(raw) - set(TOP_KEYS))
     if unknown:
         raise SearchError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(TOP_KEYS)}")
+    for part in ("base", "search", "budget"):
+        if not isinstance(raw.get(part) or {}, dict):
+            raise SearchError(f"{path}: {part}: expected a mapping of keys to values, got {raw[part]!r}")
     base = raw.get("base") or {}
-    if not isinstance(base, dict):
-        raise SearchError(f"{path}: base: expected a mapping of config keys")
     if isinstance(base.get("data"), str) and base["data"] and not os.path.isabs(os.path.expanduser(base["data"])):
         # Relative to the search file, wherever the command runs from (a --data override stays as typed).
         base = {**base, "data": os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), base["data"]))}
@@ -345,14 +348,17 @@ def load_search(path, overrides: Optional[Dict[str, Any]] = None) -> Search:
     if unknown:
         raise SearchError(f"{path}: budget: unknown key(s) {', '.join(unknown)}; valid keys: max_params, max_gflops")
     for key, value in budget.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise SearchError(f"{path}: budget.{key}: expected a number > 0, got {value!r}")
     space = parse_space(raw.get("space"), path)
     seed = settings["seed"]
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise SearchError(f"{path}: search.seed: expected an integer, got {seed!r}")
+    if seed is not None and not 0 <= seed <= config_lib.MAX_SEED:  # KerasTuner's numpy generator takes 32 bits
+        raise SearchError(f"{path}: search.seed: must be in [0, {config_lib.MAX_SEED}], got {seed!r}")
     width = settings["reference_width"]
-    if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0):
+    if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float))
+                              or not math.isfinite(width) or width <= 0):
         raise SearchError(f"{path}: search.reference_width: expected a number > 0, got {width!r}")
     return Search(config, space, Budget(**budget), settings["oracle"], settings["max_trials"],
                   settings["seed"], settings["executions_per_trial"], path, width, settings["hyperband_iterations"])
