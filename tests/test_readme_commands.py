@@ -20,7 +20,8 @@ from fixtures import class_folder_files, tiny_imagenet_files, write_zip
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
-READMES = ("README.md", "experiments/README.md", "tuning/README.md", "exported_models/README.md")
+READMES = ("README.md", "experiments/README.md", "experiments/PERFORMANCE.md", "tuning/README.md",
+           "exported_models/README.md")
 SMOKE = ("--epochs=1", "--steps-per-epoch=2")
 
 
@@ -70,7 +71,7 @@ PLAN = {
     "tinyresnet-train ... --export": NotRun("'...' stands for any training arguments; "
                                             "test_export.py trains with --export"),
     'tinyresnet-predict exported_models/net1/1 photos/ "more/*.png" --output predictions.csv': Run(),
-    "tinyresnet-bench --nets=net1@0.25,search --data=../shared/data/tiny-imagenet-200-sub20.zip":
+    "tinyresnet-bench --nets=net1@0.25,search=tiny20_depth_width --data=../shared/data/tiny-imagenet-200-sub20.zip":
         NotRun("a benchmark of minutes, to be run on a quiet machine; tests/test_bench.py runs --smoke"),
     "python -m experiments.run all": NotRun("every claim: hours of training"),
     "python -m experiments.run table1 --arms=net2,net3": NotRun("4 runs of about 10 minutes each"),
