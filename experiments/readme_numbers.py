@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 
+from tinyresnet import cpu
 from tinyresnet.bench_table import batch_sweep_table, before_after_table, format_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,18 +74,7 @@ QUICKSTART_COMMAND = "bash experiments/quickstart.sh"
 
 def cpu_description(path="/proc/cpuinfo"):
     """This CPU: model name, vendor, family and model numbers, kind (`zen3`, ...), relevant flags, CPU count."""
-    fields = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key and key not in fields:
-                    fields[key] = value.strip()
-                if not line.strip() and fields:
-                    break  # the first processor is enough
-    except OSError:
-        pass
+    fields = cpu.cpu_fields(path)
     flags = fields.get("flags", fields.get("Features", "")).split()
     relevant = sorted(f for f in flags if f in ("avx2", "fma") or f.startswith(("avx512", "amx")) or "bf16" in f)
     info = {"model_name": fields.get("model name", platform.processor() or platform.machine()),

@@ -22,9 +22,10 @@ TensorFlow version and the model's shape):
 import dataclasses
 import json
 import os
-import platform
 import time
 from typing import Callable, Optional, Sequence
+
+from tinyresnet import cpu
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -45,21 +46,7 @@ class Choice:
 
 def cpu_info(path="/proc/cpuinfo"):
     """`(model name, set of flags)` of this CPU; empty where unknown (not Linux)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name":
-                    model = value.strip()
-                elif key in ("flags", "Features"):
-                    flags = set(value.split())
-                if model and flags:
-                    break
-    except OSError:
-        pass
-    return model, flags
+    return cpu.model_and_flags(path)
 
 
 def decide(gpu_capabilities: Sequence[tuple], cpu_flags, measure: Callable[[], float],
