@@ -5,6 +5,8 @@ import os
 import sys
 
 from tinyresnet import onednn, options, quiet, runs
+from tinyresnet.commands import dashed_options, run_training
+from tinyresnet.commands import fail as _fail
 
 # Before TensorFlow loads: keep its C++ INFO/WARNING start-up lines out of the way
 # (a value the user set is kept). Only the commands set it, not the library.
@@ -12,50 +14,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 IMAGE_SIZES = {"tiny_imagenet": 64, "cifar10": 32}
 EXPORT_ROOT = runs.EXPORT_ROOT
-
-
-def _fail(message, code=2):
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
-
-def run_training(work, errors=(), interrupted_hint=True):
-    """Runs `work()` (training, then whatever follows) the way every command reports it.
-
-    `interrupted_hint=False`: Ctrl-C returns 130 unsaid (a launcher of several says it once).
-
-    Returns:
-        `(result, None)`, or `(None, exit code)` once the reason is printed: 2 for bad input
-        (a config, spec, data or run directory error, or one of `errors`), 3 when training
-        diverged, 130 on Ctrl-C (finished epochs are kept).
-    """
-    from tinyresnet import config as config_lib
-    from tinyresnet import spec as spec_lib
-    from tinyresnet import train
-    from tinyresnet.data import DataError
-    try:
-        return work(), None
-    except (config_lib.ConfigError, spec_lib.SpecError, DataError, runs.RunDirError, *errors) as e:
-        return None, _fail(e)
-    except train.TrainingDiverged as e:
-        return None, _fail(f"training diverged: {e}" + (f"; {e.remedy}" if e.remedy else ""), code=3)
-    except train.Interrupted as e:
-        if interrupted_hint:
-            print(f"\n{e}", file=sys.stderr)
-        return None, 130
-
-
-def dashed_options(parser, argv):
-    """`argv` with the parser's own options also taken in underscore spelling (`--run_dir` as `--run-dir`),
-    as config keys are: `-` and `_` are the same in every key a command takes."""
-    known = {option for action in parser._actions for option in action.option_strings}
-    out = []
-    for arg in argv:
-        name, sep, value = arg.partition("=")
-        if name.startswith("--") and name not in known and name.replace("_", "-") in known:
-            arg = name.replace("_", "-") + sep + value
-        out.append(arg)
-    return out
 
 
 def _read_spec(value):

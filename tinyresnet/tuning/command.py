@@ -19,20 +19,15 @@ import sys
 import time
 
 from tinyresnet import onednn, options, quiet, runs
+from tinyresnet.commands import fail as _fail, raise_interrupt
 from tinyresnet.tuning import local_cluster, trial_process
+from tinyresnet.tuning.project import PROJECT_MARKER, SEARCH_DEFINITION, is_project  # noqa: F401  (also the API)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_CHIEF_GONE = 4
 EXIT_NO_TRIAL = 3  # no trial finished (they failed or diverged), as a diverged `tinyresnet-train` run exits
 ORACLE_TIMEOUT = 300.0  # seconds a worker waits for the chief (--oracle-timeout)
-PROJECT_MARKER = "oracle.json"  # KerasTuner's saved oracle: what makes a folder a search project
-SEARCH_DEFINITION = "search.json"  # what the project's trials depend on (space, budget, base, oracle)
-
-
-def _fail(message, code=2):
-    print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 def _search_parser():
@@ -219,7 +214,7 @@ def _check_options(args):
 
 
 def search_main(argv):
-    from tinyresnet.cli import dashed_options
+    from tinyresnet.commands import dashed_options
     parser = _search_parser()
     args, overrides = parser.parse_known_args(dashed_options(parser, argv))
     from tinyresnet.config import ConfigError
@@ -247,7 +242,7 @@ def search_main(argv):
         return code
     # SIGTERM (a job scheduler, `kill`, or the death of the --workers launcher) stops the search as Ctrl-C
     # does: the running trial saves, and a rerun resumes it.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     if args.parent_pid:
         # The launcher stops its chief and workers with SIGINT, which a shell ignores for a background
         # job's processes: Python then never turns it into KeyboardInterrupt.
@@ -320,10 +315,6 @@ def _diverged_hint(project_dir, precision):
     return f"; trials diverged: {change} and run it with another --project-dir (a project keeps its base settings)"
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _write_results(project_dir):
     from tinyresnet.tuning import results as results_lib
     table = results_lib.write(project_dir)
@@ -334,11 +325,6 @@ def _write_results(project_dir):
     if best is not None:
         print(f"best: trial {best['trial']}  val top-1 {best['val_top1']:.3f}  {best['spec']}")
     return table
-
-
-def is_project(folder):
-    """Whether `folder` is a search project: KerasTuner's oracle state is there."""
-    return os.path.isfile(os.path.join(folder, PROJECT_MARKER))
 
 
 def report_main(argv):
@@ -377,7 +363,7 @@ def _retrain_best(args, table):
     quiet.load_tensorflow()
     from tinyresnet import config as config_lib
     from tinyresnet import export, train
-    from tinyresnet.cli import run_training
+    from tinyresnet.commands import run_training
     from tinyresnet.tuning import confirm
     from tinyresnet.tuning import results as results_lib
     best = results_lib.best_trial(table)

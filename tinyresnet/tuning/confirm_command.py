@@ -15,7 +15,8 @@ import sys
 
 from tinyresnet import onednn, options, quiet
 from tinyresnet.tuning import local_cluster, trial_process
-from tinyresnet.tuning.command import PROJECT_MARKER, _fail, _interrupt, is_project
+from tinyresnet.commands import fail as _fail, raise_interrupt as _interrupt
+from tinyresnet.tuning.project import PROJECT_MARKER, is_project
 
 EXIT_DIVERGED = 3  # as tinyresnet-train's
 
@@ -49,7 +50,7 @@ def _parser():
 
 
 def main(argv):
-    from tinyresnet.cli import dashed_options
+    from tinyresnet.commands import dashed_options
     parser = _parser()
     argv = dashed_options(parser, argv)
     args = parser.parse_args(argv)
@@ -84,7 +85,7 @@ def main(argv):
 def _confirm(args, references):
     """This process's share of the runs (every run, as far as no other confirmation holds it): an exit
     code, or None once every run is finished or diverged."""
-    from tinyresnet.cli import run_training
+    from tinyresnet.commands import run_training
     from tinyresnet.tuning import confirm
     from tinyresnet.tuning import results as results_lib
     child = bool(args.parent_pid)

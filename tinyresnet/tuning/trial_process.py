@@ -138,9 +138,9 @@ def serve(requests, replies, recycle_mib):
     """The trial process's loop: trains each request of `requests` (lines), answers on `replies`.
     Returns the exit code of the last trial."""
     from tinyresnet import config as config_lib
-    from tinyresnet.cli import run_training
+    from tinyresnet.commands import run_training
     from tinyresnet.train import TrainingDiverged
-    from tinyresnet.tuning.tuner import train_trial
+    from tinyresnet.tuning.trial import train_trial
     import keras
     first_rss, served, code = None, 0, 0
     for line in requests:
