@@ -13,42 +13,8 @@ import os
 from typing import Callable, Dict, NamedTuple, Tuple
 
 from experiments import paper
+from tinyresnet.arms import ARMS, CIFAR, TINY, Arm  # noqa: F401  (the study's arms live in the package)
 from tinyresnet.stats import Compare, arm_summary, compare
-
-# Which data an arm trains on: the dataset key of a `Scale`.
-TINY, CIFAR = "tiny_imagenet", "cifar10"
-
-
-@dataclasses.dataclass(frozen=True)
-class Arm:
-    net: str
-    data: str = TINY
-    values: Tuple[Tuple[str, object], ...] = ()  # config overrides besides the net
-
-    def config_values(self):
-        return {"net": self.net, **dict(self.values)}
-
-
-ARMS = {
-    "net1": Arm("net1"),
-    "net1_plain": Arm("net1", values=(("variant", "plain"),)),
-    "net2": Arm("net2"),
-    "net3": Arm("net3"),
-    "net4": Arm("net4"),
-    "net5": Arm("net5"),
-    "net6": Arm("net6"),
-    "net1_no_dropout": Arm("net1", values=(("block_dropout", 0.0),)),
-    "net1_no_augment": Arm("net1", values=(("augment", False),)),
-    "net1_neither": Arm("net1", values=(("block_dropout", 0.0), ("augment", False))),
-    "cifar7": Arm("cifar7", CIFAR),
-    "cifar7_plain": Arm("cifar7", CIFAR, (("variant", "plain"),)),
-    "cifar9": Arm("cifar9", CIFAR),
-    "cifar9_plain": Arm("cifar9", CIFAR, (("variant", "plain"),)),
-    # The ConvNet as Table 1 builds Net 6 from Net 1: no shortcuts and no dropout inside the blocks.
-    "cifar7_plain_no_dropout": Arm("cifar7", CIFAR, (("variant", "plain"), ("block_dropout", 0.0))),
-    "cifar9_plain_no_dropout": Arm("cifar9", CIFAR, (("variant", "plain"), ("block_dropout", 0.0))),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Scale:

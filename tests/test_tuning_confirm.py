@@ -36,7 +36,7 @@ def test_confirm_refuses_what_it_cannot_do_before_any_work(tmp_path, capsys):
     assert command.main(["confirm", str(tmp_path), "--epochs=2", "--seeds=0"]) == 2
     assert "--seeds must be >= 1" in capsys.readouterr().err
     assert command.main(["confirm", str(tmp_path), "--epochs=2", "--reference=net1,nett6"]) == 2
-    assert "--reference: nett6 not a preset" in capsys.readouterr().err
+    assert "--reference 'net1,nett6': neither names (net1, " in capsys.readouterr().err  # arms and notation too (issue 32)
     with pytest.raises(SystemExit):
         command.main(["confirm", str(tmp_path)])  # --epochs is required
     assert "--epochs" in capsys.readouterr().err
@@ -299,6 +299,7 @@ def test_the_equal_flops_verdict_covers_every_reference_of_the_first_one_s_cost(
         "trial_1 beats net1 at equal epochs", "trial_1 beats net6 at equal epochs", "trial_1 beats cifar7 at equal "
         "epochs", "trial_1 beats net1 at equal FLOPs", "trial_1 beats net6 at equal FLOPs"]
     assert lines[-1].endswith("**supported**") and "**inconclusive" in lines[1]
+    assert [line for line in lines if "is the strongest reference" in line] == [lines[1], lines[4]]  # net6's
 
 
 @pytest.mark.parametrize("codes, expected, said", [
@@ -353,3 +354,70 @@ def test_an_interrupted_confirmation_publishes_no_verdict_from_incomplete_seeds(
     board = open(os.path.join(project, "leaderboard.md")).read()
     said = re.findall(r"^- \S+ beats cifar7 at equal (?:epochs|FLOPs).*\*\*(.*)\*\*$", board, re.M)
     assert said and all(word.split(" (")[0] in ("supported", "not supported", "inconclusive") for word in said), board
+
+
+def test_references_are_study_arms_presets_or_notation_with_settings():
+    # Issue 32: the strongest hand-designed net is Net 1 without block dropout, an arm of the study.
+    from tinyresnet.tuning import references as references_lib
+    found = references_lib.parse(["net1,net6,net1_no_dropout", "(Conv 16) x 2, Avg 2, FC 20; block_dropout=0"])
+    assert [(r.name, r.net, r.values) for r in found[:3]] == [
+        ("net1", "net1", ()), ("net6", "net6", ()), ("net1_no_dropout", "net1", (("block_dropout", 0.0),))]
+    assert found[3].name.startswith("net_") and found[3].net == "(Conv 16) x 2, Avg 2, FC 20"
+    from tinyresnet.config import Config
+    config = found[2].config(Config(epochs=3), width=0.25)
+    assert (config.net, config.width, config.block_dropout, config.epochs) == ("net1", 0.25, 0.0, 3)
+    for bad, said in (("nett6", "neither names"), ("Conv 8, FC 3; bogus=1", "unknown config key"),
+                      ("Conv 8, FC 3; block_dropout", "is not key=value"), ("net1,net1", "given twice")):
+        with pytest.raises(ValueError, match=said):
+            references_lib.parse([bad])
+
+
+def test_rung_correlations_say_how_far_a_short_rung_foretells_a_longer_one():
+    from tinyresnet.tuning import results as results_lib
+    rows = []
+    # Five nets at 1 epoch in one order, at 3 epochs in the same order, at 9 in the reverse (3 of them).
+    for i, net in enumerate("ABCDE"):
+        rows.append({"spec": net, "status": "COMPLETED", "epochs": 1, "val_top1": 0.1 + 0.01 * i})
+        rows.append({"spec": net, "status": "COMPLETED", "epochs": 3, "val_top1": 0.2 + 0.01 * i})
+    for i, net in enumerate("CDE"):
+        rows.append({"spec": net, "status": "COMPLETED", "epochs": 9, "val_top1": 0.5 - 0.01 * i})
+    rows.append({"spec": "F", "status": "FAILED", "epochs": 9, "val_top1": None})
+    found = results_lib.rung_correlations(pd.DataFrame(rows))
+    assert found.to_dict("records") == [
+        {"short_epochs": 1, "long_epochs": 3, "nets": 5, "spearman": pytest.approx(1.0)},
+        {"short_epochs": 1, "long_epochs": 9, "nets": 3, "spearman": pytest.approx(-1.0)},
+        {"short_epochs": 3, "long_epochs": 9, "nets": 3, "spearman": pytest.approx(-1.0)}]
+    assert "| 1 | 3 | 5 | 1.00 |" in results_lib.rungs_markdown(found)
+    single = pd.DataFrame([{"spec": "A", "status": "COMPLETED", "epochs": 3, "val_top1": 0.3}])
+    assert results_lib.rung_correlations(single).empty and results_lib.rungs_markdown(
+        results_lib.rung_correlations(single)) == ""
+
+
+@pytest.mark.slow
+def test_a_study_arm_and_a_notation_reference_are_trained_confirmed_and_the_strongest_marked(tmp_path, data):
+    # Issue 32: --reference takes a study arm (cifar7_plain_no_dropout: the plain twin without block dropout)
+    # and a net in the notation with its settings, for the search and for confirm.
+    project = str(tmp_path / "project")
+    search = _search_file(tmp_path, data, trials=2)
+    notation = "Conv 8, Avg 2, BB 8, Avg 2, FC 3; block_dropout=0"
+    out = _tune(f"--search={search}", f"--project-dir={project}", "--trials-in-process",
+                "--reference=cifar7_plain_no_dropout", f"--reference={notation}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    folders = sorted(os.listdir(os.path.join(project, "reference")))
+    assert folders[0] == "cifar7_plain_no_dropout" and folders[1].startswith("net_")
+    arm = runs.read_json(os.path.join(project, "reference", folders[0], runs.CONFIG))
+    mine = runs.read_json(os.path.join(project, "reference", folders[1], runs.CONFIG))
+    assert (arm["net"], arm["variant"], arm["block_dropout"]) == ("cifar7", "plain", 0.0)
+    assert (mine["net"], mine["block_dropout"]) == ("Conv 8, Avg 2, BB 8, Avg 2, FC 3", 0.0)
+    assert f"| {folders[0]} |" in open(os.path.join(project, "leaderboard.md")).read()
+    out = _tune("confirm", project, "--top=1", "--seeds=2", "--epochs=1", "--quiet",
+                "--reference=cifar7_plain_no_dropout", f"--reference={notation}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    table = pd.read_csv(os.path.join(project, "confirmed.csv"))
+    references = table[table["kind"] == "reference"]
+    assert sorted(set(references["net"])) == folders
+    means = references.groupby("net")["val_top1"].mean()
+    assert set(table[table["strongest"]]["net"]) == {means.idxmax()}
+    board = open(os.path.join(project, "leaderboard.md")).read()
+    assert re.search(rf"beats {means.idxmax()} at equal epochs \(.*; {means.idxmax()} is the strongest reference\)",
+                     board), board

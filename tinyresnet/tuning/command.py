@@ -54,9 +54,11 @@ def _search_parser():
     parser.add_argument("--oracle-timeout", type=float,
                         help=f"with --role=worker or --workers: seconds a worker waits for the chief before giving up "
                              f"(default {ORACLE_TIMEOUT:.0f})")
-    parser.add_argument("--reference", default="",
-                        help="comma-separated presets (e.g. net1,net6) trained on the same settings, marked in "
-                             "search.png")
+    parser.add_argument("--reference", action="append", default=[],
+                        help="nets trained on the same settings at the search's reference width, marked in "
+                             "search.png: study arms or presets, comma-separated (net1,net6,net1_no_dropout), or "
+                             "one net in the notation with its settings ('(Conv 16) x 2, Avg 2, FC 20; "
+                             "block_dropout=0'); repeatable")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output from the trials")
     parser.add_argument("--trials-in-process", action="store_true",
                         help="train every trial in this process, where memory grows by ~20 MiB per trial. By "
@@ -128,11 +130,11 @@ def _load(args, overrides):
     if search.oracle == "hyperband" and args.max_trials:
         raise space_lib.SearchError("--max-trials does not apply to hyperband: its brackets decide how many trials "
                                     "run (from the base's epochs); use --max-hours to bound the search")
-    from tinyresnet.spec import PRESETS
-    unknown = [name for name in args.reference.split(",") if name and name not in PRESETS]
-    if unknown:  # found now, not after a search of hours
-        raise space_lib.SearchError(f"--reference: {', '.join(unknown)} not a preset; choose from "
-                                    f"{', '.join(PRESETS)}")
+    from tinyresnet.tuning import references as references_lib
+    try:  # found now, not after a search of hours
+        args.references = references_lib.parse(args.reference)
+    except ValueError as e:
+        raise space_lib.SearchError(str(e)) from None
     return search
 
 
@@ -171,18 +173,15 @@ def _admit_search(search, project_dir, record=True):
             "the old one. Give another --project-dir for the new search, or undo the change to resume")
 
 
-def _train_references(search, names, datasets, project_dir):
+def _train_references(search, references, datasets, project_dir):
     from tinyresnet import train
-    from tinyresnet import spec as spec_lib
     from tinyresnet.tuning import results as results_lib
-    for name in names:
-        if name not in spec_lib.PRESETS:
-            raise ValueError(f"--reference: {name!r} is not a preset")
-        run_dir = os.path.join(project_dir, results_lib.REFERENCE_DIR, name)
+    for reference in references:
+        run_dir = os.path.join(project_dir, results_lib.REFERENCE_DIR, reference.name)
         if not runs.is_finished(run_dir):
-            print(f"reference {name}: training on the search's settings", flush=True)
-            config = dataclasses.replace(search.base, net=name, verbose=0,
-                                         width=search.reference_width or search.base.width)
+            print(f"reference {reference.name}: training on the search's settings", flush=True)
+            config = reference.config(dataclasses.replace(search.base, verbose=0),
+                                      search.reference_width or search.base.width)
             train.train_and_evaluate(config, run_dir, datasets=datasets)
 
 
@@ -275,7 +274,7 @@ def search_main(argv):
             # ongoing ones; save the final state, or a rerun would hand that trial out again.
             tuner.oracle.save()
         if args.role != "worker" and args.reference:
-            _train_references(search, [n for n in args.reference.split(",") if n], datasets, project_dir)
+            _train_references(search, args.references, datasets, project_dir)
     except (ConfigError, SearchError, DataError, ValueError) as e:
         return _fail(e)
     except grpc.RpcError as e:

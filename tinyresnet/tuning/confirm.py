@@ -29,6 +29,7 @@ import pandas as pd
 from tinyresnet import config as config_lib
 from tinyresnet import claiming, runs, stats
 from tinyresnet import spec as spec_lib
+from tinyresnet.tuning.references import as_references
 from tinyresnet.tuning.space import CONFIG_KEYS
 
 CONFIRM_DIR = "confirm"
@@ -37,7 +38,7 @@ SETTINGS = "settings.json"  # PROJECT/confirm/settings.json: what every run of t
 DIVERGED = "diverged.txt"  # in a run directory whose training diverged: it stays out of the results
 EQUAL_EPOCHS, EQUAL_FLOPS = "equal epochs", "equal FLOPs"
 COLUMNS = ("net", "kind", "budget", "epochs", "seed", "val_top1", "train_top1", "forward_gflops", "params",
-           "seconds", "spec", "run")
+           "seconds", "spec", "run", "strongest")  # strongest: a run of the reference of the best mean
 
 
 class ConfirmError(ValueError):
@@ -131,6 +132,7 @@ def plan(project_dir, table, top, seeds, epochs, references, steps_per_epoch=0) 
     a search may screen with shorter epochs (`steps_per_epoch` in its base).
     """
     base, reference_width = base_config(project_dir)
+    references = as_references(references)
     chosen = candidates(table, top)
     if chosen.empty:
         raise ConfirmError(f"{project_dir}: no completed trial to confirm")
@@ -141,11 +143,11 @@ def plan(project_dir, table, top, seeds, epochs, references, steps_per_epoch=0) 
         planned += [Run(f"trial_{row['trial']}", "searched", EQUAL_EPOCHS, seed,
                         dataclasses.replace(trial_config, epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch))
                     for seed in range(seeds)]
-    for name in references:
+    for reference in references:
         # A searched net keeps the policy its trial trained in; a reference's `auto` decides for its own net.
-        config = dataclasses.replace(base, net=name, width=reference_width or base.width, epochs=epochs,
+        config = dataclasses.replace(reference.config(base, reference_width or base.width), epochs=epochs,
                                      steps_per_epoch=steps_per_epoch)
-        planned += [Run(name, "reference", EQUAL_EPOCHS, seed, dataclasses.replace(config, seed=seed))
+        planned += [Run(reference.name, "reference", EQUAL_EPOCHS, seed, dataclasses.replace(config, seed=seed))
                     for seed in range(seeds)]
     return planned
 
@@ -205,9 +207,20 @@ def finished_runs(project_dir):
 
 
 def table(project_dir) -> Optional[pd.DataFrame]:
-    """The finished confirmation runs, one row per run (what `confirmed.csv` holds); None when there are none."""
+    """The finished confirmation runs, one row per run (what `confirmed.csv` holds); None when there are none.
+    `strongest` marks the runs of the strongest reference: the best mean val top-1 at equal epochs."""
     rows = finished_runs(project_dir)
-    return pd.DataFrame(rows)[list(COLUMNS)] if rows else None
+    if not rows:
+        return None
+    found = pd.DataFrame(rows)
+    found["strongest"] = found["net"] == strongest_reference(found)
+    return found[list(COLUMNS)]
+
+
+def strongest_reference(table) -> Optional[str]:
+    """The reference with the best mean val top-1 at equal epochs (None without one)."""
+    equal = table[(table["kind"] == "reference") & (table["budget"] == EQUAL_EPOCHS)]
+    return None if equal.empty else equal.groupby("net")["val_top1"].mean().idxmax()
 
 
 def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=print, steps_per_epoch=0,
@@ -222,11 +235,12 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
         steps_per_epoch: of every run (0: whole epochs).
         epoch_lines: a line per epoch through `log`, naming the run (for workers sharing one terminal).
     """
+    references = as_references(references)
     planned = plan(project_dir, trials, top, seeds, epochs, references, steps_per_epoch)
     from tinyresnet import train
     datasets = train.load_datasets(planned[0].config)
     check_fit(planned, datasets.image_shape)
-    check_settings(project_dir, epochs, references, steps_per_epoch)  # only now: a refused start records nothing
+    check_settings(project_dir, epochs, [r.name for r in references], steps_per_epoch)  # a refused start records nothing
     record_seeds(project_dir, seeds)
     nets = len({r.net for r in planned if r.kind == "searched"})
     if nets < top:
@@ -234,12 +248,12 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     _train(project_dir, planned, datasets, verbose, log, epoch_lines)
     extra = equal_flops_runs(project_dir, planned, seeds)
     if extra and extra[0].config.epochs == epochs:
-        log(f"equal training FLOPs: {extra[0].net}'s FLOPs ratio to {references[0]} rounds to 1, so its "
+        log(f"equal training FLOPs: {extra[0].net}'s FLOPs ratio to {references[0].name} rounds to 1, so its "
             f"{_epochs(epochs)} runs are the equal-FLOPs ones too")
         return
     if extra:
         log(f"equal training FLOPs: {extra[0].net} for {_epochs(extra[0].config.epochs)} (the FLOPs of "
-            f"{references[0]}'s {_epochs(epochs)})")
+            f"{references[0].name}'s {_epochs(epochs)})")
     _train(project_dir, extra, datasets, verbose, log, epoch_lines)
 
 
@@ -355,6 +369,7 @@ def verdicts(table: pd.DataFrame, waiting=frozenset()) -> List[str]:
     if not searched or not references:
         return []
     best = max(searched, key=lambda net: _summary(table, net, EQUAL_EPOCHS).mean)
+    strongest = strongest_reference(table) if len(references) > 1 else None
     lines = []
     for budget in (EQUAL_EPOCHS, EQUAL_FLOPS):
         ours, note = _summary(table, best, budget), ""
@@ -373,8 +388,9 @@ def verdicts(table: pd.DataFrame, waiting=frozenset()) -> List[str]:
                 word = "pending (seeds still to train)"
             runs_of = table[(table["net"] == best) & (table["budget"] == (EQUAL_EPOCHS if note else budget))]
             epochs = _epochs(int(runs_of["epochs"].iloc[0]))
+            tag = f"; {reference} is the strongest reference" if reference == strongest else ""
             lines.append(f"{best} beats {reference} at {budget}{note} ({best} {epochs}: {_pct(ours)} vs {_pct(theirs)}, "
-                         f"{comparison.diff}): **{word}**")
+                         f"{comparison.diff}{tag}): **{word}**")
     return lines
 
 
@@ -403,7 +419,8 @@ def markdown(table: pd.DataFrame, waiting=frozenset()) -> str:
     for net, budget in order:
         group = groups.get_group((net, budget))
         val, train = stats.summarize(group["val_top1"].tolist()), stats.summarize(group["train_top1"].tolist())
-        lines.append(f"| {net} | {budget} | {int(group['epochs'].iloc[0])} | {len(group)} | {_pct(val)} | {_pct(train)} "
+        shown = f"{net} (strongest reference)" if group["strongest"].any() else net
+        lines.append(f"| {shown} | {budget} | {int(group['epochs'].iloc[0])} | {len(group)} | {_pct(val)} | {_pct(train)} "
                      f"| {group['forward_gflops'].iloc[0]:.3f} | `{group['spec'].iloc[0]}` |")
     found = verdicts(table, waiting)
     if found:
@@ -414,4 +431,4 @@ def markdown(table: pd.DataFrame, waiting=frozenset()) -> str:
 
 
 __all__ = ["ConfirmError", "Run", "candidates", "check_settings", "diverged_runs", "equal_flops_runs", "markdown",
-           "finished_runs", "plan", "record_seeds", "run", "table", "verdicts", "waiting"]
+           "finished_runs", "plan", "record_seeds", "run", "strongest_reference", "table", "verdicts", "waiting"]

@@ -38,9 +38,11 @@ def _parser():
                              "trials took)")
     parser.add_argument("--top", type=int, default=3, help="how many of the best distinct nets (default 3)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per net, 0..N-1 (default 3)")
-    parser.add_argument("--reference", default="net1,net6",
-                        help="comma-separated presets at the search's reference width (default net1,net6); the "
-                             "first one sets the equal-FLOPs budget")
+    parser.add_argument("--reference", action="append",
+                        help="the nets to beat, at the search's reference width: study arms or presets, comma-"
+                             "separated (net1,net6,net1_no_dropout), or one net in the notation with its settings "
+                             "('(Conv 16) x 2, Avg 2, FC 20; block_dropout=0'); repeatable (default net1,net6). "
+                             "The first one sets the equal-FLOPs budget")
     parser.add_argument("--workers", type=int, default=1,
                         help="runs trained side by side on this machine, each with its share of the cores "
                              "(default 1); small nets train more images a second that way")
@@ -54,9 +56,13 @@ def main(argv):
     parser = _parser()
     argv = dashed_options(parser, argv)
     args = parser.parse_args(argv)
-    from tinyresnet.spec import PRESETS
-    references = list(dict.fromkeys(name for name in args.reference.split(",") if name))
-    unknown = [name for name in references if name not in PRESETS]
+    from tinyresnet.tuning import references as references_lib
+    try:
+        references = references_lib.parse(args.reference or ["net1,net6"])
+    except ValueError as e:
+        return _fail(e)
+    if not references:
+        return _fail("--reference: no net given")
     if not is_project(args.project_dir):
         return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the project folder of a "
                      "tinyresnet-tune search (its --project-dir)")
@@ -66,11 +72,10 @@ def main(argv):
             return _fail(f"{name} must be >= 1, got {value}")
     if args.steps_per_epoch < 0:
         return _fail(f"--steps-per-epoch must be >= 0, got {args.steps_per_epoch}")
-    if unknown:
-        return _fail(f"--reference: {', '.join(unknown)} not a preset; choose from {', '.join(PRESETS)}")
     from tinyresnet.tuning import confirm
     try:  # other settings than the project's are refused before the data are loaded
-        confirm.check_settings(args.project_dir, args.epochs, references, args.steps_per_epoch, record=False)
+        confirm.check_settings(args.project_dir, args.epochs, [r.name for r in references], args.steps_per_epoch,
+                               record=False)
     except confirm.ConfirmError as e:
         return _fail(e)
     if args.workers > 1:

@@ -83,6 +83,40 @@ def pareto(table):
     return pd.DataFrame(front)
 
 
+def rung_correlations(table):
+    """How far a short rung's order foretells a longer one's: for each pair of budgets (epochs) of a
+    multi-fidelity search, the nets scored at both and the Spearman rank correlation of their val top-1.
+    A net is its layers and config keys, as the oracle counts them. Empty for a single budget."""
+    done = table[(table["status"] == "COMPLETED") & table["val_top1"].notna() & table["epochs"].notna()]
+    keys = ["spec"] + [c for c in done.columns if c.startswith("hp_") and not c.startswith("hp_tuner/")
+                       and c[3:] in space_lib.CONFIG_KEYS]
+    nets = done.assign(net=done[keys].astype(str).agg("|".join, axis=1))
+    # A net trained twice at one budget (another bracket) keeps its best score there.
+    scores = nets.pivot_table(index="net", columns="epochs", values="val_top1", aggfunc="max")
+    rows = []
+    budgets = sorted(scores.columns)
+    for i, short in enumerate(budgets):
+        for long in budgets[i + 1:]:
+            both = scores[[short, long]].dropna()
+            rho = both[short].corr(both[long], method="spearman") if len(both) >= 3 else float("nan")
+            rows.append({"short_epochs": int(short), "long_epochs": int(long), "nets": len(both), "spearman": rho})
+    return pd.DataFrame(rows, columns=["short_epochs", "long_epochs", "nets", "spearman"])
+
+
+def rungs_markdown(correlations):
+    """The rung section of leaderboard.md ("" for a single budget)."""
+    if correlations.empty:
+        return ""
+    lines = ["## How far a short rung foretells a longer one", "",
+             "Spearman rank correlation of val top-1 between two budgets, over the nets the search trained at both "
+             "(1: the same order; 0: none; n/a under 3 nets).", "",
+             "| epochs | against epochs | nets | Spearman |", "|---|---|---|---|"]
+    for row in correlations.itertuples():
+        rho = "n/a" if pd.isna(row.spearman) else f"{row.spearman:.2f}"
+        lines.append(f"| {row.short_epochs} | {row.long_epochs} | {row.nets} | {rho} |")
+    return "\n".join(lines) + "\n"
+
+
 def _percent(value):
     return "-" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
 
@@ -152,6 +186,10 @@ def write(project_dir, out_dir=None):
     table.to_csv(tmp, index=False)
     os.replace(tmp, os.path.join(out_dir, "trials.csv"))
     board = leaderboard(table, refs)
+    correlations = rung_correlations(table)
+    if not correlations.empty:
+        board += "\n" + rungs_markdown(correlations)
+        runs.write_csv(os.path.join(out_dir, "rungs.csv"), correlations.to_dict("records"), list(correlations.columns))
     confirmed = confirm.table(project_dir)
     if confirmed is not None:
         runs.write_csv(os.path.join(out_dir, confirm.CONFIRMED), confirmed.to_dict("records"), confirm.COLUMNS)
