@@ -17,6 +17,8 @@ import zipfile
 import pytest
 import yaml
 
+from tinyresnet import runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = "Conv 8, BB 8, Avg 4, FC 3"
 MAINS = {"train": ("tinyresnet.cli", "train_main"), "export": ("tinyresnet.cli", "export_main"),
@@ -81,7 +83,7 @@ CASES = [
     train("--config={binary}", needle="--config"),
     train("--run-dir=/proc/run", needle="--run-dir"), train("--run-dir={notzip}", needle="--run-dir"),
     train("--export=/proc/exports", needle="--export"), train("--export={notzip}", needle="--export"),
-    train("--summary", needle="--summary"), Case("train", ("--preset=net1", "--summary", "--overwrite"), "--overwrite"),
+    train("--summary", needle="--summary"), train("--run-dir=", needle="--run-dir"), Case("train", ("--preset=net1", "--summary", "--overwrite"), "--overwrite"),
     train("--run-dir", needle="--run-dir"),
     *[train(arg, needle=key) for arg, key in CONFIG_KEYS],
     # tinyresnet-export
@@ -115,7 +117,7 @@ CASES = [
         "--nets=net9", "--nets=net1@x", "--preset=bogus", "--spec=Conv 8, Foo 2, FC 3", "--width=0", "--width=nan",
         "--width=100", "--precision=float16", "--batch-size=0", "--batch-size=x", "--steps=0", "--seconds=inf",
         "--seconds=0", "--repeats=0", "--data=/nowhere.zip", "--data={truncated}", "--data={notzip}")],
-    Case("bench", ("--spec={binary}",), "--spec"),
+    Case("bench", ("--spec={binary}",), "--spec"), Case("bench", ("--nets=search=",), "--nets"),
     # tinyresnet-tune: the search's options
     tune("--search=/nowhere.yaml", needle="--search"), tune("--search={folder}", needle="--search"),
     tune("--search={binary}", needle="--search"), tune("--data=/nowhere.zip", needle="data"),
@@ -328,3 +330,24 @@ def test_an_output_folder_that_cannot_be_made_is_found_without_writing(tmp_path)
     assert os.listdir(tmp_path) == ["file"]
     with pytest.raises(options.UsageError, match="port in 1..65535"):
         options.host_port("--oracle", "0.0.0.0:99999")
+
+
+def test_what_a_fresh_eyes_hunt_found_in_the_checks(tmp_path, monkeypatch):
+    # An IPv6 chief as URLs write it; ~ in --data=~/x.zip, which a shell leaves as it is; a diverged search
+    # whose trials all ran in float32 (auto on this CPU) is not told to use float32.
+    import os
+    from tinyresnet import config as config_lib, options
+    from tinyresnet.tuning import command, confirm
+    assert options.host_port("--oracle", "[::1]:8470") == ("::1", 8470)
+    assert config_lib.from_dict({"data": "~/x.zip"}).data == os.path.expanduser("~/x.zip")
+    for trial in ("0", "1"):
+        (tmp_path / f"trial_{trial}").mkdir()
+        runs.write_json(str(tmp_path / f"trial_{trial}" / "trial.json"),
+                        {"trial_id": trial, "status": "FAILED", "message": "diverged (loss became nan at epoch 0)"})
+        runs.write_json(str(tmp_path / f"trial_{trial}" / runs.CONFIG), {"precision": "float32"})
+    hint = command._diverged_hint(str(tmp_path), "auto")
+    assert "lower base.learning_rate" in hint and "float32" not in hint
+    runs.write_json(str(tmp_path / "trial_1" / runs.CONFIG), {"precision": "mixed_bfloat16"})
+    assert "base.precision: float32" in command._diverged_hint(str(tmp_path), "auto")
+    (tmp_path / "confirm").mkdir()
+    assert confirm.record_seeds(str(tmp_path), 4) == 4 and confirm.record_seeds(str(tmp_path), 2) == 4

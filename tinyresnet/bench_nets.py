@@ -50,6 +50,8 @@ def expand_nets(items, width=1.0, flag="--nets"):
     for item in items:
         item = item.strip()
         name, _, value = item.partition("@")
+        if item == "search=":
+            raise ValueError(f"{flag} search=: give the NAME of a committed search or a PATH/trials.csv after =")
         if item == "search" or item.startswith("search="):
             nets.extend(_search_nets(item.partition("=")[2], flag))
         elif name in spec_lib.PRESETS:
@@ -85,6 +87,8 @@ def _search_nets(path, flag):
     import pandas as pd
     if path and not path.endswith(".csv") and os.sep not in path:  # the name of a committed search
         path = os.path.join(SEARCH_RESULTS, path, "trials.csv")
+        if not os.path.isfile(path):  # from outside the project root: the checkout the package runs from
+            path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
     paths = [path] if path else sorted(glob.glob(SEARCH_TRIALS))
     if not paths or not all(os.path.isfile(p) for p in paths):
         names = ", ".join(os.path.basename(os.path.dirname(p)) for p in sorted(glob.glob(SEARCH_TRIALS)))

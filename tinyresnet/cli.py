@@ -139,7 +139,11 @@ def train_main(argv=None):
         if args.summary and (args.run_dir or args.export or args.overwrite):
             raise options.UsageError("--summary prints the model and trains nothing: give it without --run-dir, "
                                      "--overwrite and --export")
-        run_dir = run_dir or os.path.join("runs", f"{spec_lib.preset_name(cfg.net) or 'spec'}-{cfg.variant}")
+        if run_dir is not None and not run_dir.strip():
+            raise options.UsageError("--run-dir: empty; give a folder, or leave the option out for "
+                                     "runs/<preset>-<variant>")
+        run_dir = os.path.expanduser(run_dir) if run_dir else \
+            os.path.join("runs", f"{spec_lib.preset_name(cfg.net) or 'spec'}-{cfg.variant}")
         if not args.summary:  # checked now, not after the training
             options.output_folder("--run-dir", run_dir)
             options.output_folder("--export", args.export)
@@ -170,7 +174,7 @@ def train_main(argv=None):
     print(f"\nrun directory: {run_dir}")
     print(f"  train top-1 {results['train_top1']:.3f}  val top-1 {results['val_top1']:.3f}  "
           f"val top-5 {results['val_top5']:.3f}  gap {results['gap']:.3f}  "
-          f"{results['images_per_sec']:.0f} images/s  {results['epochs']} epochs")
+          f"{results['images_per_sec']:.0f} images/s  {results['epochs']} epoch{'s' if results['epochs'] != 1 else ''}")
     print(f"  curves: {run_dir}/curves.png  results: {run_dir}/results.json  model: {run_dir}/model.keras")
     if args.export:
         from tinyresnet import export
@@ -195,7 +199,8 @@ def report_main(argv=None):
     except options.UsageError as e:
         return _fail(e)
     if args.names and len(args.names) != len(args.run_dirs):
-        return _fail(f"--names gives {len(args.names)} labels for {len(args.run_dirs)} runs")
+        return _fail(f"--names gives {len(args.names)} label{'s' if len(args.names) != 1 else ''} for "
+                     f"{len(args.run_dirs)} run{'s' if len(args.run_dirs) != 1 else ''}")
     unfinished = [d for d in args.run_dirs if not runs.is_finished(d)]
     if unfinished:  # before pandas and matplotlib load
         return _fail(f"RUN_DIR {unfinished[0]}: no {runs.RESULTS} (not a run directory, or the run has not finished)")

@@ -130,6 +130,8 @@ def _convert(key, value):
         raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     if key in CHOICES and converted not in CHOICES[key]:
         raise ConfigError(f"{key}: expected one of {', '.join(CHOICES[key])}, got {converted!r}")
+    if key in ("data", "cache_dir") and converted.startswith("~"):
+        converted = os.path.expanduser(converted)  # a shell leaves the ~ of --data=~/x.zip as it is
     return converted
 
 

@@ -49,6 +49,8 @@ def host_port(name, value):
     host, sep, port = value.rpartition(":")
     if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
         raise UsageError(f"{name}: expected HOST:PORT with a port in 1..65535, got {value!r}")
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 address, as URLs write it: [::1]:8470
+        host = host[1:-1]
     return host, int(port)
 
 

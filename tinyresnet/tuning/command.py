@@ -309,7 +309,10 @@ def _diverged_hint(project_dir, precision):
     if "message" not in table or not table["message"].fillna("").str.startswith("diverged").any():
         return ""
     change = "lower base.learning_rate in the search file"
-    if precision != "float32":
+    # float32 only where a trial did not run in it (`auto` is float32 on a CPU without bfloat16).
+    policies = {(runs.read_json(os.path.join(project_dir, f"trial_{t}", runs.CONFIG)) or {}).get("precision")
+                for t in table["trial"]}
+    if precision != "float32" and policies - {"float32"}:
         change += " (or set base.precision: float32 there)"
     return f"; trials diverged: {change} and run it with another --project-dir (a project keeps its base settings)"
 

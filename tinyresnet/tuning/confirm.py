@@ -91,11 +91,12 @@ def check_settings(project_dir, epochs, references, steps_per_epoch=0, record=Tr
 
 
 def record_seeds(project_dir, seeds):
-    """Keeps the most seeds any run of the confirmation asked for: a verdict waits for all of them."""
+    """Keeps the most seeds any run of the confirmation asked for (a verdict waits for all of them); returns it."""
     path = os.path.join(project_dir, CONFIRM_DIR, SETTINGS)
     saved = runs.read_json(path, {})
     if seeds > saved.get("seeds", 0):
         runs.write_json(path, {**saved, "seeds": seeds})
+    return max(seeds, saved.get("seeds", 0))
 
 
 def waiting(project_dir, table) -> set:
@@ -241,7 +242,10 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     datasets = train.load_datasets(planned[0].config)
     check_fit(planned, datasets.image_shape)
     check_settings(project_dir, epochs, [r.name for r in references], steps_per_epoch)  # a refused start records nothing
-    record_seeds(project_dir, seeds)
+    recorded = record_seeds(project_dir, seeds)
+    if recorded > seeds:
+        log(f"verdicts wait for {recorded} seeds, asked for by an earlier confirmation of this project: rerun with "
+            f"--seeds={recorded} to train the rest")
     nets = len({r.net for r in planned if r.kind == "searched"})
     if nets < top:
         log(f"the search has {nets} distinct finished nets, fewer than --top {top}: confirming those")

@@ -126,6 +126,8 @@ def leaderboard(table, refs):
     lines = ["| rank | trial | val top-1 | train top-1 | gap | GFLOPs | params | layers | epochs | seconds | spec |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     failed = table[table["val_top1"].isna()]
+    if len(failed) == len(table):
+        lines = ["No trial has a score yet."]
     for rank, (_, row) in enumerate(table.dropna(subset=["val_top1"]).iterrows(), start=1):
         params = "-" if pd.isna(row["params"]) else f"{int(row['params']):,}"
         gflops = "-" if pd.isna(row["forward_gflops"]) else f"{row['forward_gflops']:.3f}"
