@@ -65,6 +65,12 @@ PLAN = {
         "equal_flops (2 nets, a reference, 2 seeds, 2 workers, on fixtures); here: 18 runs of 10 to 18 epochs, hours on 2 cores"),
     "tinyresnet-tune report runs/tune/tiny20_depth_width --retrain-best 30": Elsewhere(
         "test_user_path.py::test_6_tune_two_trials_then_retrain_the_best (a 2-trial project, 1 epoch)"),
+    "tinyresnet-tune --search=tuning/tiny20_v3.yaml --reference=net1,net6,net1_no_dropout --workers=2": NotRun(
+        "search v3: 69 trials, 261 epochs, hours on 2 cores; tests/test_tuning_space.py drives its oracle through every "
+        "bracket, test_tuning_confirm.py runs arm and notation references end to end"),
+    "tinyresnet-tune confirm runs/tune/tiny20_v3 --epochs=9 --top=3 --seeds=3 --reference=net1,net6,net1_no_dropout "
+    "--workers=2": NotRun("its confirmation: 27 runs of 9 epochs and more, hours on 2 cores; test_tuning_confirm.py "
+                          "confirms with arm and notation references on fixtures"),
     "python -m experiments.run resnet_vs_convnet": NotRun("6 runs of about 10 minutes each on 2 cores; "
                                                           "tests/test_experiments.py runs the runner on fixtures"),
     "tinyresnet-export runs/net1-quickstart": Run(),

@@ -273,6 +273,31 @@ def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with
     assert (len(trials), len(nets), sum(epochs), max(epochs)) == (48, 40, 96, 3)
 
 
+def test_search_v3_ranks_at_the_confirmation_s_budget_with_40_nets_under_the_references_cost(tmp_path):
+    # Issue 32: rungs of 1, 3 and 9 epochs (the confirmation trains 9), at least 40 distinct nets, each at
+    # most Net 1 x0.25's 0.114 forward GFLOPs.
+    import os
+    import random
+    from tinyresnet.tuning.tuner import hyperband_size
+    search = space_lib.load_search(os.path.join(os.path.dirname(__file__), "..", "tuning", "tiny20_v3.yaml"))
+    oracle = _ready_oracle(search, tmp_path, "project")
+    assert hyperband_size(search, oracle) == (51, 69)
+    scores, trials = random.Random(0), []
+    while len(trials) < 200:
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "STOPPED":
+            break
+        assert space_lib.over_budget(search, trial.hyperparameters.values, (64, 64, 3), 20) is None
+        trials.append(trial)
+        oracle.update_trial(trial.trial_id, {"val_top1": scores.random()})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    nets = {space_lib.net_key({k: v for k, v in t.hyperparameters.values.items() if not k.startswith("tuner/")}, 20)
+            for t in trials}
+    assert sorted({t.hyperparameters.values["tuner/epochs"] for t in trials}) == [1, 3, 9]
+    assert len(nets) >= 40 and search.budget.max_gflops == 0.114
+
+
 @pytest.mark.parametrize("oracle_kind", ["random", "bayesian", "hyperband"])
 def test_the_same_search_seed_draws_the_same_nets_seed_0_included(tmp_path, oracle_kind):
     # KerasTuner reads seed 0 as "no seed": `seed: 0` in a search file drew other nets on every run.
