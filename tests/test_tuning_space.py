@@ -247,16 +247,9 @@ def test_hyperband_iterations_runs_the_brackets_again_with_new_nets_and_is_refus
         space_lib.load_search(_write(tmp_path, text.replace("hyperband_iterations: 2", "hyperband_iterations: 0")))
 
 
-def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with_distinct_nets(tmp_path):
-    # Drives the oracle of tuning/tiny20_hyperband.yaml through all its passes with made-up scores:
-    # what it promises on the screen is what it hands out, each net under the FLOPs budget, once.
-    import os
+def _drive(search, oracle):
+    """Runs an oracle to its end with made-up scores, checking each net is under the budget: (trials, nets)."""
     import random
-    from tinyresnet.tuning.tuner import hyperband_size, plan_text
-    search = space_lib.load_search(os.path.join(os.path.dirname(__file__), "..", "tuning", "tiny20_hyperband.yaml"))
-    oracle = _ready_oracle(search, tmp_path, "project")
-    assert plan_text(search, oracle, None) == "8 pass(es) of 2 bracket(s): 40 nets in 48 trials of 1 to 3 epochs"
-    assert hyperband_size(search, oracle) == (40, 48)  # what each trial's line counts down from
     scores, trials = random.Random(0), []
     while len(trials) < 200:
         trial = oracle.create_trial("tuner0")
@@ -269,6 +262,19 @@ def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with
         oracle.end_trial(trial)
     nets = {space_lib.net_key({k: v for k, v in t.hyperparameters.values.items() if not k.startswith("tuner/")}, 20)
             for t in trials}
+    return trials, nets
+
+
+def test_the_committed_hyperband_search_runs_every_bracket_under_its_budget_with_distinct_nets(tmp_path):
+    # Drives the oracle of tuning/tiny20_hyperband.yaml through all its passes with made-up scores:
+    # what it promises on the screen is what it hands out, each net under the FLOPs budget, once.
+    import os
+    from tinyresnet.tuning.tuner import hyperband_size, plan_text
+    search = space_lib.load_search(os.path.join(os.path.dirname(__file__), "..", "tuning", "tiny20_hyperband.yaml"))
+    oracle = _ready_oracle(search, tmp_path, "project")
+    assert plan_text(search, oracle, None) == "8 pass(es) of 2 bracket(s): 40 nets in 48 trials of 1 to 3 epochs"
+    assert hyperband_size(search, oracle) == (40, 48)  # what each trial's line counts down from
+    trials, nets = _drive(search, oracle)
     epochs = [t.hyperparameters.values["tuner/epochs"] for t in trials]
     assert (len(trials), len(nets), sum(epochs), max(epochs)) == (48, 40, 96, 3)
 
@@ -277,23 +283,11 @@ def test_search_v3_ranks_at_the_confirmation_s_budget_with_40_nets_under_the_ref
     # Issue 32: rungs of 1, 3 and 9 epochs (the confirmation trains 9), at least 40 distinct nets, each at
     # most Net 1 x0.25's 0.114 forward GFLOPs.
     import os
-    import random
     from tinyresnet.tuning.tuner import hyperband_size
     search = space_lib.load_search(os.path.join(os.path.dirname(__file__), "..", "tuning", "tiny20_v3.yaml"))
     oracle = _ready_oracle(search, tmp_path, "project")
     assert hyperband_size(search, oracle) == (51, 69)
-    scores, trials = random.Random(0), []
-    while len(trials) < 200:
-        trial = oracle.create_trial("tuner0")
-        if trial.status == "STOPPED":
-            break
-        assert space_lib.over_budget(search, trial.hyperparameters.values, (64, 64, 3), 20) is None
-        trials.append(trial)
-        oracle.update_trial(trial.trial_id, {"val_top1": scores.random()})
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
-    nets = {space_lib.net_key({k: v for k, v in t.hyperparameters.values.items() if not k.startswith("tuner/")}, 20)
-            for t in trials}
+    trials, nets = _drive(search, oracle)
     assert sorted({t.hyperparameters.values["tuner/epochs"] for t in trials}) == [1, 3, 9]
     assert len(nets) >= 40 and search.budget.max_gflops == 0.114
 
