@@ -156,7 +156,8 @@ def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
                             width=config.width, name=spec_lib.preset_name(config.net) or "spec")
         trainer = model
         if config.augment and config.augment_on == "model":
-            augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed)
+            # Gathers, not crop_and_resize: the step then compiles with XLA (jit_compile) on a GPU.
+            augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed, resample="gather")
             inputs = keras.Input(image_shape, name="images")
             trainer = keras.Model(inputs, model(augment(inputs)), name=model.name + "_augmented")
         loss = classification_loss(config.label_smoothing)
