@@ -145,12 +145,15 @@ def _project_dir(args):
 
 def _admit_search(search, project_dir):
     """Records the search's definition in a new project; refuses to resume one of another definition."""
+    from tinyresnet import config as config_lib
     from tinyresnet.tuning import space as space_lib
     path = os.path.join(project_dir, SEARCH_DEFINITION)
     now = json.loads(json.dumps(space_lib.definition(search)))  # tuples as lists, as read back
     saved = runs.read_json(path)
     if saved is not None:
         saved = {"hyperband_iterations": 1, **saved}  # a project from before the key existed
+        if isinstance(saved.get("base"), dict):  # by today's run-defining keys (augment_on became an execution key)
+            saved["base"] = json.loads(json.dumps(config_lib.run_defining(saved["base"])))
     if saved is None:
         if is_project(project_dir):
             return  # a project of an older version: nothing to compare with
