@@ -196,6 +196,20 @@ def test_bad_command_lines_are_refused_with_the_choices(capsys):
     assert claims == list(CLAIMS) and args.seeds == 2 and args.scale == "cpu"
 
 
+def test_distribution_mirrored_reaches_every_run_s_config(capsys):
+    from experiments.claims import scale
+    args, claims, _ = run_lib.parse_args(["all", "--scale=paper", "--distribution=mirrored"])
+    overrides = run_lib.run_overrides(args)
+    assert overrides == {"verbose": 2, "distribution": "mirrored"}
+    paper = scale("paper", "/data")
+    arms = {arm for claim in claims for arm in CLAIMS[claim].arms}
+    assert {run_lib.arm_config(arm, paper, 0, overrides).distribution for arm in arms} == {"mirrored"}
+    assert run_lib.run_overrides(run_lib.parse_args(["all"])[0]) == {"verbose": 2}  # the config's default
+    with pytest.raises(SystemExit):
+        run_lib.parse_args(["all", "--distribution=multi_worker"])
+    assert "argument --distribution: invalid choice: 'multi_worker'" in capsys.readouterr().err
+
+
 def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
     from experiments.claims import Verdict, scale
     readme = tmp_path / "README.md"
