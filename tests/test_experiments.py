@@ -416,3 +416,34 @@ def test_the_readme_s_paper_cost_table_is_what_the_script_prints_from_the_commit
     from experiments import paper_cost
     readme = open(os.path.join(os.path.dirname(run_lib.HERE), "experiments", "README.md")).read()
     assert paper_cost.markdown() in readme
+
+
+def _gpu_bench(tmp_path, name="NVIDIA A100-SXM4-40GB", kind="a100", gflops=20_000.0):
+    """A copy of the committed CPU bench_wide JSON as a GPU's would be: its GPU, and Net 1 at `gflops`."""
+    import json
+    from experiments import paper_cost
+    with open(os.path.join(paper_cost.HERE, "results", "performance", "bench_wide-zen3.json")) as f:
+        record = json.load(f)
+    record["gpu"] = {"name": name, "compute_capability": "8.0", "count": 1, "kind": kind}
+    next(n for n in record["result"]["nets"] if n["label"] == "net1 x1")["float32"]["gflops"] = gflops
+    path = tmp_path / f"bench_wide-{kind}.json"
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
+def test_a_gpu_bench_adds_its_column_of_hours_beside_the_cpu_s(tmp_path, capsys):
+    from experiments import paper_cost
+    cpu = os.path.join(paper_cost.HERE, "results", "performance", "bench_wide-zen3.json")
+    gpu = _gpu_bench(tmp_path)
+    table = paper_cost.markdown([gpu, cpu])  # a GPU's file first: the CPU's column still comes first
+    header, _, net1 = table.splitlines()[:3]
+    assert header.endswith("| CPU hours per run at the bench's speed | a100 GPU hours per run at the bench's fp32 speed |")
+    # Net 1: 16.10 training PFLOPs / 20,000 GFLOP/s = 805 s = 0.2 hours.
+    assert net1 == "| net1 | 1.789 | 16.10 | 31 | 0.2 |"
+    assert "a100 GPU hours: training FLOPs / 20000.0 GFLOP/s, full-width Net 1's fp32 training speed on " \
+           "NVIDIA A100-SXM4-40GB in `" in table
+    assert paper_cost.main(["--bench", gpu]) is None
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "| arm | forward GFLOPs / image | training PFLOPs per run (30 epochs) | a100 GPU hours per run at the " \
+        "bench's fp32 speed |"
+
