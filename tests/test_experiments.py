@@ -447,3 +447,12 @@ def test_a_gpu_bench_adds_its_column_of_hours_beside_the_cpu_s(tmp_path, capsys)
         "| arm | forward GFLOPs / image | training PFLOPs per run (30 epochs) | a100 GPU hours per run at the " \
         "bench's fp32 speed |"
 
+
+def test_the_gpu_page_gives_hours_from_a_committed_gpu_bench_and_says_so_without_one():
+    from experiments import paper_cost
+    with open(os.path.join(paper_cost.HERE, "GPU.md")) as f:
+        page = f.read()
+    if any(speed["gpu"] for speed in paper_cost.bench_speeds()):
+        assert paper_cost.markdown() in page, "experiments/GPU.md: paste python experiments/paper_cost.py's table"
+    else:
+        assert "No GPU bench is committed yet" in page and "GPU hours per run" not in page

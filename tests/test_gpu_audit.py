@@ -78,3 +78,12 @@ def test_the_audit_checks_the_dtype_not_only_the_op():
     assert gpu_audit.ops_without_gpu_kernel(gather.get_concrete_function(tf.TensorSpec([2, 4], tf.float32))) == []
     found = gpu_audit.ops_without_gpu_kernel(gather.get_concrete_function(tf.TensorSpec([2, 4], tf.uint8)))
     assert [(f.op, f.dtypes) for f in found] == [("GatherV2", ("int32", "uint8"))]
+
+
+def test_the_gpu_page_lists_every_op_of_the_allow_lists():
+    import os
+    import re
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments", "GPU.md")) as f:
+        page = f.read()
+    listed = set(re.findall(r"`(\w+)`", page))
+    assert {key.split(":")[0] for key in gpu_audit.SERVE_IMAGE_BYTES} <= listed
