@@ -197,7 +197,7 @@ class Missing(Exception):
 
 
 def _machine_line(record):
-    """The region's first line: the GPU or the CPU and its flags, TensorFlow, the date and how loaded the machine was."""
+    """The region's first line: the GPU or the CPU and its flags, TensorFlow, the date and the machine's load."""
     cpu = record["cpu"]
     load = record.get("load_average_1min")
     busy = f", 1-minute load average {load['before']:.1f} before and {load['after']:.1f} after" if load else ""

@@ -437,7 +437,8 @@ def test_a_gpu_bench_adds_its_column_of_hours_beside_the_cpu_s(tmp_path, capsys)
     gpu = _gpu_bench(tmp_path)
     table = paper_cost.markdown([gpu, cpu])  # a GPU's file first: the CPU's column still comes first
     header, _, net1 = table.splitlines()[:3]
-    assert header.endswith("| CPU hours per run at the bench's speed | a100 GPU hours per run at the bench's fp32 speed |")
+    assert header.endswith(
+        "| CPU hours per run at the bench's speed | a100 GPU hours per run at the bench's fp32 speed |")
     # Net 1: 16.10 training PFLOPs / 20,000 GFLOP/s = 805 s = 0.2 hours.
     assert net1 == "| net1 | 1.789 | 16.10 | 31 | 0.2 |"
     assert "a100 GPU hours: training FLOPs / 20000.0 GFLOP/s, full-width Net 1's fp32 training speed on " \

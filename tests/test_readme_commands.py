@@ -85,7 +85,7 @@ PLAN = {
                                                           "and it downloads Tiny ImageNet (248 MB)"),
     # experiments/GPU.md: recipes for GPU machines.
     'pip install -e ".[test]"': NotRun("installs the package into the environment, as .ci/run does"),
-    'pip install "tensorflow[and-cuda]"': NotRun("installs CUDA and cuDNN (gigabytes) for a machine with an NVIDIA GPU"),
+    'pip install "tensorflow[and-cuda]"': NotRun("installs CUDA and cuDNN (gigabytes), for an NVIDIA GPU"),
     "python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\"": Run(),
     "python -m experiments.run all --scale=paper --distribution=mirrored": NotRun(
         "the paper scale on every GPU of a host; tests/test_experiments.py checks that --distribution reaches every "
