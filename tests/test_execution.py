@@ -63,6 +63,7 @@ def test_jit_compile_reads_true_false_words_and_refuses_others():
         override(Config(), {"augment_on": "gpu"})
 
 
+@pytest.mark.slow  # trains two runs, or one in two sittings, under XLA
 def test_a_visible_gpu_trains_with_the_augmentation_in_the_model_under_xla_and_a_resume_keeps_the_place(
         tmp_path, folder_zip, gpu, capsys):
     # With the GPU stubbed, XLA compiles the step for this CPU: augmentation, dropout and callbacks included.
@@ -103,6 +104,7 @@ class _StepLosses(keras.callbacks.Callback):
         self.losses.append(float(logs["loss"]))
 
 
+@pytest.mark.slow  # trains two runs, or one in two sittings, under XLA
 def test_jit_compile_gives_the_same_first_losses_and_an_export_that_serves_the_same(tmp_path, folder_zip):
     # No dropout, no augmentation: XLA draws other random numbers, so only a step without any compares exactly.
     losses = {}
