@@ -36,8 +36,7 @@ def test_every_op_of_net1_s_training_step_has_a_gpu_and_an_xla_kernel(precision)
     assert {"GatherV2", "Conv2DBackpropFilter", "FusedBatchNormGradV3"} <= _op_types(step)  # augment, backward
     found = gpu_audit.ops_without_gpu_kernel(step)
     assert not found, gpu_audit.report(found)
-    # jit_compile is on on a GPU: XLA must compile every op of the step (XLA registers its kernels on first use).
-    tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1.0))
+    # jit_compile is on with a GPU: XLA must compile every op of the step.
     found = gpu_audit.ops_without_kernel(step, "XLA_GPU_JIT")
     assert not found, gpu_audit.report(found, "XLA_GPU_JIT")
 
@@ -70,6 +69,19 @@ def test_the_audit_names_an_op_without_a_gpu_kernel_even_in_a_nested_function():
     assert gpu_audit.report(found).startswith("no GPU kernel for ScaleAndTranslate (float32; node ")
     assert gpu_audit.ops_without_gpu_kernel(shrink.get_concrete_function(tf.TensorSpec([None, 16, 16, 3])),
                                             {"ScaleAndTranslate": "a test's reason"}) == []
+
+
+def test_the_xla_audit_names_crop_and_resize_which_is_why_the_model_s_augmentation_gathers():
+    def augmentation(resample):
+        layer = PaperAugment(seed=0, resample=resample)
+        return tf.function(lambda images: layer(images, training=True)).get_concrete_function(
+            tf.TensorSpec([None, 16, 16, 3], tf.uint8))
+
+    found = gpu_audit.ops_without_kernel(augmentation("crop_and_resize"), "XLA_GPU_JIT")
+    assert [f.op for f in found] == ["CropAndResize"]
+    assert "XLA cannot compile it (jit_compile fails)" in gpu_audit.report(found, "XLA_GPU_JIT")
+    assert gpu_audit.ops_without_gpu_kernel(augmentation("crop_and_resize")) == []  # a GPU kernel, not an XLA one
+    assert gpu_audit.ops_without_kernel(augmentation("gather"), "XLA_GPU_JIT") == []
 
 
 def test_the_audit_checks_the_dtype_not_only_the_op():

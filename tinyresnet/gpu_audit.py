@@ -12,7 +12,6 @@ The CPU wheel registers the GPU kernels too, so this is checked without a GPU
 """
 
 import dataclasses
-import functools
 from typing import Mapping, Tuple
 
 import tensorflow as tf
@@ -51,11 +50,6 @@ class Fallback:
         return f"{self.op} ({', '.join(self.dtypes) or 'no dtype'}; node {self.node!r}{where})"
 
 
-@functools.lru_cache(maxsize=None)
-def _kernels(op):
-    return tuple(kernels.get_registered_kernels_for_op(op).kernel)
-
-
 def _type_values(attr):
     kind = attr.WhichOneof("value")
     if kind == "type":
@@ -65,10 +59,10 @@ def _type_values(attr):
     return ()
 
 
-def _has_kernel(node, device):
+def _has_kernel(node, device, registered):
     # DEFAULT kernels (variables, control flow, shape ops kept in host memory) serve a GPU, not XLA.
     devices = {device} if device.startswith("XLA") else {device, "DEFAULT"}
-    for kernel in _kernels(node.op):
+    for kernel in registered:
         if kernel.device_type not in devices:
             continue
         if all(set(_type_values(node.attr[c.name])) <= set(c.allowed_values.list.type)
@@ -99,20 +93,27 @@ def ops_without_kernel(function, device="GPU", allow: Mapping[str, str] = ALLOW)
 
     Args:
         function: a `tf.types.experimental.ConcreteFunction`, a `tf.Graph` or a `GraphDef`.
-        device: a kernel device type: "GPU", or "XLA_GPU_JIT" for what XLA compiles on a GPU
-            (XLA registers its kernels once it has been used in the process).
+        device: a kernel device type: "GPU", or "XLA_GPU_JIT" for what XLA compiles on a GPU.
         allow: op types that may run on the host, with the reason; "Op:dtype"
             allows the op only where one of its dtypes is `dtype`.
 
     Returns:
         A list of `Fallback`, the first being the first op that would fall back to the CPU.
     """
+    if device.startswith("XLA"):
+        # XLA registers its kernels (for every device) when it first compiles something in the process.
+        tf.function(lambda: tf.constant(1.0) + 1.0, jit_compile=True)()
     graph = getattr(function, "graph", function)
     graph_def = graph.as_graph_def() if hasattr(graph, "as_graph_def") else graph
     called = {f.signature.name for f in graph_def.library.function}
+    registered = {}  # op -> its kernels, read once per audit (XLA registers more as it is first used)
     found = []
     for where, node in _nodes(graph_def):
-        if node.op in called or _has_kernel(node, device):
+        if node.op in called:
+            continue
+        if node.op not in registered:
+            registered[node.op] = kernels.get_registered_kernels_for_op(node.op).kernel
+        if _has_kernel(node, device, registered[node.op]):
             continue
         if device == "GPU" or node.op != "Placeholder":  # XLA compiles a function's body; inputs are its args
             fallback = Fallback(node.op, _dtypes(node), node.name, where)
@@ -132,5 +133,6 @@ def report(fallbacks, device="GPU"):
         return ""
     others = len({f.op for f in fallbacks[1:]} - {fallbacks[0].op})
     more = f", and {len(fallbacks) - 1} more node(s) of {others} other op type(s)" if len(fallbacks) > 1 else ""
-    return (f"no {device} kernel for {fallbacks[0]}{more}: it would run on the CPU; replace it with an op that "
-            f"has one, or add it to tinyresnet.gpu_audit.ALLOW with the reason")
+    effect = "XLA cannot compile it (jit_compile fails)" if device.startswith("XLA") else "it would run on the CPU"
+    return (f"no {device} kernel for {fallbacks[0]}{more}: {effect}; replace it with an op that has one, or add it "
+            f"to tinyresnet.gpu_audit.ALLOW with the reason")
