@@ -19,10 +19,12 @@ and is rendered from the file the start marker names; NAME selects how:
     batch_sweep-KIND.json `python experiments/batch_sweep.py --json`, wrapped (step time against batch size)
     quickstart-KIND.txt   stdout+stderr of `bash experiments/quickstart.sh` (the end of its transcript)
 
-KIND is the CPU kind (`zen3`, ...). `--measure NAME` runs NAME's command on this
-machine and writes `NAME-KIND.json`: the script's JSON under "result", with the
-command, the date, the wall time, the CPU (model, family/model numbers, the
-flags that matter: avx2, fma, avx512*, *bf16*, amx*), the TensorFlow and Keras
+KIND is the GPU's kind (`h100`, `a100`, `t4`, ...) where TensorFlow sees a GPU,
+which the measurement then runs on, else the CPU's (`zen3`, ...). `--measure NAME`
+runs NAME's command on this machine and writes `NAME-KIND.json`: the script's
+JSON under "result", with the command, the date, the wall time, the CPU (model,
+family/model numbers, the flags that matter: avx2, fma, avx512*, *bf16*, amx*),
+the GPU if any (name, compute capability, count), the TensorFlow and Keras
 versions, the niceness and the load average beside it (other work on the
 machine skews the figures: we ran `nice -n -10 python experiments/readme_numbers.py
 --measure ...`). A quickstart file that is not there leaves its region as it
@@ -105,6 +107,40 @@ def cpu_kind(info):
     return platform.machine() or "cpu"
 
 
+# Run by --measure in a process of its own: this module imports no TensorFlow.
+GPU_PROBE = ("import json, tensorflow as tf; print(json.dumps([tf.config.experimental.get_device_details(g) "
+             "for g in tf.config.list_physical_devices('GPU')]))")
+
+
+def gpu_description(probe=GPU_PROBE):
+    """The GPUs TensorFlow sees here (what a measurement runs on): name, compute capability, count and kind.
+
+    None where it sees none (or TensorFlow cannot say). `probe`: the Python code that prints them.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", probe], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          env=env)
+    try:
+        devices = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else []
+    except (IndexError, ValueError):
+        devices = []
+    if not devices:
+        return None
+    name = devices[0].get("device_name") or "GPU"
+    capability = ".".join(str(n) for n in devices[0].get("compute_capability") or ())
+    return {"name": name, "compute_capability": capability, "count": len(devices), "kind": gpu_kind(name)}
+
+
+def gpu_kind(name):
+    """A short name for a GPU, used in the file names: `h100`, `a100`, `t4`, `rtx4090`, ..."""
+    words = [w for w in re.split(r"[\s_-]+", name.lower()) if w and w not in ("nvidia", "tesla", "geforce", "quadro")]
+    for i, word in enumerate(words):
+        if re.search(r"\d", word):
+            series = words[i - 1] if i and words[i - 1] in ("rtx", "gtx", "titan") else ""
+            return re.sub(r"[^a-z0-9]", "", series + word)
+    return "gpu"
+
+
 def _version(package):
     try:
         return importlib.metadata.version(package)
@@ -117,12 +153,15 @@ def measure(name, kind=None, out_dir=None):
     command = MEASUREMENTS[name]
     bindir = os.path.dirname(sys.executable)
     argv = [sys.executable if command[0] == "python" else os.path.join(bindir, command[0])] + command[1:]
-    cpu = cpu_description()
-    kind = kind or cpu["kind"]
+    cpu, gpu = cpu_description(), gpu_description()
+    kind = kind or (gpu or cpu)["kind"]
+    # The file's kind is the device's that ran the measurement: the GPU where there is one.
+    machine = {"cpu": cpu, "gpu": {**gpu, "kind": kind}} if gpu else {"cpu": {**cpu, "kind": kind}}
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
     start = time.perf_counter()
-    print(f"{name}: running {shlex.join(command)} (CPU kind {kind}) ...", file=sys.stderr, flush=True)
+    print(f"{name}: running {shlex.join(command)} ({'GPU' if gpu else 'CPU'} kind {kind}) ...", file=sys.stderr,
+          flush=True)
     done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     if done.returncode:
@@ -130,7 +169,7 @@ def measure(name, kind=None, out_dir=None):
         raise SystemExit(f"{name}: {shlex.join(command)} failed (exit {done.returncode}); nothing written")
     record = {"command": shlex.join(command), "script": command[1] if command[0] == "python" else command[0],
               "date": started.isoformat(timespec="seconds"), "wall_seconds": round(wall, 1),
-              "cpu": {**cpu, "kind": kind}, "tensorflow": _version("tensorflow"), "keras": _version("keras"),
+              **machine, "tensorflow": _version("tensorflow"), "keras": _version("keras"),
               "python": platform.python_version(), "nice": os.nice(0),
               "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
               "result": json.loads(done.stdout)}
@@ -151,8 +190,16 @@ class Missing(Exception):
 
 
 def _machine_line(record):
-    """The region's first line: the CPU, its flags, TensorFlow, the date and how loaded the machine was."""
+    """The region's first line: the GPU or the CPU and its flags, TensorFlow, the date and the machine's load."""
     cpu = record["cpu"]
+    load = record.get("load_average_1min")
+    busy = f", 1-minute load average {load['before']:.1f} before and {load['after']:.1f} after" if load else ""
+    if record.get("gpu"):
+        gpu = record["gpu"]
+        count = f"{gpu['count']} x " if gpu.get("count", 1) > 1 else ""
+        return (f"**{count}{gpu['name']} ({gpu['kind']}, compute capability {gpu['compute_capability']})**, host "
+                f"CPU {cpu['model_name']}, {cpu['cpus']} CPUs; TensorFlow {record['tensorflow']}; measured "
+                f"{record['date'][:10]}{busy}.")
     kind = re.sub(r"^zen(\d)$", r"Zen \1", cpu["kind"])
     numbers = f": family {cpu['family']} model {cpu['model']}" if cpu.get("family") is not None else ""
     flags = [f.upper() for f in cpu["flags"]]
@@ -160,8 +207,6 @@ def _machine_line(record):
         flags.append("no AVX-512")
     if not any("BF16" in f for f in flags):
         flags.append("no bfloat16 instructions")
-    load = record.get("load_average_1min")
-    busy = f", 1-minute load average {load['before']:.1f} before and {load['after']:.1f} after" if load else ""
     return (f"**{cpu['model_name']} ({kind}{numbers}), {', '.join(flags)}**, {cpu['cpus']} CPUs; "
             f"TensorFlow {record['tensorflow']}; measured {record['date'][:10]}{busy}.")
 
@@ -338,12 +383,13 @@ def main(argv=None):
     parser.add_argument("--measure", nargs="+", choices=sorted(MEASUREMENTS), metavar="NAME",
                         help=f"run these measurements here ({', '.join(MEASUREMENTS)}) and write their JSON to "
                              f"{RESULTS}/NAME-KIND.json; the README is not touched")
-    parser.add_argument("--cpu-kind", help="KIND in the file names written by --measure (default: detected, "
-                                           f"here {cpu_kind(cpu_description())!r})")
+    parser.add_argument("--kind", "--cpu-kind", dest="kind",
+                        help="KIND in the file names written by --measure (default: the GPU's kind where TensorFlow "
+                             f"sees one, such as 'h100', else the CPU's, here {cpu_kind(cpu_description())!r})")
     args = parser.parse_args(argv)
     if args.measure:
         for name in args.measure:
-            measure(name, args.cpu_kind)
+            measure(name, args.kind)
         return 0
     code = 0
     for path in args.readme or DOCUMENTS:

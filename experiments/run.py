@@ -177,6 +177,10 @@ def parse_args(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the claims' results from the runs that are finished")
     parser.add_argument("--steps-per-epoch", type=int, default=0, help="cap steps per epoch (smoke runs only)")
+    parser.add_argument("--distribution", choices=("default", "mirrored"), default=None,
+                        help="mirrored: each run trains on every GPU of this machine (tf.distribute.MirroredStrategy, "
+                             "the batch split among them); it defines the run, so a run started one way resumes "
+                             "the same way (default: the config's, one device)")
     parser.add_argument("--shard", default="0/1", metavar="I/N",
                         help="train every N-th run from the I-th (I = 0..N-1), as one task of a job array on "
                              "machines sharing --runs-dir (e.g. --shard=$SLURM_ARRAY_TASK_ID/4); each run is "
@@ -208,6 +212,16 @@ def parse_args(argv=None):
     return args, claims, arms
 
 
+def run_overrides(args):
+    """The config values the command line sets in every run: verbose, and distribution and steps where given."""
+    overrides = {"verbose": args.verbose}
+    if args.distribution:
+        overrides["distribution"] = args.distribution
+    if args.steps_per_epoch:
+        overrides["steps_per_epoch"] = args.steps_per_epoch
+    return overrides
+
+
 def main(argv=None):
     args, claims, arms = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -220,9 +234,7 @@ def main(argv=None):
             if any(ARMS[a].data == dataset for c in claims for a in CLAIMS[c].arms if not arms or a in arms):
                 sys.exit(f"error: {values['data']} not found (the {scale.name} scale's {dataset} archive); "
                          "pass --data-dir or set TINYRESNET_SHARED_DATA")
-    overrides = {"verbose": args.verbose}
-    if args.steps_per_epoch:
-        overrides["steps_per_epoch"] = args.steps_per_epoch
+    overrides = run_overrides(args)
     # The committed table shows the committed (cpu scale, default folders) results only.
     default_folders = not (args.runs_dir or args.results_dir or args.arms or args.steps_per_epoch
                            or args.seeds != len(DEFAULT_SEEDS))

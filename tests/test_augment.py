@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tinyresnet.augment import PaperAugment
+from tinyresnet.augment import RESAMPLERS, PaperAugment
 
 
 def _coordinates(n, size=64):
@@ -45,10 +45,40 @@ def test_crops_stay_inside_the_image_and_cover_every_offset():
     np.testing.assert_allclose(lo[~cropped], 0, atol=1e-3)
 
 
-def test_untouched_images_pass_exactly_and_flips_mirror_exactly():
+@pytest.mark.parametrize("resample", RESAMPLERS)
+def test_untouched_images_pass_exactly_and_flips_mirror_exactly(resample):
     images = np.random.default_rng(0).integers(0, 256, (64, 64, 64, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(PaperAugment(flip_prob=0, crop_prob=0)(images), images)
-    np.testing.assert_array_equal(PaperAugment(flip_prob=1, crop_prob=0)(images), images[:, :, ::-1])
+    np.testing.assert_array_equal(PaperAugment(flip_prob=0, crop_prob=0, resample=resample)(images), images)
+    np.testing.assert_array_equal(PaperAugment(flip_prob=1, crop_prob=0, resample=resample)(images),
+                                  images[:, :, ::-1])
+    # A flip with p=1 and a crop with p=0 still resample: the identity is exact, not skipped.
+    np.testing.assert_array_equal(PaperAugment(flip_prob=1e-9, crop_prob=1e-9, resample=resample)(images), images)
+
+
+def test_gather_samples_the_points_crop_and_resize_samples():
+    # The same draws (one seed), read two ways: the in-model resampling is the tf.data one, to float32 round-off.
+    images = np.random.default_rng(2).integers(0, 256, (256, 64, 64, 3)).astype("float32")
+    seed = tf.constant([5, 6])
+    reference = PaperAugment(seed=1)(images, seed=seed).numpy()
+    gathered = PaperAugment(seed=1, resample="gather")(images, seed=seed).numpy()
+    np.testing.assert_allclose(gathered, reference, rtol=0, atol=1e-4)
+    assert 0.6 < np.mean(np.abs(gathered - images).max(axis=(1, 2, 3)) > 1) < 0.95  # most images did change
+    as_uint8 = PaperAugment(seed=1, resample="gather")(images.astype("uint8"), seed=seed).numpy().astype(int)
+    rounded = np.round(reference).astype(int)
+    # Rounding may break a tie (x.5) the other way: at most one level, at a few pixels in a million.
+    assert np.abs(as_uint8 - rounded).max() <= 1 and np.mean(as_uint8 != rounded) < 1e-5
+
+
+def test_gather_compiles_with_xla_and_gives_crop_and_resize_s_pixels():
+    images = tf.constant(np.random.default_rng(3).integers(0, 256, (16, 64, 64, 3)).astype("float32"))
+    layer = PaperAugment(seed=4)
+    draws = layer.sample(16, 64, 64, seed=tf.constant([7, 8]))
+    flip, crop, top, left = draws
+    windows = (tf.where(crop, 56, 64), tf.where(crop, 56, 64))
+    compiled = tf.function(RESAMPLERS["gather"], jit_compile=True)
+    # XLA reassociates the arithmetic (a division becomes a multiply): a few thousandths of a level apart.
+    np.testing.assert_allclose(compiled(images, flip, top, left, windows),
+                               RESAMPLERS["crop_and_resize"](images, flip, top, left, windows), rtol=0, atol=0.01)
 
 
 def test_identity_at_inference_and_same_shape_and_dtype():
@@ -67,6 +97,8 @@ def test_crop_scales_with_the_input_size():
         PaperAugment(crop_size=40)(np.zeros((1, 32, 32, 3), "float32"))
     with pytest.raises(ValueError, match="crop_prob must be in"):
         PaperAugment(crop_prob=1.5)
+    with pytest.raises(ValueError, match="resample must be one of crop_and_resize, gather"):
+        PaperAugment(resample="nearest")
 
 
 def test_works_inside_tf_data_and_reshuffles_each_epoch():
@@ -86,7 +118,7 @@ def test_seeded_layers_repeat_themselves():
 
 
 def test_serializes_and_runs_inside_a_model(tmp_path):
-    layer = PaperAugment(flip_prob=0.4, crop_prob=0.6, crop_size=(50, 52), seed=2)
+    layer = PaperAugment(flip_prob=0.4, crop_prob=0.6, crop_size=(50, 52), seed=2, resample="gather")
     clone = PaperAugment.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     inputs = keras.Input((64, 64, 3))

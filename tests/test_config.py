@@ -130,7 +130,8 @@ def test_python_experiment_files_with_mistakes_give_clear_errors(tmp_path, sourc
 
 def test_execution_keys_do_not_define_a_run():
     a = config_lib.to_dict(Config(epochs=3))
-    b = config_lib.to_dict(Config(epochs=3, verbose=0, checkpoint_steps=5, cache_dir="/x", file_cache=True))
+    b = config_lib.to_dict(Config(epochs=3, verbose=0, checkpoint_steps=5, cache_dir="/x", file_cache=True,
+                                  augment_on="model", jit_compile="true"))
     assert config_lib.run_defining(a) == config_lib.run_defining(b)
     assert config_lib.run_defining(a) != config_lib.run_defining(config_lib.to_dict(Config(epochs=4)))
     # A run directory written with the older preset/spec keys is the same run.

@@ -196,6 +196,20 @@ def test_bad_command_lines_are_refused_with_the_choices(capsys):
     assert claims == list(CLAIMS) and args.seeds == 2 and args.scale == "cpu"
 
 
+def test_distribution_mirrored_reaches_every_run_s_config(capsys):
+    from experiments.claims import scale
+    args, claims, _ = run_lib.parse_args(["all", "--scale=paper", "--distribution=mirrored"])
+    overrides = run_lib.run_overrides(args)
+    assert overrides == {"verbose": 2, "distribution": "mirrored"}
+    paper = scale("paper", "/data")
+    arms = {arm for claim in claims for arm in CLAIMS[claim].arms}
+    assert {run_lib.arm_config(arm, paper, 0, overrides).distribution for arm in arms} == {"mirrored"}
+    assert run_lib.run_overrides(run_lib.parse_args(["all"])[0]) == {"verbose": 2}  # the config's default
+    with pytest.raises(SystemExit):
+        run_lib.parse_args(["all", "--distribution=multi_worker"])
+    assert "argument --distribution: invalid choice: 'multi_worker'" in capsys.readouterr().err
+
+
 def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
     from experiments.claims import Verdict, scale
     readme = tmp_path / "README.md"
@@ -433,3 +447,44 @@ def test_the_data_rung_is_the_width_0_25_rung_on_100_classes_and_refuses_a_missi
         f"error: {tmp_path}/tiny-imagenet-200-sub100.zip not found (the cpu_c100 scale's tiny_imagenet archive); "
         "pass --data-dir or set TINYRESNET_SHARED_DATA"], out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def _gpu_bench(tmp_path, name="NVIDIA A100-SXM4-40GB", kind="a100", gflops=20_000.0):
+    """A copy of the committed CPU bench_wide JSON as a GPU's would be: its GPU, and Net 1 at `gflops`."""
+    import json
+    from experiments import paper_cost
+    with open(os.path.join(paper_cost.HERE, "results", "performance", "bench_wide-zen3.json")) as f:
+        record = json.load(f)
+    record["gpu"] = {"name": name, "compute_capability": "8.0", "count": 1, "kind": kind}
+    next(n for n in record["result"]["nets"] if n["label"] == "net1 x1")["float32"]["gflops"] = gflops
+    path = tmp_path / f"bench_wide-{kind}.json"
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
+def test_a_gpu_bench_adds_its_column_of_hours_beside_the_cpu_s(tmp_path, capsys):
+    from experiments import paper_cost
+    cpu = os.path.join(paper_cost.HERE, "results", "performance", "bench_wide-zen3.json")
+    gpu = _gpu_bench(tmp_path)
+    table = paper_cost.markdown([gpu, cpu])  # a GPU's file first: the CPU's column still comes first
+    header, _, net1 = table.splitlines()[:3]
+    assert header.endswith(
+        "| CPU hours per run at the bench's speed | a100 GPU hours per run at the bench's fp32 speed |")
+    # Net 1: 16.10 training PFLOPs / 20,000 GFLOP/s = 805 s = 0.2 hours.
+    assert net1 == "| net1 | 1.789 | 16.10 | 31 | 0.2 |"
+    assert "a100 GPU hours: training FLOPs / 20000.0 GFLOP/s, full-width Net 1's fp32 training speed on " \
+           "NVIDIA A100-SXM4-40GB in `" in table
+    assert paper_cost.main(["--bench", gpu]) is None
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "| arm | forward GFLOPs / image | training PFLOPs per run (30 epochs) | a100 GPU hours per run at the " \
+        "bench's fp32 speed |"
+
+
+def test_the_gpu_page_gives_hours_from_a_committed_gpu_bench_and_says_so_without_one():
+    from experiments import paper_cost
+    with open(os.path.join(paper_cost.HERE, "GPU.md")) as f:
+        page = f.read()
+    if any(speed["gpu"] for speed in paper_cost.bench_speeds()):
+        assert paper_cost.markdown() in page, "experiments/GPU.md: paste python experiments/paper_cost.py's table"
+    else:
+        assert "No GPU bench is committed yet" in page and "GPU hours per run" not in page

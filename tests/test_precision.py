@@ -1,9 +1,12 @@
 import json
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from fixtures import tiny_config
-from tinyresnet import precision, train
+from fixtures import TINY_SPEC, stop_before_epoch, tiny_config
+from tinyresnet import export, precision, runs, saving, spec, train
 from tinyresnet.precision import Choice, decide
 
 
@@ -111,7 +114,7 @@ def test_auto_trains_in_the_chosen_policy_records_it_and_keeps_it_on_resume(tmp_
     monkeypatch.setattr(precision, "auto", lambda *a, **k: Choice("mixed_bfloat16", "stub: bf16 faster", 1.9))
     results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, epochs=2, verbose=2), str(run))
     assert capsys.readouterr().out.startswith("precision: mixed_bfloat16 (stub: bf16 faster)")
-    assert results["precision"] == "mixed_bfloat16"
+    assert (results["precision"], results["precision_reason"]) == ("mixed_bfloat16", "stub: bf16 faster")
     assert json.loads((run / "config.json").read_text())["precision"] == "mixed_bfloat16"
     import keras
     model = keras.saving.load_model(run / "model.keras", compile=False)
@@ -119,7 +122,7 @@ def test_auto_trains_in_the_chosen_policy_records_it_and_keeps_it_on_resume(tmp_
     # Another machine (or a changed cache) now says float32: the run keeps the policy it started with.
     monkeypatch.setattr(precision, "auto", lambda *a, **k: Choice("float32", "stub: bf16 slower"))
     again = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, epochs=2), str(run))
-    assert again["precision"] == "mixed_bfloat16"
+    assert (again["precision"], again["precision_reason"]) == ("mixed_bfloat16", "auto, kept from the run's start")
     fresh = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(tmp_path / "other"))
     assert fresh["precision"] == "float32"
 
@@ -178,3 +181,52 @@ def test_the_measurement_times_both_precisions_of_the_real_step_within_its_allow
     start = time.perf_counter()
     ratio = train.measure_bf16_speedup(config, spec.parse_spec(TINY_SPEC), (16, 16, 3), 3, steps=1, budget=0.0)
     assert ratio > 0 and time.perf_counter() - start < 60  # one step each after tracing, not a loop
+
+
+def test_mixed_float16_trains_a_fixed_batch_with_loss_scaling_and_float32_statistics_and_loss():
+    # What precision="auto" gives a GPU older than compute capability 8.0, checked on the CPU.
+    config = tiny_config("", precision="mixed_float16", augment_on="model", jit_compile="false")
+    model, trainer = train.build_trainer(config, spec.parse_spec(TINY_SPEC), (16, 16, 3), 3, steps=10)
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8), rng.integers(0, 3, 8)
+    losses = [trainer.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(3)]
+    assert np.isfinite(losses).all() and float(trainer.optimizer.dynamic_scale) == 2.0 ** 15  # no overflow
+    assert model.get_layer("conv1_conv").compute_dtype == "float16" and model.output.dtype == "float32"
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 3
+    for layer in norms:
+        assert layer.moving_mean.dtype == layer.moving_variance.dtype == "float32"
+        assert np.abs(layer.moving_mean.numpy()).max() > 0  # updated by the steps
+    step = tf.function(trainer.train_step).get_concrete_function(
+        (tf.TensorSpec([None, 16, 16, 3], tf.uint8), tf.TensorSpec([None], tf.int64)))
+    assert step.structured_outputs["loss"].dtype == tf.float32
+    # Loss scaling is active: a scale at which the float16 gradients overflow skips the step and halves.
+    before = [w.numpy() for w in trainer.trainable_weights]
+    trainer.optimizer.dynamic_scale.assign(2.0 ** 40)
+    trainer.train_on_batch(x, y)
+    assert float(trainer.optimizer.dynamic_scale) == 2.0 ** 39
+    for a, b in zip(before, trainer.trainable_weights):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_mixed_float16_resumes_without_losing_an_epoch_and_exports(tmp_path, folder_zip):
+    run = tmp_path / "run"
+    config = tiny_config(folder_zip, precision="mixed_float16", steps_per_epoch=2, epochs=2, jit_compile="false")
+    with pytest.raises(train.Interrupted):
+        train.train_and_evaluate(config, str(run), callbacks=(stop_before_epoch(1),))
+    assert runs.resume_epoch(str(run)) == 1
+    results = train.train_and_evaluate(config, str(run))
+    assert [r["epoch"] for r in runs.read_history(str(run))] == [0, 1] and results["epochs"] == 2
+    assert results["precision"] == "mixed_float16" and np.isfinite(results["val_loss"])
+    # A checkpoint loads with its loss-scaled optimizer and that optimizer's state (Keras alone drops both).
+    last = saving.load_model(str(run / "checkpoints" / "last.keras"))
+    assert isinstance(last.optimizer, keras.optimizers.LossScaleOptimizer) and int(last.optimizer.iterations) == 4
+    assert keras.config.dtype_policy().name == "float32"
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    assert model.get_layer("conv1_conv").compute_dtype == "float16"
+    served = tf.saved_model.load(export.export_run(str(run), str(tmp_path / "exported")))
+    images = np.random.default_rng(1).integers(0, 256, (4, 16, 16, 3)).astype("float32")
+    probabilities = served.signatures["serving_default"](images=tf.constant(images))["probabilities"]
+    assert probabilities.dtype == tf.float32
+    np.testing.assert_allclose(probabilities.numpy(), tf.nn.softmax(model(images)).numpy(), atol=1e-6)

@@ -20,8 +20,8 @@ from fixtures import class_folder_files, tiny_imagenet_files, write_zip
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
-READMES = ("README.md", "experiments/README.md", "experiments/PERFORMANCE.md", "tuning/README.md",
-           "exported_models/README.md")
+READMES = ("README.md", "experiments/README.md", "experiments/PERFORMANCE.md", "experiments/GPU.md",
+           "tuning/README.md", "exported_models/README.md")
 SMOKE = ("--epochs=1", "--steps-per-epoch=2")
 
 
@@ -90,6 +90,29 @@ PLAN = {
         "runners on fixtures, one killed mid-run"),
     "python -m experiments.run all --scale=paper": NotRun("full width, 200 classes, 30 epochs: for a GPU, "
                                                           "and it downloads Tiny ImageNet (248 MB)"),
+    # experiments/GPU.md: recipes for GPU machines.
+    'pip install -e ".[test]"': NotRun("installs the package into the environment, as .ci/run does"),
+    'pip install "tensorflow[and-cuda]"': NotRun("installs CUDA and cuDNN (gigabytes), for an NVIDIA GPU"),
+    "python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\"": Run(),
+    "python -m experiments.run all --scale=paper --distribution=mirrored": NotRun(
+        "the paper scale on every GPU of a host; tests/test_experiments.py checks that --distribution reaches every "
+        "run's config"),
+    "CUDA_VISIBLE_DEVICES=0 python -m experiments.run all --scale=paper --shard=0/2 &": NotRun(
+        "the paper scale, one runner per GPU; tests/test_experiments.py runs two sharded runners on fixtures"),
+    "CUDA_VISIBLE_DEVICES=1 python -m experiments.run all --scale=paper --shard=1/2 &": NotRun(
+        "the paper scale, one runner per GPU; tests/test_experiments.py runs two sharded runners on fixtures"),
+    "python -m experiments.run all --scale=paper --runs-dir=/shared/runs --results-dir=/shared/results "
+    "--shard=$SLURM_ARRAY_TASK_ID/4": NotRun(
+        "a recipe for a job array of GPU hosts sharing the runs folder; tests/test_experiments.py runs two sharded "
+        "runners on fixtures, one killed mid-run"),
+    "python experiments/readme_numbers.py --measure bench_wide": NotRun(
+        "a measurement for a GPU machine (minutes here); tests/test_readme_numbers.py runs --measure with a stand-in "
+        "command and a stubbed GPU"),
+    "python experiments/paper_cost.py": Elsewhere(
+        "test_experiments.py::test_the_readme_s_paper_cost_table_is_what_the_script_prints_from_the_committed_bench"),
+    "tinyresnet-bench --nets=net1,net6 --precision=both": NotRun(
+        "full-width nets in two precisions, for a GPU (bfloat16 is emulated on this CPU); tests/test_bench.py runs "
+        "--smoke"),
     "tinyresnet-tune --search=... --oracle=hyperband --max-hours=2 --epochs=9":
         NotRun("'...' stands for a search file; " + SEARCH_HOURS),
     "tinyresnet-tune --search=... --workers=2": NotRun("'...' stands for a search file; " + SEARCH_HOURS),

@@ -131,6 +131,44 @@ def test_cpu_kinds():
     assert rn.cpu_description("/nonexistent")["flags"] == []
 
 
+def test_gpu_kinds():
+    assert [rn.gpu_kind(n) for n in ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB", "Tesla T4",
+                                     "Tesla V100-SXM2-16GB", "NVIDIA GeForce RTX 4090", "NVIDIA L4", "Graphics")] == \
+        ["h100", "a100", "t4", "v100", "rtx4090", "l4", "gpu"]
+
+
+def test_the_gpu_tensorflow_sees_is_described():
+    t4 = "print('[{\"device_name\": \"Tesla T4\", \"compute_capability\": [7, 5]}]')"
+    assert rn.gpu_description(t4) == {"name": "Tesla T4", "compute_capability": "7.5", "count": 1, "kind": "t4"}
+    assert rn.gpu_description("print('[]')") is None and rn.gpu_description("raise SystemExit(1)") is None
+
+
+def test_a_measurement_on_a_gpu_is_named_and_described_by_the_gpu(tmp_path, monkeypatch):
+    gpu = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "count": 2, "kind": "h100"}
+    monkeypatch.setattr(rn, "gpu_description", lambda: gpu)
+    monkeypatch.setitem(rn.MEASUREMENTS, "bench_wide", ["python", "-c", "print('{\"nets\": []}')"])
+    record = json.loads(open(rn.measure("bench_wide", out_dir=str(tmp_path))).read())
+    assert os.path.exists(tmp_path / "bench_wide-h100.json")
+    assert record["gpu"] == gpu and record["cpu"]["kind"] == rn.cpu_description()["kind"]
+    assert record["result"] == {"nets": []}
+    monkeypatch.setattr(rn, "gpu_description", lambda: None)
+    assert os.path.basename(rn.measure("bench_wide", out_dir=str(tmp_path))) == \
+        f"bench_wide-{rn.cpu_description()['kind']}.json"
+
+
+def test_a_gpu_bench_renders_like_the_cpu_one(tmp_path):
+    cpu_path = f"{rn.RESULTS}/bench_wide-zen3.json"
+    record = json.load(open(os.path.join(rn.ROOT, cpu_path)))
+    record["gpu"] = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "count": 1, "kind": "h100"}
+    gpu_path = f"{rn.RESULTS}/bench_wide-h100.json"
+    (tmp_path / rn.RESULTS).mkdir(parents=True)
+    (tmp_path / gpu_path).write_text(json.dumps(record))
+    lines = rn.render_region(gpu_path, root=str(tmp_path))
+    assert lines[0].startswith("**NVIDIA H100 80GB HBM3 (h100, compute capability 9.0)**, host CPU AMD EPYC, 2 CPUs;")
+    assert lines[1:-1] == rn.render_region(cpu_path)[1:-1]  # the same tables
+    assert f"--measure bench_wide" in lines[-1] and gpu_path in lines[-1]
+
+
 def test_help():
     with pytest.raises(SystemExit) as exit_:
         rn.main(["--help"])

@@ -201,6 +201,19 @@ def test_a_project_of_another_search_definition_is_refused_naming_the_change(tmp
     assert "base.epochs: 1 -> 3" in capsys.readouterr().err
 
 
+def test_a_project_saved_when_augment_on_defined_a_run_resumes(tmp_path, data):
+    # Projects saved augment_on: data in their base; it became an execution key (default auto) since.
+    from tinyresnet.tuning import command, space
+    path = _search_file(tmp_path, data)
+    project = tmp_path / "project"
+    command._admit_search(space.load_search(path), str(project))
+    saved = json.loads((project / "search.json").read_text())
+    saved["base"]["augment_on"] = "data"
+    (project / "search.json").write_text(json.dumps(saved))
+    command._admit_search(space.load_search(path), str(project))
+    command._admit_search(space.load_search(path, {"augment_on": "model", "jit_compile": "true"}), str(project))
+
+
 @pytest.mark.slow
 def test_auto_precision_is_decided_per_trial_net_and_quiet_leaves_out_the_epoch_lines(tmp_path, data, monkeypatch,
                                                                                         capfd):

@@ -41,7 +41,9 @@ def _train_parser():
                "means true). "
                f"Fields and defaults: {keys}. A rerun in the same --run-dir resumes it; "
                f"{', '.join(sorted(config_lib.EXECUTION_KEYS))} may change on a rerun, the other fields "
-               "define the run. Example: tinyresnet-train --preset=net1 --data=tiny-imagenet-200.zip "
+               "define the run. precision, augment_on and jit_compile 'auto' are decided for this machine (a GPU: "
+               "bfloat16 or float16, the augmentation in the model, XLA on) and written to results.json with "
+               "the reason. Example: tinyresnet-train --preset=net1 --data=tiny-imagenet-200.zip "
                "--epochs=2 --width=0.25",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a Table 1 net or the CIFAR pair (default net1)")

@@ -52,11 +52,12 @@ class Config:
     augment: bool = True
     flip_prob: float = 0.5
     crop_prob: float = 0.7
-    augment_on: str = "data"  # "data" (tf.data, CPU) or "model" (first layer, runs on the accelerator)
+    augment_on: str = "auto"  # "auto" (model with a GPU, else data), "data" (tf.data, CPU) or "model" (first layer)
 
     # Execution.
     precision: str = "auto"  # "auto" (bf16 where this machine trains faster with it), "float32", "mixed_bfloat16", "mixed_float16"
     distribution: str = "default"  # "default" (one device) or "mirrored" (all local GPUs)
+    jit_compile: str = "auto"  # XLA for the training step: "auto" (on with a GPU, off on a CPU), "true", "false"
     seed: int = 0
     checkpoint_steps: int = 0  # 0: back up at each epoch end; >0: also every N steps
     # The final inference-mode train accuracy (for the gap) is measured on a fixed sample of this many
@@ -72,14 +73,20 @@ CHOICES = {
     "dataset": ("tiny_imagenet", "cifar10", "folder"),
     "optimizer": ("sgd", "adamw"),
     "schedule": ("cosine", "step", "constant"),
-    "augment_on": ("data", "model"),
+    "augment_on": ("auto", "data", "model"),
     "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     "distribution": ("default", "mirrored"),
+    "jit_compile": ("auto", "true", "false"),
 }
+
+# Text keys whose other values are a switch: true/false words and booleans are read as "true"/"false".
+SWITCHES = frozenset({"jit_compile"})
 
 # Keys that change how a run is carried out or logged, not its result: a
 # rerun in the same run directory may change them (the others define the run).
-EXECUTION_KEYS = frozenset({"verbose", "checkpoint_steps", "cache_dir", "file_cache"})
+# augment_on and jit_compile change where the same computation runs (and so which
+# random numbers it draws: XLA has its own), not what it computes (tinyresnet/execution.py).
+EXECUTION_KEYS = frozenset({"verbose", "checkpoint_steps", "cache_dir", "file_cache", "augment_on", "jit_compile"})
 
 # Older names, still read from experiment files and run directories.
 ALIASES = {"preset": "net", "spec": "net"}
@@ -109,6 +116,8 @@ def _convert(key, value):
         raise ConfigError(_NO_MULTI_WORKER)
     field = fields()[key]
     kind = type(field.default)
+    if key in SWITCHES and (isinstance(value, bool) or _is_bool_word(str(value))):
+        return "true" if value is True or str(value).strip().lower() in _TRUE_WORDS else "false"
     if kind is bool:
         if isinstance(value, bool):
             return value

@@ -6,7 +6,9 @@ imported. `import tinyresnet` is lazy, so nothing is registered by luck: load
 through `load_model`, or give Keras `custom_objects()`.
 """
 
+import json
 import os
+import zipfile
 
 import keras
 
@@ -41,4 +43,39 @@ def load_model(path, compile=True):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such .keras file (a run's model is RUN/{runs.MODEL}, once it has "
                                 "finished; checkpoints are in RUN/checkpoints/)")
-    return keras.saving.load_model(path, custom_objects=custom_objects(), compile=compile)
+    policy = _mixed_policy(path) if compile else None
+    if policy is None:
+        return keras.saving.load_model(path, custom_objects=custom_objects(), compile=compile)
+    # A functional model does not save its dtype policy, and Keras wraps the optimizer in a
+    # LossScaleOptimizer on compile only under mixed_float16: loaded under the global float32,
+    # a mixed_float16 checkpoint got a bare optimizer and lost its saved state (iterations, momentum).
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return keras.saving.load_model(path, custom_objects=custom_objects(), compile=compile)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _mixed_policy(path):
+    """The mixed dtype policy the layers of a `.keras` file were built with, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # not ours to judge: Keras says what is wrong with the file
+    found = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            if value.get("class_name") == "DTypePolicy":
+                found.add((value.get("config") or {}).get("name"))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    mixed = sorted(name for name in found if isinstance(name, str) and name.startswith("mixed_"))
+    return mixed[0] if len(mixed) == 1 else None

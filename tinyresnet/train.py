@@ -22,6 +22,7 @@ import tensorflow as tf  # noqa: E402
 
 from tinyresnet import config as config_lib
 from tinyresnet import data as data_lib
+from tinyresnet import execution
 from tinyresnet import precision as precision_lib
 from tinyresnet import runs
 from tinyresnet import spec as spec_lib
@@ -137,7 +138,8 @@ def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
     `train_and_evaluate` runs.
 
     Args:
-        config: a validated `Config` whose `precision` is a dtype policy (not "auto").
+        config: a validated `Config` whose `precision` is a dtype policy (not "auto"); `augment_on` and
+            `jit_compile` "auto" are decided for this machine (`tinyresnet.execution`).
         spec: the parsed spec.
         image_shape: `(height, width, channels)`.
         num_classes: units of the classifier.
@@ -149,6 +151,8 @@ def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
         (the same object unless the augmentation is a layer of the model).
     """
     strategy = strategy or tf.distribute.get_strategy()
+    config, _ = execution.resolve(config)
+    jit_compile = config.jit_compile == "true"
     image_shape = tuple(image_shape)
     with _dtype_policy(config.precision), strategy.scope():
         model = build_model(spec, image_shape, num_classes, variant=config.variant,
@@ -156,7 +160,8 @@ def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
                             width=config.width, name=spec_lib.preset_name(config.net) or "spec")
         trainer = model
         if config.augment and config.augment_on == "model":
-            augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed)
+            # Gathers, not crop_and_resize: the step then compiles with XLA (jit_compile) on a GPU.
+            augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed, resample="gather")
             inputs = keras.Input(image_shape, name="images")
             trainer = keras.Model(inputs, model(augment(inputs)), name=model.name + "_augmented")
         loss = classification_loss(config.label_smoothing)
@@ -165,16 +170,17 @@ def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
             return [keras.metrics.SparseCategoricalAccuracy(name="top1"),
                     keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5")]
 
-        trainer.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=metrics())
+        trainer.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=metrics(), jit_compile=jit_compile)
         if trainer is not model:
             # The inference model is evaluated and saved on its own: with the trainer's optimizer (the same
             # variables, so the same state), or model.keras would hold Keras' default RMSprop.
-            model.compile(optimizer=trainer.optimizer, loss=loss, metrics=metrics())
+            model.compile(optimizer=trainer.optimizer, loss=loss, metrics=metrics(), jit_compile=jit_compile)
     return model, trainer
 
 
 def model_key(config, spec, image_shape, num_classes):
     """What a training step's speed depends on, as text: the key of `precision="auto"`'s per-model cache."""
+    config, _ = execution.resolve(config)
     augment = config.augment_on if config.augment else "none"
     return (f"{spec_lib.format_spec(spec_lib.with_classes(spec, num_classes))}|width {config.width}|{config.variant}|"
             f"{config.shortcut}|block_dropout {config.block_dropout}|batch {config.batch_size}|"
@@ -216,6 +222,7 @@ def measure_bf16_speedup(config, spec, image_shape, num_classes, steps, strategy
 def training_data(config, datasets, initial_epoch, steps):
     """The endless training stream from `initial_epoch`: what an uninterrupted run sees from there."""
     augment = None
+    config, _ = execution.resolve(config)
     if config.augment and config.augment_on == "data":
         augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed)
     return datasets.training(config.batch_size, augment=augment, seed=config.seed,
@@ -298,15 +305,7 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
     clock.lap("data")
     steps = steps_per_epoch(config, datasets)
     list(spec_lib.feature_shapes(spec, datasets.image_shape, config.width))  # pooling fits the images
-    if config.precision == "auto":
-        # Decided per machine and model (or kept from the run's start); the run records the policy itself.
-        shape, classes = datasets.image_shape, len(datasets.class_names)
-        choice = precision_lib.resolve(
-            config.precision, workdir, model=model_key(config, spec, shape, classes),
-            measure=lambda: measure_bf16_speedup(config, spec, shape, classes, steps, strategy))
-        config = dataclasses.replace(config, precision=choice.policy)
-        if config.verbose:
-            print(f"precision: {choice.policy} ({choice.reason})", flush=True)
+    config, reasons = decide_auto(config, spec, workdir, datasets, steps, strategy)
     if remove:
         runs.remove_run(workdir)
     runs.start(workdir, config_lib.to_dict(config))
@@ -333,6 +332,8 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
                        title=f"{model.name} ({config.variant})")
     clock.lap("plot")
     results["phase_seconds"] = clock.laps
+    results.update({f"{key}_reason": reason for key, reason in reasons.items()},
+                   augment_on=config.augment_on, jit_compile=config.jit_compile)
     runs.write_json(os.path.join(workdir, runs.RESULTS), results)
     return results
 
@@ -346,6 +347,30 @@ def _diverged_remedy(config, workdir):
     if config.precision != "float32":
         change += f" or train in float32 (--precision=float32; it is {config.precision})"
     return f"{where}; {change}, then rerun with --overwrite (which starts it afresh), or give another --run-dir"
+
+
+def decide_auto(config, spec, workdir, datasets, steps, strategy):
+    """`(config with every "auto" decided, {key: reason})`: precision, augment_on and jit_compile.
+
+    The decisions that are "auto" are printed (unless `verbose=0`); a run in
+    `workdir` keeps the precision and the augmentation's place it started with.
+    """
+    asked = config
+    config, reasons = execution.resolve(config, workdir)
+    choice = precision_lib.Choice(config.precision, "asked for")
+    if config.precision == "auto":
+        # Decided per machine and model (or kept from the run's start); the run records the policy itself.
+        shape, classes = datasets.image_shape, len(datasets.class_names)
+        choice = precision_lib.resolve(
+            config.precision, workdir, model=model_key(config, spec, shape, classes),
+            measure=lambda: measure_bf16_speedup(config, spec, shape, classes, steps, strategy))
+        config = dataclasses.replace(config, precision=choice.policy)
+    reasons = {"precision": choice.reason, **reasons}
+    if config.verbose:
+        for key, reason in reasons.items():
+            if getattr(asked, key) == "auto":
+                print(f"{key}: {getattr(config, key)} ({reason})", flush=True)
+    return config, reasons
 
 
 class _Clock:

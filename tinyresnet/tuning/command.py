@@ -148,6 +148,7 @@ def _admit_search(search, project_dir, record=True):
     one of another definition. The data are compared by content: the same archive by another path (another
     checkout, a relative --data) is the same search."""
     from tinyresnet import fingerprint
+    from tinyresnet import config as config_lib
     from tinyresnet.tuning import space as space_lib
     path = os.path.join(project_dir, SEARCH_DEFINITION)
     now = json.loads(json.dumps(space_lib.definition(search)))  # tuples as lists, as read back
@@ -159,6 +160,8 @@ def _admit_search(search, project_dir, record=True):
         if fingerprint.same_data(before, search.base.data, saved.get("data_fingerprint")):
             now["base"]["data"] = before
         now["data_fingerprint"] = saved.get("data_fingerprint")  # compared through base.data
+        if isinstance(saved.get("base"), dict):  # by today's run-defining keys (augment_on became an execution key)
+            saved["base"] = json.loads(json.dumps(config_lib.run_defining(saved["base"])))
     if saved is None:
         if is_project(project_dir) or not record:
             return  # a project of an older version, or a worker's before its chief: nothing to compare with
