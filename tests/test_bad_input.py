@@ -83,7 +83,8 @@ CASES = [
     train("--config={binary}", needle="--config"),
     train("--run-dir=/proc/run", needle="--run-dir"), train("--run-dir={notzip}", needle="--run-dir"),
     train("--export=/proc/exports", needle="--export"), train("--export={notzip}", needle="--export"),
-    train("--summary", needle="--summary"), train("--run-dir=", needle="--run-dir"), Case("train", ("--preset=net1", "--summary", "--overwrite"), "--overwrite"),
+    train("--summary", needle="--summary"), train("--run-dir=", needle="--run-dir"),
+    Case("train", ("--list-presets", "--epochs=3"), "--list-presets"), Case("train", ("--preset=net1", "--summary", "--overwrite"), "--overwrite"),
     train("--run-dir", needle="--run-dir"),
     *[train(arg, needle=key) for arg, key in CONFIG_KEYS],
     # tinyresnet-export

@@ -131,6 +131,10 @@ def train_main(argv=None):
     from tinyresnet import config as config_lib
     from tinyresnet import spec as spec_lib
     if args.list_presets:
+        given = [a for a in (sys.argv[1:] if argv is None else argv) if a.split("=")[0] not in ("--list-presets",
+                                                                                                "--list_presets")]
+        if given:  # honoured or refused, never ignored
+            return _fail(f"--list-presets lists the presets and does nothing else: give it alone (not {given[0]})")
         for name, preset in spec_lib.PRESETS.items():
             print(f"{name:8s} {spec_lib.count_layers(name):3d} layers  {preset.input_size}x{preset.input_size}  "
                   f"{preset.notation}")
