@@ -67,6 +67,7 @@ CONFIG_KEYS = [  # every key of the config, as tinyresnet-train (and a search's 
     ("--seed=-1", "seed"), ("--seed=4294967296", "seed"), ("--seed=99999999999", "seed"), ("--verbose=3", "verbose"),
     ("--optimizer=adam", "optimizer"), ("--schedule=linear", "schedule"), ("--precision=float8", "precision"),
     ("--distribution=multi_worker", "distribution"), ("--augment_on=gpu", "augment_on"),
+    ("--jit_compile=maybe", "jit_compile"),
     ("--shortcut=none", "shortcut"), ("--variant=dense", "variant"), ("--augment=maybe", "augment"),
     ("--skip_corrupt=maybe", "skip_corrupt"), ("--file_cache=2", "file_cache"),
     ("--cache_dir=/proc/cache", "cache_dir"), ("--net=Conv 8, Foo 2, FC 3", "net"), ("--nosuchkey=1", "nosuchkey"),

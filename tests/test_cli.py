@@ -78,7 +78,7 @@ def test_report_refuses_an_out_that_is_a_file_and_names_that_do_not_match(tmp_pa
     assert report_main([str(tmp_path), "--out", str(tmp_path / "afile")]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
     assert report_main([str(tmp_path), str(tmp_path), "--names", "one"]) == 2
-    assert "--names gives 1 labels for 2 runs" in capsys.readouterr().err
+    assert "--names gives 1 label for 2 runs" in capsys.readouterr().err
 
 
 def test_options_take_the_underscore_spelling_and_are_never_abbreviated(tmp_path, capsys):

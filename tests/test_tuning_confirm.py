@@ -36,7 +36,7 @@ def test_confirm_refuses_what_it_cannot_do_before_any_work(tmp_path, capsys):
     assert command.main(["confirm", str(tmp_path), "--epochs=2", "--seeds=0"]) == 2
     assert "--seeds must be >= 1" in capsys.readouterr().err
     assert command.main(["confirm", str(tmp_path), "--epochs=2", "--reference=net1,nett6"]) == 2
-    assert "--reference 'net1,nett6': neither names (net1, " in capsys.readouterr().err  # arms and notation too (issue 32)
+    assert "--reference: nett6 not a study arm or a preset" in capsys.readouterr().err  # arms too (issue 32)
     with pytest.raises(SystemExit):
         command.main(["confirm", str(tmp_path)])  # --epochs is required
     assert "--epochs" in capsys.readouterr().err
@@ -366,7 +366,7 @@ def test_references_are_study_arms_presets_or_notation_with_settings():
     from tinyresnet.config import Config
     config = found[2].config(Config(epochs=3), width=0.25)
     assert (config.net, config.width, config.block_dropout, config.epochs) == ("net1", 0.25, 0.0, 3)
-    for bad, said in (("nett6", "neither names"), ("Conv 8, FC 3; bogus=1", "unknown config key"),
+    for bad, said in (("nett6", "not a study arm or a preset"), ("Conv 8, Foo 2", "neither names"), ("Conv 8, FC 3; bogus=1", "unknown config key"),
                       ("Conv 8, FC 3; block_dropout", "is not key=value"), ("net1,net1", "given twice")):
         with pytest.raises(ValueError, match=said):
             references_lib.parse([bad])

@@ -3,6 +3,7 @@ a net in the notation with its own settings. No TensorFlow here."""
 
 import dataclasses
 import hashlib
+import re
 from typing import List, Tuple
 
 from tinyresnet import config as config_lib
@@ -41,6 +42,10 @@ def parse(texts) -> List[Reference]:
         items = [item.strip() for item in text.split(",") if item.strip()]
         if all(item in ARMS or item in spec_lib.PRESETS for item in items):
             found += [_named(item) for item in items]
+        elif all(re.fullmatch(r"\w+", item) for item in items):  # names, one of them misspelt
+            unknown = [item for item in items if item not in ARMS and item not in spec_lib.PRESETS]
+            raise ValueError(f"--reference: {', '.join(unknown)} not a study arm or a preset; choose from "
+                             f"{', '.join(names())}, or give a net in the notation")
         else:
             found.append(_notation(text))
     seen = set()

@@ -88,6 +88,8 @@ def rung_correlations(table):
     multi-fidelity search, the nets scored at both and the Spearman rank correlation of their val top-1.
     A net is its layers and config keys, as the oracle counts them. Empty for a single budget."""
     done = table[(table["status"] == "COMPLETED") & table["val_top1"].notna() & table["epochs"].notna()]
+    if done.empty:
+        return pd.DataFrame(columns=["short_epochs", "long_epochs", "nets", "spearman"])
     keys = ["spec"] + [c for c in done.columns if c.startswith("hp_") and not c.startswith("hp_tuner/")
                        and c[3:] in space_lib.CONFIG_KEYS]
     nets = done.assign(net=done[keys].astype(str).agg("|".join, axis=1))
