@@ -10,6 +10,7 @@ summary.md, curves.png), so results can be committed as arms finish.
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -109,8 +110,10 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
 def _train(mine, configs, folders, after_each):
     from tinyresnet import train
 
+    from tinyresnet.commands import check_interrupted
     strategy = None
     for i, key in enumerate(mine, 1):
+        check_interrupted()  # a Ctrl-C that a destructor swallowed after the last run
         (arm, seed), config, folder = key, configs[key], folders[key]
         head = f"[{i}/{len(mine)}] {arm} seed {seed}:"
         if runs.is_finished(folder):
@@ -240,14 +243,19 @@ def main(argv=None):
                            or args.seeds != len(DEFAULT_SEEDS))
     readme = os.path.join(HERE, "README.md") if args.scale == "cpu" and default_folders else None
     onednn.enable_by_default()
+    # Ctrl-C and SIGTERM (a Slurm job's end) stop the runner between epochs; remembered, so that one landing in
+    # a destructor between two runs is not lost.
+    from tinyresnet.commands import raise_interrupt
+    signal.signal(signal.SIGINT, raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     quiet.load_tensorflow()
-    from tinyresnet import config as config_lib, train
+    from tinyresnet import config as config_lib
     try:
         verdicts = run_claims(claims, scale, tuple(range(args.seeds)), args.runs_dir, args.results_dir, arms,
                               overrides, train_runs=not args.report_only, readme=readme, shard=args.shard)
     except (config_lib.ConfigError, runs.RunDirError) as e:
         sys.exit(f"error: {e}")
-    except train.Interrupted:
+    except KeyboardInterrupt:  # in a run (train.Interrupted) or between two
         sys.exit("interrupted: finished epochs are kept; run the same command to resume")
     for name, (verdict, why, ours) in (verdicts or {}).items():
         print(f"{name}: {verdict} ({why}). Ours: {ours}")

@@ -12,9 +12,21 @@ def fail(message, code=2):
     return code
 
 
+_SIGNALLED = []  # the signals `raise_interrupt` took, in this process
+
+
 def raise_interrupt(signum, frame):
-    """A signal handler: SIGTERM (a scheduler, `kill`, a launcher's death) stops a command as Ctrl-C does."""
+    """A signal handler: SIGINT, or SIGTERM (a scheduler, `kill`, a launcher's death), stops a command as
+    Ctrl-C does, and is remembered: Python drops a KeyboardInterrupt raised inside a destructor
+    (TensorFlow's, between two runs), so `check_interrupted` raises it again where it is safe."""
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt
+
+
+def check_interrupted():
+    """Raises KeyboardInterrupt if `raise_interrupt` took a signal (one a destructor may have swallowed)."""
+    if _SIGNALLED:
+        raise KeyboardInterrupt
 
 
 def run_training(work, errors=(), interrupted_hint=True):

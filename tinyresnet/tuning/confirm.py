@@ -298,8 +298,10 @@ def _train(project_dir, todo, datasets, verbose, log, epoch_lines=False):
         diverged = sum(not runs.is_finished(os.path.join(project_dir, r.folder)) for r in todo) - len(left)
         log(f"{_count(len(todo), 'run')}, {len(todo) - len(left) - diverged} finished already"
             + (f", {diverged} diverged" if diverged else ""))
+    from tinyresnet.commands import check_interrupted
     held = []
     for i, r in enumerate(left, start=1):
+        check_interrupted()  # a Ctrl-C that a destructor swallowed after the last run
         head = f"[{i}/{len(left)}] {r.net} seed {r.seed}"
         try:
             _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines)
@@ -307,6 +309,7 @@ def _train(project_dir, todo, datasets, verbose, log, epoch_lines=False):
             log(f"{head}: skipped, {e}")
             held.append((head, r))
     for head, r in held:
+        check_interrupted()
         log(f"{head}: waiting for its holder, to train it here if that one stops before the end")
         _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines, wait=True)
 

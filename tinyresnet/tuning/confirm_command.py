@@ -97,10 +97,11 @@ def _confirm(args, references):
     # SIGTERM (a job scheduler, `kill`, the death of the --workers launcher) stops it as Ctrl-C does:
     # the run saves its last epoch, and a rerun resumes it.
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C as SIGTERM: remembered, so that one landing in a destructor between two runs still stops it.
+    # (The launcher stops its workers with SIGINT, which a shell ignores for a background job's processes:
+    # without a handler of ours Python never turns it into KeyboardInterrupt.)
+    signal.signal(signal.SIGINT, _interrupt)
     if child:
-        # The launcher stops its workers with SIGINT, which a shell ignores for a background job's
-        # processes: Python then never turns it into KeyboardInterrupt.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         if not trial_process.die_with_parent(args.parent_pid):
             return 130  # the launcher is gone already
     prefix = f"[pid {os.getpid()}] " if child else ""
