@@ -102,10 +102,10 @@ def record_seeds(project_dir, seeds):
 def waiting(project_dir, table) -> set:
     """The `(net, budget)` groups of `table` with seeds still to train (neither finished nor diverged):
     their verdicts are *pending*. A project confirmed before seeds were recorded waits for none."""
-    seeds = runs.read_json(os.path.join(project_dir, CONFIRM_DIR, SETTINGS), {}).get("seeds", 0)
+    settings = runs.read_json(os.path.join(project_dir, CONFIRM_DIR, SETTINGS), {})
+    seeds, epochs = settings.get("seeds", 0), settings.get("epochs")
     if table is None or not seeds:
         return set()
-    epochs = runs.read_json(os.path.join(project_dir, CONFIRM_DIR, SETTINGS), {}).get("epochs")
     settled = {}
     for key in table[["net", "budget"]].itertuples(index=False):
         settled[tuple(key)] = settled.get(tuple(key), 0) + 1
