@@ -12,7 +12,7 @@ directories.
 
 import os
 
-from experiments import results as results_lib
+from experiments import claim_results
 from experiments.claims import DATA_RUNGS, LADDER, LADDER_CLAIMS, scale as make_scale
 from tinyresnet.stats import compare
 
@@ -42,7 +42,7 @@ def rows_at(results_root, scale_name):
     chosen = make_scale(scale_name, "/")
     found = {}
     for claim in LADDER_CLAIMS:
-        for row in results_lib.committed_rows(results_lib.claim_dir(results_root, claim, chosen), claim):
+        for row in claim_results.committed_rows(claim_results.claim_dir(results_root, claim, chosen), claim):
             seeds = found.setdefault(row["arm"], {})
             seeds[row["seed"]] = row  # an arm shared by claims is one run
     return {arm: [seeds[s] for s in sorted(seeds)] for arm, seeds in found.items()}

@@ -14,10 +14,10 @@ import signal
 import sys
 import time
 
-from tinyresnet import claiming, onednn, quiet, runs
+from tinyresnet import locks, onednn, startup, runs
 
 from experiments import ladder
-from experiments import results as results_lib
+from experiments import claim_results
 from experiments.claims import ARMS, CLAIMS, SCALES, scale as make_scale
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,7 +60,7 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
                overrides=None, train_runs=True, readme=None, shard=(0, 1)):
     """Trains what the claims need that is not finished, writing each claim's results as its runs end.
 
-    Each run is claimed while it trains (`tinyresnet.claiming`): runners on
+    Each run is claimed while it trains (`tinyresnet.locks`): runners on
     several machines sharing `runs_root` never train the same run, and the
     claim of a killed runner is taken over. With `shard=(i, n)`, this runner
     takes every n-th run from the i-th; the results are then written once
@@ -76,20 +76,20 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
     results_root = results_root or os.path.join(HERE, "results")
     todo = plan(claim_names, seeds, arms or scale.arms)
     configs = {(arm, seed): arm_config(arm, scale, seed, overrides) for arm, seed in todo}
-    folders = {key: results_lib.run_dir(runs_root, scale.name, *key) for key in todo}
+    folders = {key: claim_results.run_dir(runs_root, scale.name, *key) for key in todo}
     for key, config in configs.items():
         _check_run_dir(config, folders[key])
 
     def finish():
         # One writer at a time: runners of other shards may finish together.
-        with claiming.claim(os.path.join(runs_root, scale.name, "results"), wait=True):
+        with locks.claim(os.path.join(runs_root, scale.name, "results"), wait=True):
             # With the committed table, every claim: a run may serve several, and the table shows them all.
-            verdicts = {name: results_lib.write(name, scale, seeds, runs_root,
-                                                results_lib.claim_dir(results_root, name, scale),
+            verdicts = {name: claim_results.write(name, scale, seeds, runs_root,
+                                                claim_results.claim_dir(results_root, name, scale),
                                                 command_for(name, scale))
                         for name in (CLAIMS if readme else claim_names)}
             if readme:
-                results_lib.write_claims_table(readme, scale, seeds, verdicts, command_for)
+                claim_results.write_claims_table(readme, scale, seeds, verdicts, command_for)
             if scale.name in ladder.SCALES:  # the ladders of the claims written, not of the others
                 ladder.write(results_root, [name for name in verdicts if name in ladder.COMPARISONS])
         return {name: verdicts[name] for name in claim_names}
@@ -120,7 +120,7 @@ def _train(mine, configs, folders, after_each):
             print(f"{head} finished, skipped ({folder})", flush=True)
             continue
         try:
-            with claiming.claim(folder):
+            with locks.claim(folder):
                 if runs.is_finished(folder):  # finished by another runner while we looked
                     print(f"{head} finished, skipped ({folder})", flush=True)
                     continue
@@ -136,7 +136,7 @@ def _train(mine, configs, folders, after_each):
                     print(f"    {arm} seed {seed} diverged ({e}); it stays unfinished and out of the results",
                           flush=True)
                     continue
-        except claiming.Claimed as e:
+        except locks.Claimed as e:
             print(f"{head} skipped: {e}", flush=True)
             continue
         print(f"    val top-1 {100 * result['val_top1']:.1f}%, train top-1 {100 * result['train_top1']:.1f}%, "
@@ -248,7 +248,7 @@ def main(argv=None):
     from tinyresnet.commands import raise_interrupt
     signal.signal(signal.SIGINT, raise_interrupt)
     signal.signal(signal.SIGTERM, raise_interrupt)
-    quiet.load_tensorflow()
+    startup.load_tensorflow()
     from tinyresnet import config as config_lib
     try:
         verdicts = run_claims(claims, scale, tuple(range(args.seeds)), args.runs_dir, args.results_dir, arms,

@@ -46,7 +46,7 @@ def test_the_quotes_are_read_with_their_sign():
 
 
 def test_every_module_the_readme_layout_names_exists_where_it_says():
-    # Issue 30, defect 10: the layout listed experiments/stats.py and experiments/claiming.py.
+    # Issue 30, defect 10: the layout listed experiments/stats.py and experiments/locks.py.
     readme = open(os.path.join(ROOT, "README.md")).read()
     layout = readme[readme.index("## Layout"):]
     rows = [line for line in layout.splitlines() if line.startswith("| `")]

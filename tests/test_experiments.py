@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from experiments import results as results_lib
+from experiments import claim_results
 from experiments import run as run_lib
 from experiments.claims import ARMS, CIFAR, CLAIMS, TINY, Scale
 from tinyresnet.stats import compare
@@ -41,7 +41,7 @@ def test_two_arms_run_then_a_deleted_arm_alone_is_trained_again(tmp_path, scale,
     arms = CLAIMS[claim].arms[:2]
     kwargs = dict(seeds=(0,), runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"), arms=arms)
     run_lib.run_claims([claim], scale, **kwargs)
-    kept, deleted = (results_lib.run_dir(kwargs["runs_root"], "test", arm, 0) for arm in arms)
+    kept, deleted = (claim_results.run_dir(kwargs["runs_root"], "test", arm, 0) for arm in arms)
     kept_results = os.path.getmtime(os.path.join(kept, runs.RESULTS))
     shutil.rmtree(deleted)
     capsys.readouterr()
@@ -72,7 +72,7 @@ def test_a_run_directory_of_another_setting_stops_the_runner_before_any_training
     other = Scale("test", scale.data_names, {**scale.datasets, TINY: {**scale.datasets[TINY], "epochs": 2}})
     with pytest.raises(runs.RunDirError, match="epochs: 1 -> 2") as refused:
         run_lib.run_claims(["resnet_vs_convnet", "table1"], other, **{**kwargs, "arms": None})
-    assert not os.path.exists(results_lib.run_dir(kwargs["runs_root"], "test", "net6", 0))
+    assert not os.path.exists(claim_results.run_dir(kwargs["runs_root"], "test", "net6", 0))
     # What a user of the runner can do: it has no --overwrite or --run-dir.
     assert "remove that run directory" in str(refused.value) and "--runs-dir" in str(refused.value)
     assert "--overwrite" not in str(refused.value) and "--run-dir " not in str(refused.value)
@@ -113,9 +113,9 @@ def test_the_verdict_follows_the_seeds_spread(tmp_path, net6_val, verdict):
     values = {"net1": (0.40, 0.41), "net1_plain": (0.30, 0.31), "net6": (net6_val, net6_val + 0.01)}
     for arm, vals in values.items():
         for seed, val in enumerate(vals):
-            _fake_run(results_lib.run_dir(str(tmp_path), "cpu", arm, seed), ARMS[arm].net, val, val + 0.2)
+            _fake_run(claim_results.run_dir(str(tmp_path), "cpu", arm, seed), ARMS[arm].net, val, val + 0.2)
     from experiments.claims import scale
-    got = results_lib.write("resnet_vs_convnet", scale("cpu", "/data"), (0, 1), str(tmp_path), str(tmp_path / "out"))
+    got = claim_results.write("resnet_vs_convnet", scale("cpu", "/data"), (0, 1), str(tmp_path), str(tmp_path / "out"))
     assert got.verdict == verdict
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert f"**Verdict: {verdict}.**" in summary
@@ -213,17 +213,17 @@ def test_distribution_mirrored_reaches_every_run_s_config(capsys):
 def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
     from experiments.claims import Verdict, scale
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{results_lib.TABLE_START}\nold table\n{results_lib.TABLE_END}\noutro\n")
+    readme.write_text(f"intro\n{claim_results.TABLE_START}\nold table\n{claim_results.TABLE_END}\noutro\n")
     verdicts = {"resnet_vs_convnet": Verdict("supported", why="Net 1 is above both",
                                              ours="val top-1 Net 1 40.5 ± 0.5")}
-    results_lib.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
+    claim_results.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old table" not in text
     assert ("| val top-1 Net 1 40.5 ± 0.5 | 20-class Tiny ImageNet, width 0.125, 10 epochs; 2 seeds |" in text
             and "**supported**: Net 1 is above both | `python -m experiments.run resnet_vs_convnet` |" in text)
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="no claims table markers"):
-        results_lib.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
+        claim_results.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
 
 
 @pytest.mark.parametrize("name", ["cpu", "cpu_w025", "cpu_w05", "paper"])
@@ -245,7 +245,7 @@ def test_every_arm_is_a_valid_config_at_every_scale(name):
 
 def test_a_run_is_claimed_by_exactly_one_of_many_runners_entering_at_once(tmp_path):
     import threading
-    from tinyresnet import claiming
+    from tinyresnet import locks
     folder = str(tmp_path / "runs" / "cpu" / "net1" / "seed_0")
     start, won, refused = threading.Barrier(8), [], []
     release = threading.Event()
@@ -253,10 +253,10 @@ def test_a_run_is_claimed_by_exactly_one_of_many_runners_entering_at_once(tmp_pa
     def runner():
         start.wait()
         try:
-            with claiming.claim(folder):
+            with locks.claim(folder):
                 won.append(1)
                 release.wait(10)
-        except claiming.Claimed as e:
+        except locks.Claimed as e:
             refused.append(str(e))
 
     threads = [threading.Thread(target=runner) for _ in range(8)]
@@ -270,23 +270,23 @@ def test_a_run_is_claimed_by_exactly_one_of_many_runners_entering_at_once(tmp_pa
         t.join()
     assert len(won) == 1 and len(refused) == 7
     assert f"pid {os.getpid()}" in refused[0]
-    assert os.path.exists(claiming.lock_path(folder))  # never removed: a runner may be waiting on it
+    assert os.path.exists(locks.lock_path(folder))  # never removed: a runner may be waiting on it
 
 
 def test_the_claim_of_a_killed_runner_is_taken_over(tmp_path):
-    from tinyresnet import claiming
+    from tinyresnet import locks
     folder = str(tmp_path / "net1" / "seed_0")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tinyresnet import claiming\n"
-                               f"with claiming.claim({folder!r}):\n    print('held', flush=True); time.sleep(60)"],
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tinyresnet import locks\n"
+                               f"with locks.claim({folder!r}):\n    print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(claiming.Claimed, match=f"pid {holder.pid}"):
-        with claiming.claim(folder):
+    with pytest.raises(locks.Claimed, match=f"pid {holder.pid}"):
+        with locks.claim(folder):
             pass
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    with claiming.claim(folder):
-        assert open(claiming.lock_path(folder)).read().endswith(f"pid {os.getpid()}\n")
+    with locks.claim(folder):
+        assert open(locks.lock_path(folder)).read().endswith(f"pid {os.getpid()}\n")
 
 
 @pytest.mark.slow
@@ -334,8 +334,8 @@ def test_the_width_ladder_runs_the_cpu_scale_s_tiny_imagenet_claims_wider_into_i
     assert wider.datasets["tiny_imagenet"] == {**cpu.datasets["tiny_imagenet"], "width": 0.25}
     assert [c for c in CLAIMS if wider.has(CLAIMS[c])] == ["resnet_vs_convnet", "overfitting_gap",
                                                            "dropout_augmentation"]
-    assert results_lib.claim_dir("/r", "table1", cpu) == os.path.join("/r", "table1", "")
-    assert results_lib.claim_dir("/r", "resnet_vs_convnet", wider) == os.path.join("/r", "resnet_vs_convnet",
+    assert claim_results.claim_dir("/r", "table1", cpu) == os.path.join("/r", "table1", "")
+    assert claim_results.claim_dir("/r", "resnet_vs_convnet", wider) == os.path.join("/r", "resnet_vs_convnet",
                                                                                      "cpu_w025")
     args, claims, _ = run_lib.parse_args(["all", "--scale=cpu_w05", "--shard=1/3"])
     assert claims == ["resnet_vs_convnet", "overfitting_gap", "dropout_augmentation"] and args.shard == (1, 3)
@@ -349,7 +349,7 @@ def test_the_ladder_tables_each_comparison_per_width_from_the_committed_results(
     from experiments.claims import scale
 
     def commit(scale_name, claim, values):  # {arm: (seed 0, seed 1) val_top1}
-        folder = results_lib.claim_dir(str(tmp_path), claim, scale(scale_name, "/"))
+        folder = claim_results.claim_dir(str(tmp_path), claim, scale(scale_name, "/"))
         os.makedirs(folder, exist_ok=True)
         rows = [{"claim": claim, "arm": arm, "seed": seed, "val_top1": v, "gap": 0.05}
                 for arm, pair in values.items() for seed, v in enumerate(pair)]
@@ -439,7 +439,7 @@ def test_the_data_rung_is_the_width_0_25_rung_on_100_classes_and_refuses_a_missi
                                               "data": os.path.join("/data", "tiny-imagenet-200-sub100.zip")}
     assert run_lib.plan(["resnet_vs_convnet", "overfitting_gap", "dropout_augmentation"], (0, 1), c100.arms) == [
         (arm, seed) for arm in ("net1", "net1_plain", "net6", "net1_no_dropout") for seed in (0, 1)]
-    assert results_lib.claim_dir("/r", "overfitting_gap", c100) == os.path.join("/r", "overfitting_gap", "cpu_c100")
+    assert claim_results.claim_dir("/r", "overfitting_gap", c100) == os.path.join("/r", "overfitting_gap", "cpu_c100")
     out = subprocess.run([sys.executable, "-m", "experiments.run", "all", "--scale=cpu_c100",
                           f"--data-dir={tmp_path}", f"--runs-dir={tmp_path / 'runs'}"],
                          cwd=os.path.dirname(run_lib.HERE), capture_output=True, text=True, timeout=60)

@@ -47,8 +47,8 @@ class _Loaded(Exception):
 
 @pytest.mark.parametrize("script", ["tinyresnet-train", "tinyresnet-bench"])
 def test_the_training_console_scripts_turn_it_on_before_tensorflow_loads(script, monkeypatch, tmp_path):
-    # They load TensorFlow (quiet.load_tensorflow) before they import tinyresnet.train.
-    from tinyresnet import cli, quiet
+    # They load TensorFlow (startup.load_tensorflow) before they import tinyresnet.train.
+    from tinyresnet import cli, startup
     seen = []
 
     def load_tensorflow():
@@ -56,7 +56,7 @@ def test_the_training_console_scripts_turn_it_on_before_tensorflow_loads(script,
         raise _Loaded
 
     monkeypatch.delenv(onednn.VARIABLE, raising=False)
-    monkeypatch.setattr(quiet, "load_tensorflow", load_tensorflow)
+    monkeypatch.setattr(startup, "load_tensorflow", load_tensorflow)
     argv = {"tinyresnet-train": ["--net=net1", f"--data={tmp_path}", f"--run-dir={tmp_path / 'run'}"],
             "tinyresnet-bench": ["--smoke"]}[script]
     main = {"tinyresnet-train": cli.train_main, "tinyresnet-bench": cli.bench_main}[script]

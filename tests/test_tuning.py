@@ -405,11 +405,11 @@ def test_retrain_best_counts_its_epochs_in_words(tmp_path, monkeypatch, capsys):
     import argparse
     from tinyresnet import commands
     from tinyresnet.tuning import command
-    from tinyresnet.tuning import results as results_lib
+    from tinyresnet.tuning import leaderboard
     trial = tmp_path / "trial_0002"
     trial.mkdir()
     runs.write_json(str(trial / runs.CONFIG), {"net": "Conv 8, Avg 2, FC 3", "epochs": 3})
-    monkeypatch.setattr(results_lib, "best_trial", lambda table: {"trial": "0002", "spec": "Conv 8, Avg 2, FC 3"})
+    monkeypatch.setattr(leaderboard, "best_trial", lambda table: {"trial": "0002", "spec": "Conv 8, Avg 2, FC 3"})
     monkeypatch.setattr(commands, "run_training", lambda work, errors=(): (({"val_top1": 0.5}, "exported/x/1"), None))
     args = argparse.Namespace(project_dir=str(tmp_path), retrain_best=1, export="exported")
     assert command._retrain_best(args, None) == 0

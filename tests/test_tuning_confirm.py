@@ -180,13 +180,13 @@ def test_a_run_another_confirmation_holds_is_left_to_it_then_trained_here_if_it_
     import subprocess
     import sys
     import time
-    from tinyresnet import claiming, train
+    from tinyresnet import locks, train
     from tinyresnet import config as config_lib
     config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3", "epochs": 1})
     planned = [confirm.Run("trial_0", "searched", confirm.EQUAL_EPOCHS, seed, config) for seed in (0, 1)]
     held = str(tmp_path / planned[0].folder)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from tinyresnet import claiming\n"
-                               f"with claiming.claim({held!r}):\n    print('held', flush=True); time.sleep(3)"],
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from tinyresnet import locks\n"
+                               f"with locks.claim({held!r}):\n    print('held', flush=True); time.sleep(3)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     start = time.perf_counter()  # the holder lets go 3 s from now
@@ -205,14 +205,14 @@ def test_a_run_another_confirmation_holds_is_left_to_it_then_trained_here_if_it_
     assert holder.wait(5) == 0
     assert any("seed 0: skipped" in line and f"pid {holder.pid}" in line for line in lines), lines
     assert time.perf_counter() - start < 30
-    with claiming.claim(held):  # and released
+    with locks.claim(held):  # and released
         pass
 
 
 def test_a_reference_at_the_search_width_shows_the_filters_it_was_built_with(tmp_path):
     # Its GFLOPs are those of width 0.25: beside them, Net 1's full-width filters would misinform.
     from tinyresnet import spec as spec_lib
-    from tinyresnet.tuning import results as results_lib
+    from tinyresnet.tuning import leaderboard
     assert spec_lib.format_spec(spec_lib.at_width("net1", 0.25)).startswith("(Conv 16) x 2, Avg 2, BB 16, BB 32,")
     assert spec_lib.at_width("Conv 12, Avg 2, FC 3", 0.25) == spec_lib.parse_spec("Conv 8, Avg 2, FC 3")  # 8 at least
     for folder in ("reference/net1", "confirm/net1/e2-seed0"):
@@ -223,7 +223,7 @@ def test_a_reference_at_the_search_width_shows_the_filters_it_was_built_with(tmp
                                                      "val_top1": 0.3, "train_top1": 0.4, "forward_gflops": 0.114,
                                                      "params": 402884})
     built = spec_lib.format_spec(spec_lib.at_width("net1", 0.25))
-    assert results_lib.references(str(tmp_path))["net1"]["spec"] == built
+    assert leaderboard.references(str(tmp_path))["net1"]["spec"] == built
     assert confirm.table(str(tmp_path))["spec"].tolist() == [built]
 
 
@@ -266,14 +266,14 @@ def test_ctrl_c_while_a_confirmation_waits_or_loads_ends_it_with_one_line(tmp_pa
     # Outside training (waiting on a run another confirmation holds, loading data) it used to be a traceback.
     from tinyresnet import config as config_lib
     from tinyresnet.tuning import command
-    from tinyresnet.tuning import results as results_lib
+    from tinyresnet.tuning import leaderboard
     project = tmp_path / "project"
     (project / "trial_0").mkdir(parents=True)
     config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3"})
     runs.write_json(str(project / "search.json"), {"base": config_lib.run_defining(config_lib.to_dict(config)),
                                                    "reference_width": None})
     (project / "oracle.json").write_text("{}")
-    monkeypatch.setattr(results_lib, "trials_table", lambda project_dir: None)
+    monkeypatch.setattr(leaderboard, "trials_table", lambda project_dir: None)
 
     def waits(*args, **kwargs):
         raise KeyboardInterrupt
@@ -373,7 +373,7 @@ def test_references_are_study_arms_presets_or_notation_with_settings():
 
 
 def test_rung_correlations_say_how_far_a_short_rung_foretells_a_longer_one():
-    from tinyresnet.tuning import results as results_lib
+    from tinyresnet.tuning import leaderboard
     rows = []
     # Five nets at 1 epoch in one order, at 3 epochs in the same order, at 9 in the reverse (3 of them).
     for i, net in enumerate("ABCDE"):
@@ -382,15 +382,15 @@ def test_rung_correlations_say_how_far_a_short_rung_foretells_a_longer_one():
     for i, net in enumerate("CDE"):
         rows.append({"spec": net, "status": "COMPLETED", "epochs": 9, "val_top1": 0.5 - 0.01 * i})
     rows.append({"spec": "F", "status": "FAILED", "epochs": 9, "val_top1": None})
-    found = results_lib.rung_correlations(pd.DataFrame(rows))
+    found = leaderboard.rung_correlations(pd.DataFrame(rows))
     assert found.to_dict("records") == [
         {"short_epochs": 1, "long_epochs": 3, "nets": 5, "spearman": pytest.approx(1.0)},
         {"short_epochs": 1, "long_epochs": 9, "nets": 3, "spearman": pytest.approx(-1.0)},
         {"short_epochs": 3, "long_epochs": 9, "nets": 3, "spearman": pytest.approx(-1.0)}]
-    assert "| 1 | 3 | 5 | 1.00 |" in results_lib.rungs_markdown(found)
+    assert "| 1 | 3 | 5 | 1.00 |" in leaderboard.rungs_markdown(found)
     single = pd.DataFrame([{"spec": "A", "status": "COMPLETED", "epochs": 3, "val_top1": 0.3}])
-    assert results_lib.rung_correlations(single).empty and results_lib.rungs_markdown(
-        results_lib.rung_correlations(single)) == ""
+    assert leaderboard.rung_correlations(single).empty and leaderboard.rungs_markdown(
+        leaderboard.rung_correlations(single)) == ""
 
 
 @pytest.mark.slow

@@ -309,16 +309,16 @@ def test_a_hyperband_table_ranks_the_longest_trials_first_and_draws_their_front(
     # A 1-epoch score is not comparable with a 3-epoch one: the leaderboard, the best trial and the Pareto
     # front go by the most epochs first, as `confirm` chooses its nets.
     import pandas as pd
-    from tinyresnet.tuning import results
+    from tinyresnet.tuning import leaderboard
     rows = [("0", 1, 0.30, 0.01), ("1", 3, 0.28, 0.02), ("2", 3, 0.45, 0.05), ("3", 1, 0.10, 0.03)]
     for trial, *_ in rows:
         (tmp_path / f"trial_{trial}").mkdir()
-    monkeypatch.setattr(results, "_trial_row", lambda d: next(
+    monkeypatch.setattr(leaderboard, "_trial_row", lambda d: next(
         {"trial": t, "status": "COMPLETED", "spec": f"net {t}", "epochs": e, "val_top1": v, "forward_gflops": g}
         for t, e, v, g in rows if d.endswith(f"trial_{t}")))
-    table = results.trials_table(str(tmp_path))
+    table = leaderboard.trials_table(str(tmp_path))
     assert list(table["trial"]) == ["2", "1", "0", "3"]
-    assert results.best_trial(table)["trial"] == "2"
-    assert list(results.pareto(table)["trial"]) == ["1", "2"]  # the 1-epoch trial 0 is cheaper, not comparable
-    results.plot(table, {}, str(tmp_path / "search.png"))
+    assert leaderboard.best_trial(table)["trial"] == "2"
+    assert list(leaderboard.pareto(table)["trial"]) == ["1", "2"]  # the 1-epoch trial 0 is cheaper, not comparable
+    leaderboard.plot(table, {}, str(tmp_path / "search.png"))
     assert (tmp_path / "search.png").stat().st_size > 0

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from tinyresnet import onednn, options, quiet, runs
+from tinyresnet import onednn, options, startup, runs
 from tinyresnet.commands import dashed_options, run_training
 from tinyresnet.commands import fail as _fail
 
@@ -156,7 +156,7 @@ def train_main(argv=None):
     except (config_lib.ConfigError, spec_lib.SpecError, options.UsageError) as e:
         return _fail(e)
     if args.summary:
-        quiet.load_tensorflow()
+        startup.load_tensorflow()
         from tinyresnet.data import DataError
         try:
             _print_summary(cfg)
@@ -168,7 +168,7 @@ def train_main(argv=None):
     except runs.RunDirError as e:
         return _fail(e)
     onednn.enable_by_default()
-    quiet.load_tensorflow()
+    startup.load_tensorflow()
     from tinyresnet import train
 
     def work():
@@ -244,7 +244,7 @@ def export_main(argv=None):
         options.output_folder("--out", args.out)
     except options.UsageError as e:
         return _fail(e)
-    quiet.load_tensorflow()
+    startup.load_tensorflow()
     from tinyresnet import export
     try:
         path = export.export_run(args.source, args.out, args.name, args.version, args.overwrite)
@@ -280,7 +280,7 @@ def predict_main(argv=None):
     files = predict.expand_inputs(args.images)  # folders walked once: the files are passed on as they are
     if not files:
         return _fail(f"no image files in {' '.join(args.images)}")
-    quiet.load_tensorflow()
+    startup.load_tensorflow()
     predictions = predict.predict_files(args.model_dir, files, args.batch_size, top_k=args.top)
     print(predict.format_table(predictions, args.top))
     if args.output:
@@ -362,7 +362,7 @@ def bench_main(argv=None):
         values["nets"] = tuple(item for _, items in groups for item in items)
     settings = dataclasses.replace(defaults, **values)
     onednn.enable_by_default()
-    quiet.load_tensorflow()
+    startup.load_tensorflow()
     from tinyresnet import bench
     from tinyresnet.data import DataError
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print

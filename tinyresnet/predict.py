@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from tinyresnet import quiet
+from tinyresnet import startup
 from tinyresnet.data.folders import IMAGE_EXTENSIONS
 
 METADATA = "metadata.json"
@@ -63,7 +63,7 @@ def _read(path):
     try:
         with open(path, "rb") as f:
             blob = f.read()
-        with quiet.native_noise_filtered(quiet.DECODER_NOISE):  # libjpeg's own line for a truncated JPEG
+        with startup.native_noise_filtered(startup.DECODER_NOISE):  # libjpeg's own line for a truncated JPEG
             tf.io.decode_image(blob, channels=3, expand_animations=False)  # fail here, named, not in a batch
         return blob, None
     except FileNotFoundError:

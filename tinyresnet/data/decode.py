@@ -5,7 +5,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tinyresnet import quiet
+from tinyresnet import startup
 from tinyresnet.data.files import DataError
 
 
@@ -77,7 +77,7 @@ def decode_images(blobs, names, size, resize=False, skip_corrupt=False):
     if not blobs:
         return np.zeros((0, *size, 3), np.uint8), np.zeros((0,), np.int64)
     # A truncated JPEG makes libjpeg write a line of its own to stderr, besides the error reported here.
-    with quiet.native_noise_filtered(quiet.DECODER_NOISE):
+    with startup.native_noise_filtered(startup.DECODER_NOISE):
         try:
             return _decode_all(blobs, size, resize), np.arange(len(blobs))
         except tf.errors.OpError:

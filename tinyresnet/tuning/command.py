@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 
-from tinyresnet import onednn, options, quiet, runs
+from tinyresnet import onednn, options, startup, runs
 from tinyresnet.commands import fail as _fail, raise_interrupt
 from tinyresnet.tuning import local_cluster, trial_process
 from tinyresnet.tuning.project import PROJECT_MARKER, SEARCH_DEFINITION, is_project  # noqa: F401  (also the API)
@@ -178,9 +178,9 @@ def _admit_search(search, project_dir, record=True):
 
 def _train_references(search, references, datasets, project_dir):
     from tinyresnet import train
-    from tinyresnet.tuning import results as results_lib
+    from tinyresnet.tuning import leaderboard
     for reference in references:
-        run_dir = os.path.join(project_dir, results_lib.REFERENCE_DIR, reference.name)
+        run_dir = os.path.join(project_dir, leaderboard.REFERENCE_DIR, reference.name)
         if not runs.is_finished(run_dir):
             print(f"reference {reference.name}: training on the search's settings", flush=True)
             config = reference.config(dataclasses.replace(search.base, verbose=0),
@@ -255,7 +255,7 @@ def search_main(argv):
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])
         os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.role == "chief" else (args.tuner_id or "worker0")
     onednn.enable_by_default()
-    quiet.load_tensorflow()
+    startup.load_tensorflow()
     from keras_tuner.src.distribute import oracle_client
     # KerasTuner waits an hour for a chief that is gone; a worker should say so much sooner.
     oracle_client.TIMEOUT = args.oracle_timeout
@@ -307,8 +307,8 @@ def search_main(argv):
 
 def _diverged_hint(project_dir, precision):
     """What to change when trials diverged: a project keeps its base settings, so a new project."""
-    from tinyresnet.tuning import results as results_lib
-    table = results_lib.trials_table(project_dir)
+    from tinyresnet.tuning import leaderboard
+    table = leaderboard.trials_table(project_dir)
     if "message" not in table or not table["message"].fillna("").str.startswith("diverged").any():
         return ""
     change = "lower base.learning_rate in the search file"
@@ -321,11 +321,11 @@ def _diverged_hint(project_dir, precision):
 
 
 def _write_results(project_dir):
-    from tinyresnet.tuning import results as results_lib
-    table = results_lib.write(project_dir)
-    best = results_lib.best_trial(table)
+    from tinyresnet.tuning import leaderboard
+    table = leaderboard.write(project_dir)
+    best = leaderboard.best_trial(table)
     if len(table):  # the final table: the ten best trials, and the references trained beside them
-        print("\n" + results_lib.leaderboard(table.head(10), results_lib.references(project_dir)))
+        print("\n" + leaderboard.markdown(table.head(10), leaderboard.references(project_dir)))
     print(f"results: {project_dir}/trials.csv, leaderboard.md, search.png ({len(table)} trials)")
     if best is not None:
         print(f"best: trial {best['trial']}  val top-1 {best['val_top1']:.3f}  {best['spec']}")
@@ -348,10 +348,10 @@ def report_main(argv):
     except options.UsageError as e:
         return _fail(e)
     args.export = args.export or runs.EXPORT_ROOT
-    from tinyresnet.tuning import results as results_lib
-    table = results_lib.write(args.project_dir, args.out)
+    from tinyresnet.tuning import leaderboard
+    table = leaderboard.write(args.project_dir, args.out)
     out = args.out or args.project_dir
-    print(results_lib.leaderboard(table.head(10), results_lib.references(args.project_dir)))
+    print(leaderboard.markdown(table.head(10), leaderboard.references(args.project_dir)))
     from tinyresnet.tuning import confirm
     confirmed = confirm.table(args.project_dir)
     if confirmed is not None:
@@ -365,13 +365,13 @@ def report_main(argv):
 
 def _retrain_best(args, table):
     onednn.enable_by_default()
-    quiet.load_tensorflow()
+    startup.load_tensorflow()
     from tinyresnet import config as config_lib
     from tinyresnet import export, train
     from tinyresnet.commands import run_training
     from tinyresnet.tuning import confirm
-    from tinyresnet.tuning import results as results_lib
-    best = results_lib.best_trial(table)
+    from tinyresnet.tuning import leaderboard
+    best = leaderboard.best_trial(table)
     if best is None:
         return _fail(f"{args.project_dir}: no finished trial to retrain")
     trial_dir = os.path.join(args.project_dir, f"trial_{best['trial']}")

@@ -27,7 +27,7 @@ from typing import List, Optional
 import pandas as pd
 
 from tinyresnet import config as config_lib
-from tinyresnet import claiming, runs, stats
+from tinyresnet import locks, runs, stats
 from tinyresnet import spec as spec_lib
 from tinyresnet.tuning.references import as_references
 from tinyresnet.tuning.space import CONFIG_KEYS
@@ -290,7 +290,7 @@ def diverged_runs(project_dir) -> List[str]:
 
 
 def _train(project_dir, todo, datasets, verbose, log, epoch_lines=False):
-    """Trains the unsettled runs of `todo`, each under its claim (`tinyresnet.claiming`): confirmations
+    """Trains the unsettled runs of `todo`, each under its claim (`tinyresnet.locks`): confirmations
     sharing the project (`--workers`, or machines) never train the same run. A run another one holds is
     waited for at the end, and trained here if its holder stopped before finishing it."""
     left = [r for r in todo if not _settled(project_dir, r)]
@@ -305,7 +305,7 @@ def _train(project_dir, todo, datasets, verbose, log, epoch_lines=False):
         head = f"[{i}/{len(left)}] {r.net} seed {r.seed}"
         try:
             _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines)
-        except claiming.Claimed as e:
+        except locks.Claimed as e:
             log(f"{head}: skipped, {e}")
             held.append((head, r))
     for head, r in held:
@@ -317,7 +317,7 @@ def _train(project_dir, todo, datasets, verbose, log, epoch_lines=False):
 def _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines, wait=False):
     from tinyresnet import train
     folder = os.path.join(project_dir, r.folder)
-    with claiming.claim(folder, wait=wait):
+    with locks.claim(folder, wait=wait):
         if _settled(project_dir, r):  # by another confirmation, while this one trained or waited
             log(f"{head}: {'finished' if runs.is_finished(folder) else 'diverged'} in another confirmation")
             return

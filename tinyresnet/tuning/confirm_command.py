@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 
-from tinyresnet import onednn, options, quiet
+from tinyresnet import onednn, options, startup
 from tinyresnet.tuning import local_cluster, trial_process
 from tinyresnet.commands import fail as _fail, raise_interrupt as _interrupt
 from tinyresnet.tuning.project import PROJECT_MARKER, is_project
@@ -92,7 +92,7 @@ def _confirm(args, references):
     code, or None once every run is finished or diverged."""
     from tinyresnet.commands import run_training
     from tinyresnet.tuning import confirm
-    from tinyresnet.tuning import results as results_lib
+    from tinyresnet.tuning import leaderboard
     child = bool(args.parent_pid)
     # SIGTERM (a job scheduler, `kill`, the death of the --workers launcher) stops it as Ctrl-C does:
     # the run saves its last epoch, and a rerun resumes it.
@@ -111,8 +111,8 @@ def _confirm(args, references):
         sys.stdout.flush()
     try:
         onednn.enable_by_default()
-        quiet.load_tensorflow()
-        trials = results_lib.trials_table(args.project_dir)
+        startup.load_tensorflow()
+        trials = leaderboard.trials_table(args.project_dir)
         # Workers share one terminal: a line per epoch naming the run, not Keras' lines that name none.
         _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
                                                    references, verbose=0 if args.quiet or child else 2, log=log,
@@ -158,14 +158,14 @@ def _run_workers(args, argv):
 
 def _report(project_dir, code):
     """Writes and shows what finished, even when a later run failed or was interrupted; the exit code."""
-    from tinyresnet import claiming
+    from tinyresnet import locks
     from tinyresnet.tuning import confirm
-    from tinyresnet.tuning import results as results_lib
+    from tinyresnet.tuning import leaderboard
     if confirm.table(project_dir) is not None:
         # One writer at a time: confirmations on other machines may finish together.
-        with claiming.claim(os.path.join(project_dir, confirm.CONFIRM_DIR, "results"), wait=True):
+        with locks.claim(os.path.join(project_dir, confirm.CONFIRM_DIR, "results"), wait=True):
             confirmed = confirm.table(project_dir)
-            results_lib.write(project_dir)
+            leaderboard.write(project_dir)
         if code is None:
             print(confirm.markdown(confirmed, confirm.waiting(project_dir, confirmed)))
         print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")

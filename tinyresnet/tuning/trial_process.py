@@ -189,9 +189,9 @@ def main(argv=None):
     # Keras imports scikit-learn, where it is installed (keras-tuner[bayesian] installs it), for
     # wrappers a trial never uses: about 3 of the 8 s that loading TensorFlow took here.
     sys.modules.setdefault("sklearn", None)
-    from tinyresnet import onednn, quiet
+    from tinyresnet import onednn, startup
     onednn.enable_by_default()
-    quiet.load_tensorflow()
+    startup.load_tensorflow()
     signal.signal(signal.SIGINT, _on_sigint)
     try:
         with os.fdopen(reply_fd, "w") as replies:

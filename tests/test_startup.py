@@ -17,8 +17,8 @@ NOISY = (
 
 def test_native_start_up_noise_is_dropped_and_the_rest_kept_in_order():
     code = ("import os, sys\n"
-            "from tinyresnet import quiet\n"
-            "with quiet.native_noise_filtered():\n"
+            "from tinyresnet import startup\n"
+            "with startup.native_noise_filtered():\n"
             f"    os.write(2, {NOISY.encode()!r})\n"
             "    print('python line', file=sys.stderr)\n"
             "print('after', file=sys.stderr)\n")
@@ -29,8 +29,8 @@ def test_native_start_up_noise_is_dropped_and_the_rest_kept_in_order():
 
 
 def test_an_exception_inside_the_block_still_reaches_the_screen():
-    code = ("from tinyresnet import quiet\n"
-            "with quiet.native_noise_filtered():\n"
+    code = ("from tinyresnet import startup\n"
+            "with startup.native_noise_filtered():\n"
             "    raise SystemExit('error: named failure')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "error: named failure" in out.stderr

@@ -123,7 +123,7 @@ def _percent(value):
     return "-" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
 
 
-def leaderboard(table, refs):
+def markdown(table, refs):
     """The ranked trials (those with a score: a failed one is listed apart, with why), then the references."""
     lines = ["| rank | trial | val top-1 | train top-1 | gap | GFLOPs | params | layers | epochs | seconds | spec |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -189,7 +189,7 @@ def write(project_dir, out_dir=None):
     tmp = os.path.join(out_dir, f"trials.csv.tmp-{os.getpid()}")
     table.to_csv(tmp, index=False)
     os.replace(tmp, os.path.join(out_dir, "trials.csv"))
-    board = leaderboard(table, refs)
+    board = markdown(table, refs)
     correlations = rung_correlations(table)
     if not correlations.empty:
         board += "\n" + rungs_markdown(correlations)
