@@ -254,8 +254,10 @@ def render_tune_memory(path, record):
     for mode, m in r.items():
         rss = m["rss_mib_after_each_trial"]
         largest = "-" if m["largest_trial_process_mib"] is None else f"{m['largest_trial_process_mib']:,.0f}"
-        label = {"trial-process": f"in a process apart, replaced after {m.get('recycle_mib') or 0:.0f} MiB of growth "
-                 "(default)", "process-per-trial": "each in a new process (`recycle_mib=0`)",
+        apart = (f"in a process apart, replaced every {m['trials_per_process']} trials (default)"
+                 if "trials_per_process" in m else  # a record from before the process pool
+                 f"in a process apart, replaced after {m.get('recycle_mib') or 0:.0f} MiB of growth (then the default)")
+        label = {"trial-process": apart, "process-per-trial": "each in a new process",
                  "in-process": "all in the tuner's process (`--trials-in-process`)"}[mode]
         lines.append(f"| {label} | {m['trials']} | {rss[2]:,.0f} | {rss[-1]:,.0f} "
                      f"| {m['growth_mib_per_trial_from_3rd']:.2f} | {largest} | {m['seconds_per_trial']:.1f} |")

@@ -10,11 +10,9 @@ summary.md, curves.png), so results can be committed as arms finish.
 
 import argparse
 import os
-import signal
 import sys
-import time
 
-from tinyresnet import locks, onednn, startup, runs
+from tinyresnet import locks, onednn, processes, runner, runs, startup
 
 from experiments import ladder
 from experiments import claim_results
@@ -57,7 +55,7 @@ def _check_run_dir(config, folder):
 
 
 def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_root=None, arms=None,
-               overrides=None, train_runs=True, readme=None, shard=(0, 1)):
+               overrides=None, train_runs=True, readme=None, shard=(0, 1), log=print, epoch_lines=False):
     """Trains what the claims need that is not finished, writing each claim's results as its runs end.
 
     Each run is claimed while it trains (`tinyresnet.locks`): runners on
@@ -96,62 +94,15 @@ def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_
 
     if not train_runs:
         return finish()
-    index, count = shard
-    mine = [key for i, key in enumerate(todo) if i % count == index]
-    _train(mine, configs, folders, finish if count == 1 else None)
-    left = [key for key in todo if not runs.is_finished(folders[key])]
+    planned = [runner.Planned(f"{arm} seed {seed}", folders[(arm, seed)], configs[(arm, seed)]) for arm, seed in todo]
+    runner.train_runs(planned, log=log, shard=shard, epoch_lines=epoch_lines,
+                      after_each=finish if shard[1] == 1 else None)
+    left = [key for key in todo if not runner.is_settled(folders[key])]
     if left:
-        print(f"{len(left)} of {len(todo)} runs are not finished (other shards, or runs that diverged); the "
-              "runner that finishes the last one writes the results", flush=True)
+        print(f"{len(left)} of {len(todo)} runs are not finished (other shards); the runner that finishes the last "
+              "one writes the results", flush=True)
         return None
     return finish()
-
-
-def _train(mine, configs, folders, after_each):
-    from tinyresnet import train
-
-    from tinyresnet.commands import check_interrupted
-    strategy = None
-    for i, key in enumerate(mine, 1):
-        check_interrupted()  # a Ctrl-C that a destructor swallowed after the last run
-        (arm, seed), config, folder = key, configs[key], folders[key]
-        head = f"[{i}/{len(mine)}] {arm} seed {seed}:"
-        if runs.is_finished(folder):
-            print(f"{head} finished, skipped ({folder})", flush=True)
-            continue
-        try:
-            with locks.claim(folder):
-                if runs.is_finished(folder):  # finished by another runner while we looked
-                    print(f"{head} finished, skipped ({folder})", flush=True)
-                    continue
-                resumed = runs.resume_epoch(folder)
-                print(f"{head} " + (f"resuming after epoch {resumed}" if resumed else "training") + f" in {folder}",
-                      flush=True)
-                strategy = strategy or train.make_strategy(config)
-                start = time.perf_counter()
-                try:
-                    result = train.train_and_evaluate(config, folder, datasets=train.load_datasets(config),
-                                                      strategy=strategy)
-                except train.TrainingDiverged as e:
-                    print(f"    {arm} seed {seed} diverged ({e}); it stays unfinished and out of the results",
-                          flush=True)
-                    continue
-        except locks.Claimed as e:
-            print(f"{head} skipped: {e}", flush=True)
-            continue
-        print(f"    val top-1 {100 * result['val_top1']:.1f}%, train top-1 {100 * result['train_top1']:.1f}%, "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
-        _release_memory()
-        if after_each:
-            after_each()  # results to commit as soon as a run ends
-
-
-def _release_memory():
-    # Each run builds a new model; without this, graphs of earlier runs stay in memory.
-    import gc
-    import keras
-    keras.backend.clear_session()
-    gc.collect()
 
 
 def parse_args(argv=None):
@@ -184,6 +135,11 @@ def parse_args(argv=None):
                         help="mirrored: each run trains on every GPU of this machine (tf.distribute.MirroredStrategy, "
                              "the batch split among them); it defines the run, so a run started one way resumes "
                              "the same way (default: the config's, one device)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs trained side by side on this machine, each with its share of the cores "
+                             "(default 1); small nets train more images a second that way. The same command on "
+                             "machines sharing --runs-dir shares the runs the same way")
+    parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)  # a --workers launcher's
     parser.add_argument("--shard", default="0/1", metavar="I/N",
                         help="train every N-th run from the I-th (I = 0..N-1), as one task of a job array on "
                              "machines sharing --runs-dir (e.g. --shard=$SLURM_ARRAY_TASK_ID/4); each run is "
@@ -212,6 +168,10 @@ def parse_args(argv=None):
                      f"({', '.join(sorted(needed))})")
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and args.report_only:
+        parser.error("--workers trains runs side by side; --report-only trains none: give one of them")
     return args, claims, arms
 
 
@@ -242,21 +202,38 @@ def main(argv=None):
     default_folders = not (args.runs_dir or args.results_dir or args.arms or args.steps_per_epoch
                            or args.seeds != len(DEFAULT_SEEDS))
     readme = os.path.join(HERE, "README.md") if args.scale == "cpu" and default_folders else None
-    onednn.enable_by_default()
-    # Ctrl-C and SIGTERM (a Slurm job's end) stop the runner between epochs; remembered, so that one landing in
-    # a destructor between two runs is not lost.
-    from tinyresnet.commands import raise_interrupt
-    signal.signal(signal.SIGINT, raise_interrupt)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    startup.load_tensorflow()
     from tinyresnet import config as config_lib
+    child = bool(args.parent_pid)
+    train_runs = not args.report_only
+    if args.workers > 1:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        code = processes.run_copies([sys.executable, "-m", "experiments.run",
+                                     *processes.without_options(argv, ("--workers",))], args.workers, "the experiments")
+        if code is not None:
+            sys.exit(code)
+        train_runs = False  # every run is settled: the verdicts, once
+    else:
+        onednn.enable_by_default()
+        # Ctrl-C and SIGTERM (a Slurm job's end) stop the runner between epochs; remembered, so that one landing in
+        # a destructor between two runs is not lost.
+        if not processes.stop_as_ctrl_c(args.parent_pid):
+            sys.exit(130)  # the launcher is gone already
+        startup.load_tensorflow()
+    # Workers share one terminal: a line per epoch naming the run, not Keras' lines that name none.
+    if child:
+        overrides["verbose"] = 0
     try:
         verdicts = run_claims(claims, scale, tuple(range(args.seeds)), args.runs_dir, args.results_dir, arms,
-                              overrides, train_runs=not args.report_only, readme=readme, shard=args.shard)
+                              overrides, train_runs=train_runs, readme=readme, shard=args.shard,
+                              log=runner.line_log(f"[pid {os.getpid()}] " if child else ""), epoch_lines=child)
     except (config_lib.ConfigError, runs.RunDirError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:  # in a run (train.Interrupted) or between two
+        if child:
+            sys.exit(130)  # the launcher says it once
         sys.exit("interrupted: finished epochs are kept; run the same command to resume")
+    if child:
+        return
     for name, (verdict, why, ours) in (verdicts or {}).items():
         print(f"{name}: {verdict} ({why}). Ours: {ours}")
 

@@ -5,8 +5,8 @@ Usage:
 
 Runs a random search of `--trials` small nets (1 epoch of `--steps` steps each)
 through `SpecTuner` in each of three ways, each time in a fresh process: the
-trials in a process apart that is replaced once it has grown by `--recycle-mib`
-(what `tinyresnet-tune` does), in a new process each (`recycle_mib=0`), and in
+trials in a process apart that is replaced every `--trials-per-process` trials
+(what `tinyresnet-tune` does), in a new process each (`trials_per_process=1`), and in
 the tuner's process (`--trials-in-process`). For each: the tuner process's
 resident set size after each trial, its growth per trial from the third trial
 on by least squares (the first ones load kernels and caches), the largest trial
@@ -25,7 +25,7 @@ import time
 
 import psutil
 
-from tinyresnet.tuning import trial_process
+from tinyresnet.tuning import trial_pool
 
 MODES = ("trial-process", "process-per-trial", "in-process")
 SEARCH = """
@@ -49,14 +49,14 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--mode", choices=MODES, help="run only this way, in this process")
-    parser.add_argument("--recycle-mib", type=float, default=trial_process.RECYCLE_MIB,
-                        help="growth after which the trial process of `trial-process` is replaced "
-                             f"(default {trial_process.RECYCLE_MIB})")
+    parser.add_argument("--trials-per-process", type=int, default=trial_pool.TRIALS_PER_PROCESS,
+                        help="trials after which the trial process of `trial-process` is replaced "
+                             f"(default {trial_pool.TRIALS_PER_PROCESS})")
     args = parser.parse_args()
     if args.mode is None:
         return _compare(args)
     args.in_process = args.mode == "in-process"
-    recycle_mib = 0 if args.mode == "process-per-trial" else args.recycle_mib
+    per_process = 1 if args.mode == "process-per-trial" else args.trials_per_process
     from tinyresnet import train
     from tinyresnet.tuning import space
     from tinyresnet.tuning.tuner import SpecTuner
@@ -70,13 +70,13 @@ def main():
         datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=not args.in_process))
         before = process.memory_info().rss / 2 ** 20
         tuner = SpecTuner(search, datasets, os.path.join(tmp, "project"), log=lambda line: None,
-                          in_process=args.in_process, recycle_mib=recycle_mib)
+                          in_process=args.in_process, trials_per_process=per_process)
         tuner.on_trial_end = _recording(tuner.on_trial_end, process, rss)
         start = time.perf_counter()
         tuner.search(verbose=0)
         seconds = (time.perf_counter() - start) / max(1, len(rss))
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 10
-    out = {"mode": args.mode, "trials": len(rss), "recycle_mib": None if args.in_process else recycle_mib,
+    out = {"mode": args.mode, "trials": len(rss), "trials_per_process": None if args.in_process else per_process,
            "rss_mib_after_data": before, "rss_mib_after_each_trial": rss,
            "growth_mib_per_trial_from_3rd": _slope(rss[2:]),
            "largest_trial_process_mib": None if args.in_process else children, "seconds_per_trial": seconds}
@@ -87,7 +87,7 @@ def _compare(args):
     out = {}
     for mode in MODES:  # each in a fresh process, so neither inherits the other's memory
         command = [sys.executable, os.path.abspath(__file__), f"--data={args.data}", f"--trials={args.trials}",
-                   f"--steps={args.steps}", f"--mode={mode}", f"--recycle-mib={args.recycle_mib}", "--json"]
+                   f"--steps={args.steps}", f"--mode={mode}", f"--trials-per-process={args.trials_per_process}", "--json"]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         out[mode] = json.loads(done.stdout)
     print(json.dumps(out, indent=2) if args.json else "\n\n".join(_text(r) for r in out.values()))

@@ -296,7 +296,7 @@ def test_the_cases_cover_every_option_of_every_script(monkeypatch):
 def test_the_checks_load_no_tensorflow():
     code = ("import sys\n"
             "import tinyresnet.cli, tinyresnet.options, tinyresnet.predict, tinyresnet.data.files\n"
-            "import tinyresnet.tuning.command, tinyresnet.tuning.confirm_command\n"
+            "import tinyresnet.tuning.command, tinyresnet.runner, tinyresnet.processes\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": ROOT})

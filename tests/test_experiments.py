@@ -49,7 +49,8 @@ def test_two_arms_run_then_a_deleted_arm_alone_is_trained_again(tmp_path, scale,
     verdicts = run_lib.run_claims([claim], scale, **kwargs)
 
     out = capsys.readouterr().out
-    assert f"{arms[0]} seed 0: finished, skipped" in out and f"{arms[1]} seed 0: training" in out
+    # The shared runner says the finished ones in one line (it said "finished, skipped" per run).
+    assert "2 runs, 1 finished already" in out and f"{arms[1]} seed 0: training" in out
     assert os.path.getmtime(os.path.join(kept, runs.RESULTS)) == kept_results
     assert runs.is_finished(deleted)
     folder = tmp_path / "results" / claim
@@ -322,6 +323,32 @@ def test_two_sharded_runners_one_killed_mid_run_finish_every_run_once(tmp_path):
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out[-3000:]
     assert "net1 seed 0: resuming after epoch" in out
+    for arm in ("net1", "net1_plain", "net6"):
+        assert [r["epoch"] for r in runs.read_history(str(folder / "cpu" / arm / "seed_0"))] == list(range(10))
+    rows = _csv(tmp_path / "results" / "resnet_vs_convnet" / "results.csv")
+    assert sorted(r["arm"] for r in rows) == ["net1", "net1_plain", "net6"]
+
+
+@pytest.mark.slow
+def test_workers_share_the_runs_of_one_machine_each_trained_once_and_the_verdict_said_once(tmp_path):
+    # Issue 29: --workers=N on one machine, as confirm has it (the same runner and launcher).
+    from fixtures import tiny_imagenet_files, write_zip
+    data = tmp_path / "data"
+    data.mkdir()
+    write_zip(data / "tiny-imagenet-200-sub20.zip", tiny_imagenet_files(train_per_class=22, val=6, test=0))
+    folder = tmp_path / "runs"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "resnet_vs_convnet", "--seeds=1", "--steps-per-epoch=1",
+         f"--data-dir={data}", f"--runs-dir={folder}", f"--results-dir={tmp_path / 'results'}", "--workers=2"],
+        cwd=repo, capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "2 workers, each training with 1 intra-op thread(s)" in out.stdout
+    trained = re.findall(r"^\[pid (\d+)\] \[\d/\d\] (\w+) seed 0: training in ", out.stdout, re.M)
+    assert sorted(arm for _, arm in trained) == ["net1", "net1_plain", "net6"], out.stdout  # each once
+    assert len({pid for pid, _ in trained}) == 2, out.stdout  # by both workers
+    assert re.search(r"^\[pid \d+\] \[\d/\d\] net1 seed 0 epoch 10/10: val top-1 ", out.stdout, re.M)  # named lines
+    assert out.stdout.count("resnet_vs_convnet: ") == 1  # the verdict, once, from the launcher
     for arm in ("net1", "net1_plain", "net6"):
         assert [r["epoch"] for r in runs.read_history(str(folder / "cpu" / arm / "seed_0"))] == list(range(10))
     rows = _csv(tmp_path / "results" / "resnet_vs_convnet" / "results.csv")

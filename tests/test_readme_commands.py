@@ -85,6 +85,8 @@ PLAN = {
         "test_user_path.py::test_7_report_only_on_a_copy_of_the_committed_experiments_keeps_every_result"),
     "python -m experiments.run all --scale=cpu_w025": NotRun("12 runs of about 10 minutes each on 2 cores; "
                                                              "tests/test_experiments.py runs the runner on fixtures"),
+    "python -m experiments.run all --workers=2": NotRun(
+        "every claim: hours of training; tests/test_experiments.py runs --workers=2 on fixtures"),
     "python -m experiments.run all --shard=$SLURM_ARRAY_TASK_ID/4": NotRun(
         "a recipe for a job array on machines sharing the runs folder; tests/test_experiments.py runs two sharded "
         "runners on fixtures, one killed mid-run"),

@@ -186,10 +186,11 @@ def test_options_the_search_would_ignore_or_find_wrong_hours_later_are_refused_a
 
 def test_a_project_of_another_search_definition_is_refused_naming_the_change(tmp_path, data, capsys):
     from tinyresnet.tuning import command, space
+    from tinyresnet.tuning import project as project_lib
     path = _search_file(tmp_path, data)
     project = tmp_path / "project"
-    command._admit_search(space.load_search(path), str(project))
-    command._admit_search(space.load_search(path, {"verbose": 2}), str(project))  # how it runs: not what it is
+    project_lib.admit_search(space.load_search(path), str(project))
+    project_lib.admit_search(space.load_search(path, {"verbose": 2}), str(project))  # how it runs: not what it is
     with open(path) as f:
         edited = f.read().replace("base_width: [8, 16, 24]", "base_width: [40]")
     with open(path, "w") as f:
@@ -203,15 +204,16 @@ def test_a_project_of_another_search_definition_is_refused_naming_the_change(tmp
 
 def test_a_project_saved_when_augment_on_defined_a_run_resumes(tmp_path, data):
     # Projects saved augment_on: data in their base; it became an execution key (default auto) since.
-    from tinyresnet.tuning import command, space
+    from tinyresnet.tuning import space
+    from tinyresnet.tuning import project as project_lib
     path = _search_file(tmp_path, data)
     project = tmp_path / "project"
-    command._admit_search(space.load_search(path), str(project))
+    project_lib.admit_search(space.load_search(path), str(project))
     saved = json.loads((project / "search.json").read_text())
     saved["base"]["augment_on"] = "data"
     (project / "search.json").write_text(json.dumps(saved))
-    command._admit_search(space.load_search(path), str(project))
-    command._admit_search(space.load_search(path, {"augment_on": "model", "jit_compile": "true"}), str(project))
+    project_lib.admit_search(space.load_search(path), str(project))
+    project_lib.admit_search(space.load_search(path, {"augment_on": "model", "jit_compile": "true"}), str(project))
 
 
 @pytest.mark.slow
@@ -257,14 +259,15 @@ def test_auto_precision_is_decided_per_trial_net_and_quiet_leaves_out_the_epoch_
 
 def test_trials_train_in_one_process_apart_unless_told_in_process_with_the_same_results(tmp_path, data, monkeypatch):
     # Issue 18, defect 9: TensorFlow keeps every traced training step of a process (~20 MiB a trial).
-    from tinyresnet.tuning import command, trial_process
-    pids, real = {}, trial_process.TrialProcess.run
+    # Issue 29: the process apart is a ProcessPoolExecutor's (it was a hand-made pipe protocol).
+    from tinyresnet.tuning import command, trial_pool
+    pids, real = {}, trial_pool.TrialPool.run
 
     def run(self, request):
-        code = real(self, request)
-        pids[request["trial_id"]] = self.pid
-        return code
-    monkeypatch.setattr(trial_process.TrialProcess, "run", run)
+        outcome = real(self, request)
+        pids[request["trial_id"]] = outcome.pid
+        return outcome
+    monkeypatch.setattr(trial_pool.TrialPool, "run", run)
     search = _search_file(tmp_path, data, trials=3)
     assert command.main([f"--search={search}", f"--project-dir={tmp_path / 'a'}", "--steps_per_epoch=1"]) == 0
     assert sorted(pids) == ["0", "1", "2"] and len(set(pids.values())) == 1  # one start for the three
@@ -277,32 +280,34 @@ def test_trials_train_in_one_process_apart_unless_told_in_process_with_the_same_
     assert list(same["val_top1"]) == list(apart["val_top1"])  # the same seed gives the same trial either way
 
 
-def test_the_trial_process_is_replaced_when_it_has_grown_and_when_it_dies(tmp_path, data):
+def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_path, data):
+    # Issue 29: replaced after `trials_per_process` trials (ProcessPoolExecutor's max_tasks_per_child), where
+    # it was replaced on memory growth; a trial killed mid-way is retried by KerasTuner (max_retries_per_trial).
     import dataclasses
     import psutil
     from tinyresnet import train
-    from tinyresnet.tuning import space
+    from tinyresnet.tuning import space, trial_pool
     from tinyresnet.tuning.tuner import SpecTuner
     search = space.load_search(_search_file(tmp_path, data, trials=2))
     search = dataclasses.replace(search, base=dataclasses.replace(search.base, steps_per_epoch=1))
     datasets = train.load_datasets(dataclasses.replace(search.base, file_cache=True))
-    tuner = SpecTuner(search, datasets, str(tmp_path / "fresh"), log=lambda line: None, recycle_mib=0)
+    tuner = SpecTuner(search, datasets, str(tmp_path / "fresh"), log=lambda line: None, trials_per_process=1)
     tuner.search(verbose=0)
-    assert len(set(tuner.trial_pids.values())) == 2  # recycle_mib=0: a new process per trial
+    assert len(set(tuner.trial_pids.values())) == 2  # a new process per trial
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                    for pid in tuner.trial_pids.values())  # and none left behind
 
     # A process that dies between trials (out of memory, say) is started again for the next trial.
     tuner = SpecTuner(search, datasets, str(tmp_path / "killed"), log=lambda line: None)
-    real, killed = tuner.trial_process.run, []
+    real, killed = tuner.trial_pool.run, []
 
     def run(request):
         if request["trial_id"] == "1":
-            killed.append(tuner.trial_process.process.pid)
+            killed.append(tuner.trial_pids["0"])
             os.kill(killed[0], signal.SIGKILL)
-            tuner.trial_process.process.wait()
+            psutil.Process(killed[0]).wait()
         return real(request)
-    tuner.trial_process.run = run
+    tuner.trial_pool.run = run
     tuner.search(verbose=0)
     assert len(killed) == 1 and tuner.trial_pids["1"] != killed[0] == tuner.trial_pids["0"]
     assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED", "COMPLETED"]
@@ -311,13 +316,13 @@ def test_the_trial_process_is_replaced_when_it_has_grown_and_when_it_dies(tmp_pa
     # trial fails with one line, not a traceback.
     lines = []
     tuner = SpecTuner(search, datasets, str(tmp_path / "mid"), log=lines.append)
-    real, calls = tuner.trial_process.run, []
+    real, calls = tuner.trial_pool.run, []
 
     def run(request):
         calls.append(request["trial_id"])
         kills = {"0": 1, "1": 2}[request["trial_id"]]
-        return -9 if calls.count(request["trial_id"]) <= kills else real(request)
-    tuner.trial_process.run = run
+        return trial_pool.Outcome(-9, "", 1) if calls.count(request["trial_id"]) <= kills else real(request)
+    tuner.trial_pool.run = run
     tuner.search(verbose=0)
     assert calls == ["0", "0", "1", "1"]
     assert "trial 0: its process was killed (signal 9); training it again in a new one from its last finished " \

@@ -70,7 +70,9 @@ def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best
     assert worker.wait(timeout=60) == 0, out[-3000:]
     assert f"worker pid {killed} was killed (signal 9); the other workers trained its runs" in out
     assert "## Confirmed" in out
-    started = re.findall(r"^\[pid (\d+)\] \[\d+/\d+\] \S+ seed \d, \d+ epochs? \(.*\): (\S+)$", out, re.M)
+    # The shared runner's start line: "..., 2 epochs (equal epochs): training in confirm/trial_0/e2-seed0" (issue 29).
+    started = re.findall(r"^\[pid (\d+)\] \[\d+/\d+\] \S+ seed \d, \d+ epochs? \(.*\): (?:training|resuming after "
+                         r"epoch \d+) in (\S+)$", out, re.M)
     assert len({pid for pid, _ in started[:4]}) == 2, out  # both trained
     finished_by = {}
     for pid, folder in started:  # each run finished by one worker: the killed one's 4th was not
@@ -175,40 +177,6 @@ def test_confirm_trains_whole_epochs_whatever_the_search_screened_with_unless_to
         confirm.check_settings(str(project), 10, ["cifar7"])
 
 
-def test_a_run_another_confirmation_holds_is_left_to_it_then_trained_here_if_it_died_unfinished(
-        tmp_path, monkeypatch):
-    import subprocess
-    import sys
-    import time
-    from tinyresnet import locks, train
-    from tinyresnet import config as config_lib
-    config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3", "epochs": 1})
-    planned = [confirm.Run("trial_0", "searched", confirm.EQUAL_EPOCHS, seed, config) for seed in (0, 1)]
-    held = str(tmp_path / planned[0].folder)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from tinyresnet import locks\n"
-                               f"with locks.claim({held!r}):\n    print('held', flush=True); time.sleep(3)"],
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    start = time.perf_counter()  # the holder lets go 3 s from now
-    trained = []
-
-    def fake_train(config, run_dir, datasets, callbacks=()):
-        trained.append((os.path.relpath(run_dir, tmp_path), time.perf_counter() - start > 2.5))
-        os.makedirs(run_dir, exist_ok=True)
-        runs.write_json(os.path.join(run_dir, runs.RESULTS), {"val_top1": 0.5})
-        return {"val_top1": 0.5}
-    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
-    lines = []
-    confirm._train(str(tmp_path), planned, None, 0, lines.append)
-    # Seed 1 first (seed 0 is held), then seed 0 once its holder ended without finishing it.
-    assert trained == [(planned[1].folder, False), (planned[0].folder, True)]
-    assert holder.wait(5) == 0
-    assert any("seed 0: skipped" in line and f"pid {holder.pid}" in line for line in lines), lines
-    assert time.perf_counter() - start < 30
-    with locks.claim(held):  # and released
-        pass
-
-
 def test_a_reference_at_the_search_width_shows_the_filters_it_was_built_with(tmp_path):
     # Its GFLOPs are those of width 0.25: beside them, Net 1's full-width filters would misinform.
     from tinyresnet import spec as spec_lib
@@ -227,39 +195,16 @@ def test_a_reference_at_the_search_width_shows_the_filters_it_was_built_with(tmp
     assert confirm.table(str(tmp_path))["spec"].tolist() == [built]
 
 
-def test_a_diverged_run_stays_out_is_trained_by_no_other_confirmation_and_ends_the_command_with_3(
-        tmp_path, monkeypatch, capsys):
-    from tinyresnet import train
-    from tinyresnet import config as config_lib
-    from tinyresnet.tuning import confirm_command
-    config = config_lib.from_dict({"dataset": "folder", "data": "d.zip", "net": "Conv 8, Avg 2, FC 3", "epochs": 1})
-    planned = [confirm.Run("trial_0", "searched", confirm.EQUAL_EPOCHS, seed, config) for seed in (0, 1)]
-    trained = []
-
-    def fake_train(config, run_dir, datasets, callbacks=()):
-        trained.append(os.path.relpath(run_dir, tmp_path))
-        if run_dir.endswith("seed0"):
-            raise train.TrainingDiverged("loss became nan at epoch 0 after batch 3")
-        results = {"val_top1": 0.5, "train_top1": 0.6, "forward_gflops": 0.01, "params": 100,
-                   "spec": "Conv 8, Avg 2, FC 3"}
-        runs.write_json(os.path.join(run_dir, runs.RESULTS), results)
-        runs.write_json(os.path.join(run_dir, runs.CONFIG), {"epochs": 1, "seed": 1})
-        return results
-    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
-    lines = []
-    for folder in (planned[0].folder, planned[1].folder):
-        os.makedirs(tmp_path / folder)
-    confirm._train(str(tmp_path), planned, None, 0, lines.append)
-    assert trained == [planned[0].folder, planned[1].folder]  # the second run still trains
-    assert any("seed 0: diverged (loss became nan at epoch 0 after batch 3); it stays unfinished" in line
-               for line in lines), lines
-    assert confirm.diverged_runs(str(tmp_path)) == [planned[0].folder]
-    lines.clear()
-    confirm._train(str(tmp_path), planned, None, 0, lines.append)  # a rerun, or another worker: nothing again
-    assert len(trained) == 2 and lines == ["2 runs, 1 finished already, 1 diverged"]
-    assert confirm_command._report(str(tmp_path), None) == 3
+def test_a_confirmation_with_a_diverged_run_ends_with_3_naming_it(tmp_path, capsys):
+    # How the runner marks a diverged run is tested once, in test_runner.py; confirm's exit code and line here.
+    from tinyresnet import runner
+    from tinyresnet.tuning import command
+    folder = tmp_path / confirm.CONFIRM_DIR / "trial_0" / "e1-seed0"
+    folder.mkdir(parents=True)
+    (folder / runner.DIVERGED).write_text("loss became nan at epoch 0 after batch 3.\n")
+    assert command._confirm_report(str(tmp_path), None) == 3
     err = capsys.readouterr().err
-    assert f"1 run diverged and stays out of the results: {planned[0].folder}" in err and "Traceback" not in err
+    assert "1 run diverged and stays out of the results: confirm/trial_0/e1-seed0" in err and "Traceback" not in err
 
 
 def test_ctrl_c_while_a_confirmation_waits_or_loads_ends_it_with_one_line(tmp_path, monkeypatch, capsys):
@@ -300,26 +245,6 @@ def test_the_equal_flops_verdict_covers_every_reference_of_the_first_one_s_cost(
         "epochs", "trial_1 beats net1 at equal FLOPs", "trial_1 beats net6 at equal FLOPs"]
     assert lines[-1].endswith("**supported**") and "**inconclusive" in lines[1]
     assert [line for line in lines if "is the strongest reference" in line] == [lines[1], lines[4]]  # net6's
-
-
-@pytest.mark.parametrize("codes, expected, said", [
-    ([0, -9], None, "was killed (signal 9); the other workers trained its runs"),
-    ([130, 0], None, "was interrupted; the other workers trained its runs"),  # a Ctrl-C to that worker alone
-    ([130, 130], 130, "interrupted; rerun the same command to resume the confirmation"),  # not to the launcher
-    ([3, -9], 137, "was killed (signal 9)\n"),
-])
-def test_the_launcher_reads_its_workers_ends(monkeypatch, capsys, codes, expected, said):
-    # A worker that ends 0 went through every run: the confirmation is done whatever became of the others.
-    import argparse
-    import subprocess
-    import sys
-    from tinyresnet.tuning import confirm_command
-    left, popen = list(codes), subprocess.Popen
-    monkeypatch.setattr(confirm_command.subprocess, "Popen", lambda command, env: popen(
-        [sys.executable, "-c", f"import os, signal, sys\ncode = {left.pop(0)}\n"
-                               "os.kill(os.getpid(), -code) if code < 0 else sys.exit(code)"]))
-    assert confirm_command._run_workers(argparse.Namespace(workers=2), ["P", "--epochs=2"]) == expected
-    assert said in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -112,15 +112,6 @@ def test_workers_flag_runs_a_local_chief_and_workers(tmp_path, data):
     assert re.search(r"^2 workers, each training with \d+ intra-op thread\(s\)$", out.stdout, re.M), out.stdout
 
 
-def test_local_workers_share_the_cores_unless_told_how_many_threads():
-    from tinyresnet.tuning.local_cluster import worker_environment
-    assert worker_environment(2, {}, cpus=2)["TF_NUM_INTRAOP_THREADS"] == "1"
-    assert worker_environment(2, {}, cpus=16)["TF_NUM_INTRAOP_THREADS"] == "8"
-    assert worker_environment(4, {}, cpus=2)["TF_NUM_INTRAOP_THREADS"] == "1"  # never 0 (TensorFlow: all cores)
-    told = {"TF_NUM_INTRAOP_THREADS": "2", "HOME": "/h"}
-    assert worker_environment(2, told, cpus=2) == told
-
-
 def test_an_oracle_address_without_a_role_is_refused(tmp_path, data, capsys):
     from tinyresnet.tuning import command
     code = command.main([f"--search={_search_file(tmp_path, data)}", "--oracle=127.0.0.1:8470",
@@ -215,7 +206,7 @@ def test_a_dead_local_worker_stops_the_search_and_a_killed_launcher_takes_every_
 
     def started():  # the launcher, once both workers train a trial in its process
         launcher, deadline = _popen(*args), time.time() + 240
-        while time.time() < deadline and sum("tinyresnet.tuning.trial_process" in " ".join(p.cmdline())
+        while time.time() < deadline and sum("--multiprocessing-fork" in p.cmdline()
                                              for p in _descendants(launcher.pid) if p.is_running()) < 2:
             time.sleep(0.5)
         return launcher, _descendants(launcher.pid)

@@ -29,6 +29,15 @@ def check_interrupted():
         raise KeyboardInterrupt
 
 
+def was_interrupted():
+    return bool(_SIGNALLED)
+
+
+def forget_interrupts():
+    """A process that goes on after an interrupted task (a pool's trial process) starts the next one afresh."""
+    _SIGNALLED.clear()
+
+
 def run_training(work, errors=(), interrupted_hint=True):
     """Runs `work()` (training, then whatever follows) the way every command reports it.
 

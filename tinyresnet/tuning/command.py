@@ -1,4 +1,5 @@
-"""`tinyresnet-tune`: search jobs over the notation, on one process or KerasTuner's chief and workers.
+"""`tinyresnet-tune`: search jobs over the notation (on one process, or KerasTuner's chief and workers),
+and their `report` and `confirm` subcommands.
 
     tinyresnet-tune --search=tuning/tiny20.yaml [--data=...] [--oracle=random|bayesian|hyperband]
                     [--max-trials=N] [--max-hours=H] [--project-dir=DIR] [--key=value ...]
@@ -6,27 +7,29 @@
     tinyresnet-tune ... --role=chief --oracle=HOST:PORT      # one process of a multi-machine search
     tinyresnet-tune ... --role=worker --oracle=HOST:PORT --tuner-id=worker3
     tinyresnet-tune report PROJECT_DIR [--out DIR] [--retrain-best EPOCHS] [--export DIR]
-    tinyresnet-tune confirm PROJECT_DIR --epochs=E [--top=3] [--seeds=3] [--reference=net1,net6]
+    tinyresnet-tune confirm PROJECT_DIR --epochs=E [--top=3] [--seeds=3] [--reference=net1,net6] [--workers=N]
+
+Confirmations that share a project share its runs (`tinyresnet.runner`: each run is trained under its
+lock), so `confirm --workers=N` is N of them on this machine, and a cluster is the same command on
+machines that share the project folder.
 """
 
 import argparse
 import dataclasses
-import json
 import os
-import signal
 import socket
+import subprocess
 import sys
-import time
 
-from tinyresnet import onednn, options, startup, runs
-from tinyresnet.commands import fail as _fail, raise_interrupt
-from tinyresnet.tuning import local_cluster, trial_process
-from tinyresnet.tuning.project import PROJECT_MARKER, SEARCH_DEFINITION, is_project  # noqa: F401  (also the API)
+from tinyresnet import onednn, options, processes, runner, runs, startup
+from tinyresnet.commands import dashed_options, fail as _fail
+from tinyresnet.tuning.project import PROJECT_MARKER, admit_search, is_project
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_CHIEF_GONE = 4
 EXIT_NO_TRIAL = 3  # no trial finished (they failed or diverged), as a diverged `tinyresnet-train` run exits
+EXIT_DIVERGED = 3  # a confirmation run diverged, as tinyresnet-train's
 ORACLE_TIMEOUT = 300.0  # seconds a worker waits for the chief (--oracle-timeout)
 
 
@@ -62,8 +65,8 @@ def _search_parser():
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output from the trials")
     parser.add_argument("--trials-in-process", action="store_true",
                         help="train every trial in this process, where memory grows by ~20 MiB per trial. By "
-                             "default trials train in a process apart, replaced once it has grown by 512 MiB (a "
-                             "start of TensorFlow every ~25 trials), reading the decoded data from the file cache "
+                             "default trials train in a process apart, replaced every 25 trials (a start of "
+                             "TensorFlow each time), reading the decoded data from the file cache "
                              "($KERAS_HOME/tinyresnet or the base's cache_dir)")
     parser.add_argument("--oracle-kind", help=argparse.SUPPRESS)  # --workers passes the kind on to its processes
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # --workers: die with the launcher
@@ -78,6 +81,36 @@ def _report_parser():
     parser.add_argument("--retrain-best", type=int, metavar="EPOCHS",
                         help="train the best trial's net for EPOCHS as an ordinary run, then export it")
     parser.add_argument("--export", help=f"with --retrain-best: where it exports (default {runs.EXPORT_ROOT}/)")
+    return parser
+
+
+def _confirm_parser():
+    parser = options.Parser(
+        prog="tinyresnet-tune confirm",
+        description="Retrain the best distinct nets of a search and the reference nets with seeds at a longer "
+                    "budget, then the best of them at the first reference's training FLOPs; writes confirmed.csv "
+                    "and a confirmed section in leaderboard.md with a verdict per reference.",
+        epilog="Runs go to PROJECT_DIR/confirm/<net>/e<EPOCHS>-seed<S>/ (ordinary run directories). Rerun the "
+               "same command to resume: finished runs are kept, a killed one continues from its last epoch; more "
+               "--top or --seeds adds runs. Confirmations of one project on several machines (sharing the "
+               "folder) share its runs: each run is trained by one of them.")
+    parser.add_argument("project_dir", metavar="PROJECT_DIR")
+    parser.add_argument("--epochs", type=int, required=True, help="epochs of every run (the longer budget)")
+    parser.add_argument("--steps-per-epoch", type=int, default=0,
+                        help="steps of each of those epochs (default 0: whole epochs, whatever the search's "
+                             "trials took)")
+    parser.add_argument("--top", type=int, default=3, help="how many of the best distinct nets (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per net, 0..N-1 (default 3)")
+    parser.add_argument("--reference", action="append",
+                        help="the nets to beat, at the search's reference width: study arms or presets, comma-"
+                             "separated (net1,net6,net1_no_dropout), or one net in the notation with its settings "
+                             "('(Conv 16) x 2, Avg 2, FC 20; block_dropout=0'); repeatable (default net1,net6). "
+                             "The first one sets the equal-FLOPs budget")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs trained side by side on this machine, each with its share of the cores "
+                             "(default 1); small nets train more images a second that way")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)  # a --workers launcher's
     return parser
 
 
@@ -143,39 +176,6 @@ def _project_dir(args):
     return args.project_dir or os.path.join("runs", "tune", name)
 
 
-def _admit_search(search, project_dir, record=True):
-    """Records the search's definition in a new project (unless not `record`: a worker); refuses to resume
-    one of another definition. The data are compared by content: the same archive by another path (another
-    checkout, a relative --data) is the same search."""
-    from tinyresnet import fingerprint
-    from tinyresnet import config as config_lib
-    from tinyresnet.tuning import space as space_lib
-    path = os.path.join(project_dir, SEARCH_DEFINITION)
-    now = json.loads(json.dumps(space_lib.definition(search)))  # tuples as lists, as read back
-    now["data_fingerprint"] = fingerprint.data_fingerprint(search.base.data)
-    saved = runs.read_json(path)
-    if saved is not None:
-        saved = {"hyperband_iterations": 1, **saved}  # a project from before the key existed
-        before = saved.get("base", {}).get("data")
-        if fingerprint.same_data(before, search.base.data, saved.get("data_fingerprint")):
-            now["base"]["data"] = before
-        now["data_fingerprint"] = saved.get("data_fingerprint")  # compared through base.data
-        if isinstance(saved.get("base"), dict):  # by today's run-defining keys (augment_on became an execution key)
-            saved["base"] = json.loads(json.dumps(config_lib.run_defining(saved["base"])))
-    if saved is None:
-        if is_project(project_dir) or not record:
-            return  # a project of an older version, or a worker's before its chief: nothing to compare with
-        os.makedirs(project_dir, exist_ok=True)
-        runs.write_json(path, now)
-        runs.write_json(os.path.join(project_dir, space_lib.STARTED), {"time": time.time()})
-        return
-    changes = space_lib.definition_changes(saved, now)
-    if changes:
-        raise space_lib.SearchError(
-            f"{project_dir} holds a search of another definition ({'; '.join(changes)}); KerasTuner would resume "
-            "the old one. Give another --project-dir for the new search, or undo the change to resume")
-
-
 def _train_references(search, references, datasets, project_dir):
     from tinyresnet import train
     from tinyresnet.tuning import leaderboard
@@ -216,7 +216,6 @@ def _check_options(args):
 
 
 def search_main(argv):
-    from tinyresnet.commands import dashed_options
     parser = _search_parser()
     args, overrides = parser.parse_known_args(dashed_options(parser, argv))
     from tinyresnet.config import ConfigError
@@ -234,30 +233,25 @@ def search_main(argv):
     if runs.is_run(project_dir):
         return _fail(f"{project_dir} is a training run directory, not a search project; choose another --project-dir")
     try:
-        _admit_search(search, project_dir, record=args.role != "worker")
+        admit_search(search, project_dir, record=args.role != "worker")
     except SearchError as e:
         return _fail(e)
     if args.workers:
-        code = local_cluster.run(args, argv, search)
+        code = _run_local_search(args, argv, search)
         if code:  # the chief, on success, has written and shown the results
             _write_results(project_dir)
         return code
     # SIGTERM (a job scheduler, `kill`, or the death of the --workers launcher) stops the search as Ctrl-C
     # does: the running trial saves, and a rerun resumes it.
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    if args.parent_pid:
-        # The launcher stops its chief and workers with SIGINT, which a shell ignores for a background
-        # job's processes: Python then never turns it into KeyboardInterrupt.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if not trial_process.die_with_parent(args.parent_pid):
-            return 130  # the launcher is gone already
+    if not processes.stop_as_ctrl_c(args.parent_pid):
+        return 130  # the launcher is gone already
     if args.role:
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])
         os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.role == "chief" else (args.tuner_id or "worker0")
     onednn.enable_by_default()
     startup.load_tensorflow()
+    # Private: KerasTuner waits an hour for a chief that is gone, with no public setting; a worker should say so sooner.
     from keras_tuner.src.distribute import oracle_client
-    # KerasTuner waits an hour for a chief that is gone; a worker should say so much sooner.
     oracle_client.TIMEOUT = args.oracle_timeout
     import grpc
     from tinyresnet import train
@@ -303,6 +297,38 @@ def search_main(argv):
             return _fail(f"no trial finished (their errors are above){_diverged_hint(project_dir, search.base.precision)}",
                          EXIT_NO_TRIAL)
     return 0
+
+
+def _run_local_search(args, argv, search):
+    """`--workers N`: a KerasTuner chief and N workers as processes of this machine, over 127.0.0.1 as a
+    cluster's would talk (`tinyresnet.processes`: how they share the cores and stop); the worst exit code."""
+    port = _free_port()
+    kept = processes.without_options(argv, ("--workers", "--oracle"))
+    base = [sys.executable, "-m", "tinyresnet.tuning.command", *kept, f"--oracle-kind={search.oracle}",
+            f"--parent-pid={os.getpid()}"]  # a killed launcher takes them with it
+    chief = subprocess.Popen(base + ["--role=chief", f"--oracle=127.0.0.1:{port}"])
+    environ = processes.worker_environment(args.workers)
+    print(f"{args.workers} workers, each training with {environ['TF_NUM_INTRAOP_THREADS']} intra-op thread(s)",
+          flush=True)
+    workers = [subprocess.Popen(base + ["--role=worker", f"--oracle=127.0.0.1:{port}", f"--tuner-id=worker{i}"],
+                                env=environ) for i in range(args.workers)]
+    started = [chief] + workers
+
+    def chief_or_worker_failed():
+        if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
+            return ""
+        died = [i for i, p in enumerate(workers) if p.poll() not in (None, 0)]
+        if died:  # its trial stays its own: the chief would wait for it for ever
+            how = processes.how_it_ended(workers[died[0]].returncode)
+            return f"error: worker{died[0]} {how}; stopping the search: rerun the same command to resume it"
+        return None
+    return processes.supervise(started, chief_or_worker_failed, "the search")[0]
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _diverged_hint(project_dir, precision):
@@ -369,7 +395,6 @@ def _retrain_best(args, table):
     from tinyresnet import config as config_lib
     from tinyresnet import export, train
     from tinyresnet.commands import run_training
-    from tinyresnet.tuning import confirm
     from tinyresnet.tuning import leaderboard
     best = leaderboard.best_trial(table)
     if best is None:
@@ -379,7 +404,7 @@ def _retrain_best(args, table):
     config = config_lib.override(config, {"epochs": args.retrain_best, "verbose": 2})
     run_dir = os.path.join(args.project_dir, f"best-trial_{best['trial']}-{args.retrain_best}epochs")
     name = f"{os.path.basename(os.path.abspath(args.project_dir))}-best"
-    print(f"retraining trial {best['trial']} for {confirm._count(args.retrain_best, 'epoch')}: {best['spec']}",
+    print(f"retraining trial {best['trial']} for {runner.count(args.retrain_best, 'epoch')}: {best['spec']}",
           flush=True)
     def work():
         export.check_name(name)
@@ -392,13 +417,100 @@ def _retrain_best(args, table):
     return 0
 
 
+def confirm_main(argv):
+    parser = _confirm_parser()
+    argv = dashed_options(parser, argv)
+    args = parser.parse_args(argv)
+    from tinyresnet.tuning import references as references_lib
+    try:
+        references = references_lib.parse(args.reference or ["net1,net6"])
+    except ValueError as e:
+        return _fail(e)
+    if not references:
+        return _fail("--reference: no net given")
+    if not is_project(args.project_dir):
+        return _fail(f"{args.project_dir}: not a search project (no {PROJECT_MARKER}); give the project folder of a "
+                     "tinyresnet-tune search (its --project-dir)")
+    for name, value in (("--epochs", args.epochs), ("--top", args.top), ("--seeds", args.seeds),
+                        ("--workers", args.workers)):
+        if value < 1:
+            return _fail(f"{name} must be >= 1, got {value}")
+    if args.steps_per_epoch < 0:
+        return _fail(f"--steps-per-epoch must be >= 0, got {args.steps_per_epoch}")
+    from tinyresnet.tuning import confirm
+    try:  # other settings than the project's are refused before the data are loaded
+        confirm.check_settings(args.project_dir, args.epochs, [r.name for r in references], args.steps_per_epoch,
+                               record=False)
+    except confirm.ConfirmError as e:
+        return _fail(e)
+    if args.workers > 1:
+        command = [sys.executable, "-m", "tinyresnet.tuning.command", "confirm",
+                   *processes.without_options(argv, ("--workers",))]
+        code = processes.run_copies(command, args.workers, "the confirmation")
+    else:
+        code = _confirm(args, references)
+    if args.parent_pid:
+        return code or 0
+    return _confirm_report(args.project_dir, code)
+
+
+def _confirm(args, references):
+    """This process's share of the runs (every run, as far as no other confirmation holds it): an exit
+    code, or None once every run is finished or diverged."""
+    from tinyresnet.commands import run_training
+    from tinyresnet.tuning import confirm
+    from tinyresnet.tuning import leaderboard
+    child = bool(args.parent_pid)
+    # SIGTERM (a job scheduler, `kill`, the death of the --workers launcher) stops it as Ctrl-C does: the run
+    # saves its last epoch, and a rerun resumes it. Remembered, so that one landing in a destructor between
+    # two runs still stops it.
+    if not processes.stop_as_ctrl_c(args.parent_pid):
+        return 130  # the launcher is gone already
+    log = runner.line_log(f"[pid {os.getpid()}] " if child else "")
+    try:
+        onednn.enable_by_default()
+        startup.load_tensorflow()
+        trials = leaderboard.trials_table(args.project_dir)
+        # Workers share one terminal: a line per epoch naming the run, not Keras' lines that name none.
+        _, code = run_training(lambda: confirm.run(args.project_dir, trials, args.top, args.seeds, args.epochs,
+                                                   references, verbose=0 if args.quiet or child else 2, log=log,
+                                                   steps_per_epoch=args.steps_per_epoch,
+                                                   epoch_lines=child and not args.quiet),
+                               errors=(confirm.ConfirmError,), interrupted_hint=not child)
+        return code
+    except KeyboardInterrupt:  # while waiting for a run another one holds, or loading
+        if not child:
+            print("\ninterrupted; rerun the same command to resume the confirmation", file=sys.stderr)
+        return 130
+
+
+def _confirm_report(project_dir, code):
+    """Writes and shows what finished, even when a later run failed or was interrupted; the exit code."""
+    from tinyresnet import locks
+    from tinyresnet.tuning import confirm
+    from tinyresnet.tuning import leaderboard
+    if confirm.table(project_dir) is not None:
+        # One writer at a time: confirmations on other machines may finish together.
+        with locks.claim(os.path.join(project_dir, confirm.CONFIRM_DIR, "results"), wait=True):
+            confirmed = confirm.table(project_dir)
+            leaderboard.write(project_dir)
+        if code is None:
+            print(confirm.markdown(confirmed, confirm.waiting(project_dir, confirmed)))
+        print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
+    diverged = confirm.diverged_runs(project_dir)
+    if code is None and diverged:
+        return _fail(f"{runner.count(len(diverged), 'run')} diverged and stay{'s' if len(diverged) == 1 else ''} out of the results: "
+                     f"{', '.join(diverged)} (each one's {runner.DIVERGED} says where; delete it to train the run "
+                     "again)", EXIT_DIVERGED)
+    return code or 0
+
+
 def main(argv=None):
+    """`tinyresnet-tune [search options]`, `tinyresnet-tune report ...` or `tinyresnet-tune confirm ...`."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["report"]:
-        return report_main(argv[1:])
-    if argv[:1] == ["confirm"]:
-        from tinyresnet.tuning import confirm_command
-        return confirm_command.main(argv[1:])
+    subcommands = {"report": report_main, "confirm": confirm_main}
+    if argv[:1] and argv[0] in subcommands:
+        return subcommands[argv[0]](argv[1:])
     return search_main(argv)
 
 

@@ -21,13 +21,12 @@ import dataclasses
 import glob
 import math
 import os
-import time
 from typing import List, Optional
 
 import pandas as pd
 
 from tinyresnet import config as config_lib
-from tinyresnet import locks, runs, stats
+from tinyresnet import runner, runs, stats
 from tinyresnet import spec as spec_lib
 from tinyresnet.tuning.references import as_references
 from tinyresnet.tuning.space import CONFIG_KEYS
@@ -35,7 +34,6 @@ from tinyresnet.tuning.space import CONFIG_KEYS
 CONFIRM_DIR = "confirm"
 CONFIRMED = "confirmed.csv"
 SETTINGS = "settings.json"  # PROJECT/confirm/settings.json: what every run of the confirmation shares
-DIVERGED = "diverged.txt"  # in a run directory whose training diverged: it stays out of the results
 EQUAL_EPOCHS, EQUAL_FLOPS = "equal epochs", "equal FLOPs"
 COLUMNS = ("net", "kind", "budget", "epochs", "seed", "val_top1", "train_top1", "forward_gflops", "params",
            "seconds", "spec", "run", "strongest")  # strongest: a run of the reference of the best mean
@@ -156,7 +154,8 @@ def plan(project_dir, table, top, seeds, epochs, references, steps_per_epoch=0) 
 def equal_flops_runs(project_dir, planned: List[Run], seeds) -> List[Run]:
     """The best searched net (by confirmed mean) at the first reference's training FLOPs, once every
     equal-epoch run has finished or diverged; [] until then, or without a finished reference."""
-    if not any(r.kind == "reference" for r in planned) or not all(_settled(project_dir, r) for r in planned):
+    settled = all(runner.is_settled(os.path.join(project_dir, r.folder)) for r in planned)
+    if not any(r.kind == "reference" for r in planned) or not settled:
         return []
     finished = [r for r in planned if runs.is_finished(os.path.join(project_dir, r.folder))]
     reference = next(r.net for r in planned if r.kind == "reference")
@@ -249,7 +248,7 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     nets = len({r.net for r in planned if r.kind == "searched"})
     if nets < top:
         log(f"the search has {nets} distinct finished nets, fewer than --top {top}: confirming those")
-    _train(project_dir, planned, datasets, verbose, log, epoch_lines)
+    _train(project_dir, planned, verbose, log, epoch_lines)
     extra = equal_flops_runs(project_dir, planned, seeds)
     if extra and extra[0].config.epochs == epochs:
         log(f"equal training FLOPs: {extra[0].net}'s FLOPs ratio to {references[0].name} rounds to 1, so its "
@@ -258,7 +257,16 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     if extra:
         log(f"equal training FLOPs: {extra[0].net} for {_epochs(extra[0].config.epochs)} (the FLOPs of "
             f"{references[0].name}'s {_epochs(epochs)})")
-    _train(project_dir, extra, datasets, verbose, log, epoch_lines)
+    _train(project_dir, extra, verbose, log, epoch_lines)
+
+
+def _train(project_dir, todo: List[Run], verbose, log, epoch_lines):
+    """The runs of `todo` through the shared runner (`tinyresnet.runner`): confirmations sharing the project
+    (`--workers`, or machines) never train the same run, and a diverged one is marked and left out."""
+    if todo:
+        runner.train_runs([runner.Planned(f"{r.net} seed {r.seed}", os.path.join(project_dir, r.folder), r.config,
+                                          note=f"{_epochs(r.config.epochs)} ({r.budget})") for r in todo],
+                          log=log, verbose=verbose, epoch_lines=epoch_lines, root=project_dir)
 
 
 def check_fit(planned: List[Run], image_shape):
@@ -277,81 +285,14 @@ def _epochs(n):
     return _count(n, "epoch")
 
 
-def _settled(project_dir, r: Run):
-    folder = os.path.join(project_dir, r.folder)
-    return runs.is_finished(folder) or os.path.isfile(os.path.join(folder, DIVERGED))
-
-
 def diverged_runs(project_dir) -> List[str]:
     """The run directories under `PROJECT/confirm/` whose training diverged (relative to the project)."""
-    found = glob.glob(os.path.join(project_dir, CONFIRM_DIR, "*", "*", DIVERGED))
+    found = glob.glob(os.path.join(project_dir, CONFIRM_DIR, "*", "*", runner.DIVERGED))
     return sorted(os.path.relpath(os.path.dirname(path), project_dir) for path in found
                   if not runs.is_finished(os.path.dirname(path)))
 
 
-def _train(project_dir, todo, datasets, verbose, log, epoch_lines=False):
-    """Trains the unsettled runs of `todo`, each under its claim (`tinyresnet.locks`): confirmations
-    sharing the project (`--workers`, or machines) never train the same run. A run another one holds is
-    waited for at the end, and trained here if its holder stopped before finishing it."""
-    left = [r for r in todo if not _settled(project_dir, r)]
-    if todo:
-        diverged = sum(not runs.is_finished(os.path.join(project_dir, r.folder)) for r in todo) - len(left)
-        log(f"{_count(len(todo), 'run')}, {len(todo) - len(left) - diverged} finished already"
-            + (f", {diverged} diverged" if diverged else ""))
-    from tinyresnet.commands import check_interrupted
-    held = []
-    for i, r in enumerate(left, start=1):
-        check_interrupted()  # a Ctrl-C that a destructor swallowed after the last run
-        head = f"[{i}/{len(left)}] {r.net} seed {r.seed}"
-        try:
-            _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines)
-        except locks.Claimed as e:
-            log(f"{head}: skipped, {e}")
-            held.append((head, r))
-    for head, r in held:
-        check_interrupted()
-        log(f"{head}: waiting for its holder, to train it here if that one stops before the end")
-        _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines, wait=True)
-
-
-def _train_one(project_dir, r, head, datasets, verbose, log, epoch_lines, wait=False):
-    from tinyresnet import train
-    folder = os.path.join(project_dir, r.folder)
-    with locks.claim(folder, wait=wait):
-        if _settled(project_dir, r):  # by another confirmation, while this one trained or waited
-            log(f"{head}: {'finished' if runs.is_finished(folder) else 'diverged'} in another confirmation")
-            return
-        resumed = runs.resume_epoch(folder)
-        log(f"{head}, {_epochs(r.config.epochs)} ({r.budget}){' (taken over)' if wait else ''}"
-            f"{f', resuming after epoch {resumed}' if resumed else ''}: {r.folder}")
-        try:
-            results = train.train_and_evaluate(dataclasses.replace(r.config, verbose=verbose), folder,
-                                               datasets=datasets, callbacks=_epoch_lines(head, r, log, epoch_lines))
-        except train.TrainingDiverged as e:
-            what = str(e)
-            # Not the training command's advice (--learning_rate, --overwrite): confirm takes neither.
-            runs.write_text(os.path.join(folder, DIVERGED), f"{what}.\nThis run stays out of the confirmation's "
-                            "results; delete this file to train it again from its last good epoch.\n")
-            log(f"{head}: diverged ({what}); it stays unfinished and out of the results: delete "
-                f"{r.folder}/{DIVERGED} to train it again")
-            return
-    log(f"{head}: val top-1 {results['val_top1']:.3f}")
-
-
-def _epoch_lines(head, r, log, wanted):
-    if not wanted:
-        return ()
-    import keras
-    started = {}
-    return (keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs=None: started.update(at=time.perf_counter()),
-        on_epoch_end=lambda epoch, logs=None: log(
-            f"{head} epoch {epoch + 1}/{r.config.epochs}: val top-1 {(logs or {}).get('val_top1', float('nan')):.3f}, "
-            f"{time.perf_counter() - started.get('at', time.perf_counter()):.0f} s")),)
-
-
-def _count(n, what):
-    return f"{n} {what}" + ("" if n == 1 else "s")
+_count = runner.count
 
 
 def _summary(table, net, budget):

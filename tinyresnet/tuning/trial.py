@@ -1,4 +1,4 @@
-"""One trial's run, the same in the tuner's process and in a trial process (`trial_process`): training
+"""One trial's run, the same in the tuner's process and in its pool's (`trial_pool`): training
 with a line per epoch, then its HParams session."""
 
 import time

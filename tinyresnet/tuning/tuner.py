@@ -5,11 +5,13 @@ exactly as `tinyresnet-train` trains.
   the KerasTuner trial folder (`PROJECT/trial_NN/`), so `tinyresnet-report`
   and `tinyresnet-export` work on it, and a killed trial resumes from its
   backup when the same tuner id asks for it again.
-- Trials train in a process apart from the tuner's (`trial_process`:
-  TensorFlow keeps ~20 MiB of every traced step of a process), which is
-  replaced once it has grown by `recycle_mib`; it reads the decoded data from
+- Trials train in a process apart from the tuner's (`trial_pool`:
+  TensorFlow keeps ~20 MiB of every traced step of a process), which Python
+  replaces after `trials_per_process` trials; it reads the decoded data from
   the file cache the search wrote. `in_process=True` trains them all in
-  this process instead, sharing the decoded data.
+  this process instead, sharing the decoded data. A trial whose process is
+  killed (the OOM killer, say) is retried once by KerasTuner
+  (`max_retries_per_trial`), from its last finished epoch.
 - A net over the parameter/FLOP budget is resampled inside the oracle, never
   trained: it is not a failed trial (KerasTuner stops after 3 consecutive
   failures).
@@ -37,7 +39,7 @@ from tinyresnet import config as config_lib
 from tinyresnet import runs, saving
 from tinyresnet import spec as spec_lib
 from tinyresnet import train
-from tinyresnet.tuning import trial_process
+from tinyresnet.tuning import trial_pool
 from tinyresnet.tuning.trial import train_trial
 from tinyresnet.tuning import space as space_lib
 from tinyresnet.tuning.hypermodel import SpecHyperModel
@@ -61,7 +63,14 @@ conditions.Parent.to_proto = _parent_to_proto
 # Private: KerasTuner prints the traceback of every failed trial while DEBUG is on, its default, and has no
 # public switch; `on_trial_end` prints a traceback only where it says more than our one line.
 kt_config.DEBUG = False
-_FAILED_TRIAL = f"{keras_tuner.errors.FailedTrialError.__module__}.FailedTrialError: "
+
+
+class TrialProcessKilled(RuntimeError):
+    """A trial's process was killed from outside: not FailedTrialError, so KerasTuner retries the trial."""
+
+
+_OUR_ERRORS = tuple(f"{error.__module__}.{error.__name__}: " for error in
+                    (keras_tuner.errors.FailedTrialError, TrialProcessKilled))
 
 OBJECTIVE = keras_tuner.Objective("val_top1", direction="max")
 _ORACLES = {"random": keras_tuner.oracles.RandomSearchOracle,
@@ -143,7 +152,8 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
                 {"status": trial_module.TrialStatus.STOPPED, "values": None}
 
     started = time.time() if started is None else started
-    kwargs = dict(objective=OBJECTIVE, seed=search.seed, max_retries_per_trial=0)
+    # KerasTuner retries a trial that raised anything but FailedTrialError: a trial whose process was killed.
+    kwargs = dict(objective=OBJECTIVE, seed=search.seed, max_retries_per_trial=1)
     if search.oracle == "hyperband":
         kwargs.update(max_epochs=search.base.epochs, hyperband_iterations=search.hyperband_iterations)
     else:
@@ -190,19 +200,20 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
             starting trials after this many hours.
         log: prints the one-line progress of each trial.
         in_process: train the trials in this process (TensorFlow keeps ~20 MiB of each). By default
-            they train in a process apart (`trial_process`), replaced once it has grown by
-            `recycle_mib` (0: a new one per trial), so memory stays bounded over any number of
-            trials. That process reads the decoded data from the file cache: load `datasets` with
-            `file_cache=True` so that it is written once, up front.
+            they train in a process apart (`trial_pool`), replaced after `trials_per_process` trials
+            (1: a new one per trial), so memory stays bounded over any number of trials. That process
+            reads the decoded data from the file cache: load `datasets` with `file_cache=True` so that
+            it is written once, up front.
     """
 
     def __init__(self, search, datasets, project_dir, max_trials=None, max_hours=None, log=print,
-                 in_process=False, recycle_mib=trial_process.RECYCLE_MIB, **kwargs):
+                 in_process=False, trials_per_process=trial_pool.TRIALS_PER_PROCESS, **kwargs):
         num_classes = len(datasets.class_names)
         self.definition = search
         self.datasets = datasets
         self.log = log
-        self.trial_process = None if in_process else trial_process.TrialProcess(recycle_mib)
+        self.trial_pool = None if in_process else trial_pool.TrialPool(trials_per_process)
+        self._kills = {}  # trial id -> how many times its process was killed
         self.trial_pids = {}  # trial id -> the pid of the process that trained it
         self.max_trials = max_trials or search.max_trials
         self._started = {}
@@ -228,8 +239,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def run_trial(self, trial, *args, **kwargs):
         config = self.trial_config(trial)
         trial_dir = self.get_trial_dir(trial.trial_id)
-        if self.trial_process is not None:
-            results = self._run_in_trial_process(trial, config, trial_dir)
+        if self.trial_pool is not None:
+            results = self._run_in_pool(trial, config, trial_dir)
         else:
             keras.backend.clear_session()
             try:
@@ -241,35 +252,35 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self._scores[trial.trial_id] = results["val_top1"]
         return {"val_top1": results["val_top1"]}
 
-    def _run_in_trial_process(self, trial, config, trial_dir):
+    def _run_in_pool(self, trial, config, trial_dir):
         # The decoded data reach the trial through the file cache, written when the search loaded them.
         request = {"config": config_lib.to_dict(dataclasses.replace(config, file_cache=True)),
                    "trial_dir": trial_dir, "trial_id": trial.trial_id, "tuner_id": self.tuner_id,
                    "hyperparameters": trial.hyperparameters.values, "progress": self.definition.base.verbose != 0}
-        code = self.trial_process.run(request)
-        if code < 0:  # killed from outside (the OOM killer, say): once more, from its last finished epoch
-            self.log(f"trial {trial.trial_id}: its process was killed (signal {-code}); training it again in a "
-                     "new one from its last finished epoch")
-            code = self.trial_process.run(request)
-        self.trial_pids[trial.trial_id] = self.trial_process.pid
-        if code == trial_process.EXIT_INTERRUPTED:
+        outcome = self.trial_pool.run(request)
+        self.trial_pids[trial.trial_id] = outcome.pid
+        if outcome.code < 0:  # killed from outside (the OOM killer, say)
+            kills = self._kills[trial.trial_id] = self._kills.get(trial.trial_id, 0) + 1
+            if kills == 1:
+                self.log(f"trial {trial.trial_id}: its process was killed (signal {-outcome.code}); training it again "
+                         "in a new one from its last finished epoch")
+            raise TrialProcessKilled(f"trial {trial.trial_id}: its process was killed "
+                                     f"{'twice ' if kills == 2 else ''}(signal {-outcome.code})")
+        if outcome.code == trial_pool.EXIT_INTERRUPTED:
             raise KeyboardInterrupt
-        if code < 0:
+        if outcome.code == trial_pool.EXIT_DIVERGED and outcome.message:
+            raise keras_tuner.errors.FailedTrialError(outcome.message)
+        if outcome.code != 0:
             raise keras_tuner.errors.FailedTrialError(
-                f"trial {trial.trial_id}: its process was killed twice (signal {-code})")
-        if code == trial_process.EXIT_DIVERGED and self.trial_process.message:
-            raise keras_tuner.errors.FailedTrialError(self.trial_process.message)
-        if code != 0:
-            raise keras_tuner.errors.FailedTrialError(
-                f"trial {trial.trial_id} failed in its process (exit code {code}; its error is above)")
+                f"trial {trial.trial_id} failed in its process (exit code {outcome.code}; its error is above)")
         return runs.read_json(os.path.join(trial_dir, runs.RESULTS))
 
     def search(self, *args, **kwargs):
         try:
             return super().search(*args, **kwargs)
         finally:
-            if self.trial_process is not None:
-                self.trial_process.close()
+            if self.trial_pool is not None:
+                self.trial_pool.close()
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
@@ -280,10 +291,13 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
             # KerasTuner keeps the traceback: of our own FailedTrialError its last line says all; of anything
             # else (a bug) the whole traceback is shown, as KerasTuner's DEBUG printed it.
             last = trial.message.strip().splitlines()[-1]
-            if not last.startswith(_FAILED_TRIAL):
+            ours = next((prefix for prefix in _OUR_ERRORS if last.startswith(prefix)), None)
+            if ours is None:
                 print(trial.message, file=sys.stderr, flush=True)
-            trial.message = last.removeprefix(_FAILED_TRIAL)
+            trial.message = last.removeprefix(ours or "")
         super().on_trial_end(trial)
+        if trial.status == trial_module.TrialStatus.INVALID and self._kills.get(trial.trial_id) == 1:
+            return  # KerasTuner retries it; `_run_in_pool` has said so
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         net = spec_lib.format_spec(self.trial_config(trial).net)
         score = self._scores.pop(trial.trial_id, None)
