@@ -3,7 +3,9 @@
 import csv
 import os
 
-from tinyresnet import runs
+import pandas as pd
+
+from tinyresnet import runs, tables
 
 from experiments import paper
 from experiments.claims import ARMS, CLAIMS, Verdict
@@ -114,16 +116,17 @@ TABLE_END = "<!-- end of claims table -->"
 
 def write_claims_table(readme, scale, seeds, verdicts, command_for):
     """Replaces the claims table between the markers of `readme` with `verdicts` ({claim: Verdict})."""
-    lines = [TABLE_START, "",
-             "| claim | paper | ours (mean ± half-range over seeds, %) | setting | verdict | command |",
-             "|---|---|---|---|---|---|"]
+    rows = []
     for name, (verdict, why, ours) in verdicts.items():
         claim = CLAIMS[name]
         setting = "; ".join(scale.label(d) for d in claim.datasets)
-        lines.append(f"| [{name}](results/{name}/summary.md): {claim.statement} | {claim.paper_figure} | {ours} | "
-                     f"{setting}; {len(seeds)} seeds | **{verdict}**: {why} | `{command_for(name, scale)}` |")
+        rows.append([f"[{name}](results/{name}/summary.md): {claim.statement}", claim.paper_figure, ours,
+                     f"{setting}; {len(seeds)} seeds", f"**{verdict}**: {why}", f"`{command_for(name, scale)}`"])
+    table = pd.DataFrame(rows, columns=["claim", "paper", "ours (mean ± half-range over seeds, %)", "setting",
+                                        "verdict", "command"])
     settings = "; ".join(map(scale.describe, scale.datasets))
-    lines += ["", f"Settings ({scale.name} scale): {settings}.", "", TABLE_END]
+    lines = [TABLE_START, "", tables.markdown(table), "", f"Settings ({scale.name} scale): {settings}.", "",
+             TABLE_END]
     with open(readme) as f:
         text = f.read()
     if TABLE_START not in text or TABLE_END not in text:
@@ -142,9 +145,7 @@ def _summary_md(claim, scale, seeds, found, verdict: Verdict, command):
              f"**Setting ({scale.name} scale):** {setting}; seeds {', '.join(map(str, seeds))}.", ""]
     if command:
         lines += [f"**Command:** `{command}`", ""]
-    lines += ["| arm | net | config | seeds | val top-1 | train top-1 | gap | early val top-1 | paper val / train |"
-              " fit min/run |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    per_arm = []
     for arm in claim.arms:
         rows = found.get(arm, [])
         spec = ARMS[arm]
@@ -155,9 +156,11 @@ def _summary_md(claim, scale, seeds, found, verdict: Verdict, command):
         def stat(key):
             return str(arm_summary(found, arm, key))
         minutes = [r["fit_seconds"] / 60 for r in rows]
-        lines.append(f"| {arm} | {spec.net} | {settings} | {len(rows)} | {stat('val_top1')} | {stat('train_top1')} "
-                     f"| {stat('gap')} | {stat('early_val_top1')} | {printed} | "
-                     f"{f'{sum(minutes) / len(minutes):.1f}' if minutes else 'n/a'} |")
+        per_arm.append([arm, spec.net, settings, len(rows), stat("val_top1"), stat("train_top1"), stat("gap"),
+                        stat("early_val_top1"), printed, f"{sum(minutes) / len(minutes):.1f}" if minutes else "n/a"])
+    lines.append(tables.markdown(pd.DataFrame(per_arm, columns=[
+        "arm", "net", "config", "seeds", "val top-1", "train top-1", "gap", "early val top-1", "paper val / train",
+        "fit min/run"])))
     lines += ["", "Train top-1 is measured in inference mode (no dropout, no augmentation) on a fixed 5,000-image "
               "train sample; gap = train top-1 - val top-1; early val top-1 = mean over the first quarter of the "
               "epochs; fit min/run = the epochs' own times, summed over every sitting of a resumed run. Two arms "

@@ -26,12 +26,14 @@ def main(batch=64):
     # Imported here, not at the top: `--help` answers without loading TensorFlow.
     import tensorflow as tf
 
+    import pandas as pd
+
+    from tinyresnet import tables
     from tinyresnet.bench import matmul_ceiling, median_seconds
 
     ceiling = matmul_ceiling(tf.float32, (4096,))
     print(f"matmul ceiling fp32: {ceiling:.0f} GFLOP/s\n")
-    print("| conv (HxW, in -> out) | forward GFLOP/s | fraction | train step GFLOP/s | fraction |")
-    print("|---|---|---|---|---|")
+    rows = []
     for size, cin, cout in CONVS:
         x = tf.random.normal((batch, size, size, cin))
         w = tf.Variable(tf.random.normal((3, 3, cin, cout)) * 0.05)
@@ -47,7 +49,10 @@ def main(batch=64):
 
         f = flops / median_seconds(lambda: forward().numpy(), 5) / 1e9
         t = 3 * flops / median_seconds(lambda: [g.numpy() for g in step()], 5) / 1e9
-        print(f"| {size}x{size}, {cin} -> {cout} | {f:.0f} | {f / ceiling:.2f} | {t:.0f} | {t / ceiling:.2f} |")
+        rows.append([f"{size}x{size}, {cin} -> {cout}", f"{f:.0f}", f"{f / ceiling:.2f}", f"{t:.0f}",
+                     f"{t / ceiling:.2f}"])
+    print(tables.markdown(pd.DataFrame(rows, columns=["conv (HxW, in -> out)", "forward GFLOP/s", "fraction",
+                                                      "train step GFLOP/s", "fraction"])))
 
 
 if __name__ == "__main__":

@@ -111,14 +111,14 @@ def main():
     names = [n for n in settings]
     print(f"process start {out['startup']['python']:.2f} s, imports (tinyresnet.train) "
           f"{out['startup']['imports'] - out['startup']['python']:.2f} s")
-    print("| phase (seconds) | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for phase in out[names[0]]:
-        if phase != "saved_by_the_cuts":
-            print(f"| {phase} | " + " | ".join(f"{out[n][phase]:.2f}" for n in names) + " |")
-    for key in out[names[0]]["saved_by_the_cuts"]:
-        print(f"| before the cuts: {key} | " + " | ".join(f"{out[n]['saved_by_the_cuts'][key]:.2f}"
-                                                         for n in names) + " |")
+    import pandas as pd
+
+    from tinyresnet import tables
+    rows = [[phase] + [f"{out[n][phase]:.2f}" for n in names]
+            for phase in out[names[0]] if phase != "saved_by_the_cuts"]
+    rows += [[f"before the cuts: {key}"] + [f"{out[n]['saved_by_the_cuts'][key]:.2f}" for n in names]
+             for key in out[names[0]]["saved_by_the_cuts"]]
+    print(tables.markdown(pd.DataFrame(rows, columns=["phase (seconds)"] + names)))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,11 @@ directories.
 
 import os
 
+import pandas as pd
+
 from experiments import claim_results
 from experiments.claims import DATA_RUNGS, LADDER, LADDER_CLAIMS, scale as make_scale
+from tinyresnet import tables
 from tinyresnet.stats import compare
 
 # (label, arm a, arm b, key): the differences each claim turns on.
@@ -65,9 +68,11 @@ def data_table(results_root):
             for claim, comparisons in COMPARISONS.items()}
 
 
-def _row(label, where, c):
-    diff = c.diff if c.a.seeds and c.b.seeds else "n/a"
-    return f"| {label} | {where} | {c.a} | {c.b} | {diff} | {c.direction} |"
+def _table(axis, entries):
+    """The comparisons as a Markdown table; `axis` names the column of where each was made (width, classes)."""
+    rows = [[label, where, c.a, c.b, c.diff if c.a.seeds and c.b.seeds else "n/a", c.direction]
+            for label, where, c in entries]
+    return tables.markdown(pd.DataFrame(rows, columns=["comparison", axis, "a", "b", "a - b", "direction"]))
 
 
 def _markdown(claim, entries, by_data):
@@ -76,13 +81,11 @@ def _markdown(claim, entries, by_data):
              "settings at every width), with each arm's mean ± half-range over seeds. *higher* / *lower*: every "
              "seed of a above / below every seed of b; otherwise *within spread*. Written by "
              "`python -m experiments.run` from the committed results.csv files.", "",
-             "| comparison | width | a | b | a - b | direction |", "|---|---|---|---|---|---|"]
-    lines += [_row(label, f"{width:g}", c) for label, width, c in entries]
-    lines += ["", "## The data axis", "",
-              "The same comparisons at width 0.25 on 20 classes (10,000 train images) and on 100 classes "
-              "(50,000; `--scale=cpu_c100`), with the same settings otherwise.", "",
-              "| comparison | classes | a | b | a - b | direction |", "|---|---|---|---|---|---|"]
-    lines += [_row(label, classes, c) for label, classes, c in by_data]
+             _table("width", [(label, f"{width:g}", c) for label, width, c in entries]),
+             "", "## The data axis", "",
+             "The same comparisons at width 0.25 on 20 classes (10,000 train images) and on 100 classes "
+             "(50,000; `--scale=cpu_c100`), with the same settings otherwise.", "",
+             _table("classes", by_data)]
     return "\n".join(lines) + "\n"
 
 

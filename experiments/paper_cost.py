@@ -21,8 +21,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+import pandas as pd  # noqa: E402
+
 from experiments.claims import ARMS, CLAIMS, scale  # noqa: E402
 from tinyresnet import spec as spec_lib  # noqa: E402
+from tinyresnet import tables  # noqa: E402
 
 TRAIN_IMAGES = {"tiny_imagenet": 100_000, "cifar10": 50_000}  # the paper scale's full train splits
 CLASSES = {"tiny_imagenet": 200, "cifar10": 10}
@@ -67,19 +70,18 @@ def markdown(paths=None):
     speeds = bench_speeds(paths) or [{"gflops": None, "source": None, "kind": "?", "gpu": None}]
     heads = [f"{s['kind']} GPU hours per run at the bench's fp32 speed" if s["gpu"]
              else "CPU hours per run at the bench's speed" for s in speeds]
-    lines = ["| arm | forward GFLOPs / image | training PFLOPs per run (30 epochs) | " + " | ".join(heads) + " |",
-             "|---|---|---|" + "---|" * len(speeds)]
-    totals = [0.0] * len(speeds)
+    rows, totals = [], [0.0] * len(speeds)
     for arm, forward, pflops in arm_costs():
         cells = []
         for i, speed in enumerate(speeds):
             hours = pflops * 1e6 / speed["gflops"] / 3600 if speed["gflops"] else float("nan")
             totals[i] += hours
             cells.append(f"{hours:,.1f}" if speed["gpu"] else f"{hours:,.0f}")
-        lines.append(f"| {arm} | {forward:.3f} | {pflops:.2f} | " + " | ".join(cells) + " |")
-    lines.append("| all arms, 2 seeds each | | | " + " | ".join(
-        f"{2 * total:,.1f}" if speed["gpu"] else f"{2 * total:,.0f}" for speed, total in zip(speeds, totals)) + " |")
-    lines.append("")
+        rows.append([arm, f"{forward:.3f}", f"{pflops:.2f}"] + cells)
+    rows.append(["all arms, 2 seeds each", "", ""] + [
+        f"{2 * total:,.1f}" if speed["gpu"] else f"{2 * total:,.0f}" for speed, total in zip(speeds, totals)])
+    columns = ["arm", "forward GFLOPs / image", "training PFLOPs per run (30 epochs)"] + heads
+    lines = [tables.markdown(pd.DataFrame(rows, columns=columns)), ""]
     notes = []
     for speed in speeds:
         gflops = f"{speed['gflops']:.1f}" if speed["gflops"] else "?"

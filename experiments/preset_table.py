@@ -7,7 +7,9 @@ import argparse
 import os
 import sys
 
-from tinyresnet import spec
+import pandas as pd
+
+from tinyresnet import spec, tables
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paper import PAPER_RESULTS  # noqa: E402
@@ -22,15 +24,16 @@ def parse_args(argv=None):
 def main():
     from tinyresnet.models import build_model  # here: `--help` answers without loading TensorFlow
 
-    print("| preset | notation | layers (computed) | layers (Table 1) | parameters | forward GFLOPs | input |")
-    print("|---|---|---|---|---|---|---|")
+    rows = []
     for name, preset in spec.PRESETS.items():
         shape, size = preset.input_shape, preset.input_size
         printed = PAPER_RESULTS.get(name, {}).get("layers", "-")
         params = build_model(name, shape).count_params()
         gflops = spec.forward_flops(name, shape) / 1e9
-        print(f"| `{name}` | {spec.format_spec(preset.notation)} | {spec.count_layers(name)} | {printed} "
-              f"| {params:,} | {gflops:.3f} | {size}x{size}x3 |")
+        rows.append([f"`{name}`", spec.format_spec(preset.notation), spec.count_layers(name), printed, f"{params:,}",
+                     f"{gflops:.3f}", f"{size}x{size}x3"])
+    print(tables.markdown(pd.DataFrame(rows, columns=["preset", "notation", "layers (computed)", "layers (Table 1)",
+                                                      "parameters", "forward GFLOPs", "input"])))
 
 
 if __name__ == "__main__":

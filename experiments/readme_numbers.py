@@ -45,7 +45,9 @@ import subprocess
 import sys
 import time
 
-from tinyresnet import cpu
+import pandas as pd
+
+from tinyresnet import cpu, tables
 from tinyresnet.bench_table import batch_sweep_table, before_after_table, format_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -248,9 +250,8 @@ def render_batch_sweep(path, record):
 def render_tune_memory(path, record):
     r = record["result"]
     lines = [_machine_line(record), "",
-             "The tuner process over a search of small nets (1 epoch of 5 steps each); memory in MiB:", "",
-             "| trials run | trials | RSS after trial 3 | RSS after the last | growth per trial (least squares, "
-             "from trial 3) | largest trial process | seconds per trial |", "|---|---|---|---|---|---|---|"]
+             "The tuner process over a search of small nets (1 epoch of 5 steps each); memory in MiB:", ""]
+    rows = []
     for mode, m in r.items():
         rss = m["rss_mib_after_each_trial"]
         largest = "-" if m["largest_trial_process_mib"] is None else f"{m['largest_trial_process_mib']:,.0f}"
@@ -259,8 +260,11 @@ def render_tune_memory(path, record):
                  f"in a process apart, replaced after {m.get('recycle_mib') or 0:.0f} MiB of growth (then the default)")
         label = {"trial-process": apart, "process-per-trial": "each in a new process",
                  "in-process": "all in the tuner's process (`--trials-in-process`)"}[mode]
-        lines.append(f"| {label} | {m['trials']} | {rss[2]:,.0f} | {rss[-1]:,.0f} "
-                     f"| {m['growth_mib_per_trial_from_3rd']:.2f} | {largest} | {m['seconds_per_trial']:.1f} |")
+        rows.append([label, m["trials"], f"{rss[2]:,.0f}", f"{rss[-1]:,.0f}",
+                     f"{m['growth_mib_per_trial_from_3rd']:.2f}", largest, f"{m['seconds_per_trial']:.1f}"])
+    lines.append(tables.markdown(pd.DataFrame(rows, columns=[
+        "trials run", "trials", "RSS after trial 3", "RSS after the last",
+        "growth per trial (least squares, from trial 3)", "largest trial process", "seconds per trial"])))
     return lines + [""] + _source_lines(path, record)
 
 
@@ -280,12 +284,10 @@ def render_fixed_cost(path, record):
     r = record["result"]
     names = [n for n in r if n != "startup"]
     imports = r["startup"]["imports"]
-    header = " | ".join(n.replace(" (net1 x0.25, ", " (") for n in names)
-    lines = [_machine_line(record), "", "Seconds per phase (Net 1 at width 0.25, 20-class Tiny ImageNet, float32):", "",
-             f"| phase | {header} |", "|---|" + "---|" * len(names)]
+    rows = []
 
     def row(label, values):
-        lines.append(f"| {label} | " + " | ".join(values) + " |")
+        rows.append([label] + values)
 
     row("process start + imports (`import tinyresnet.train`)", [f"{imports:.1f}"] * len(names))
     for label, key in FIXED_COST_ROWS:
@@ -303,7 +305,9 @@ def render_fixed_cost(path, record):
     row("**total** (start-up + everything in the process)", [f"**{totals[n]:.1f}**" for n in names])
     row("saved by the cuts (the \"was\" figures)",
         [f"{saved[n]:.1f} of {totals[n] + saved[n]:.1f}" for n in names])
-    return lines + [""] + _source_lines(path, record)
+    table = tables.markdown(pd.DataFrame(rows, columns=["phase"] + [n.replace(" (net1 x0.25, ", " (") for n in names]))
+    return ([_machine_line(record), "", "Seconds per phase (Net 1 at width 0.25, 20-class Tiny ImageNet, float32):",
+             "", table, ""] + _source_lines(path, record))
 
 
 def render_quickstart(path, text):

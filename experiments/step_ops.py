@@ -91,10 +91,12 @@ def main(argv=None):
     print(f"{config.net} at width {args.width}, batch {args.batch_size}, float32: "
           f"{1000 * wall / args.steps:.1f} ms/step wall (profiled, with fit's set-up), "
           f"{1000 * total / args.steps:.1f} ms/step of op time over the threads")
-    print("| op type | ms/step (all threads) | share |")
-    print("|---|---|---|")
-    for name, seconds in totals.most_common(args.top):
-        print(f"| {name} | {1000 * seconds / args.steps:.2f} | {seconds / total:.0%} |")
+    import pandas as pd
+
+    from tinyresnet import tables
+    rows = [[name, f"{1000 * seconds / args.steps:.2f}", f"{seconds / total:.0%}"]
+            for name, seconds in totals.most_common(args.top)]
+    print(tables.markdown(pd.DataFrame(rows, columns=["op type", "ms/step (all threads)", "share"])))
     return 0
 
 

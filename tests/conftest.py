@@ -4,9 +4,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Keras' folder (and tinyresnet's precision cache in it) of the tests is their own, never the user's ~/.keras.
 os.environ["KERAS_HOME"] = __import__("tempfile").mkdtemp(prefix="tinyresnet-tests-keras-")
 
+import re
+
 import pytest
 
 SHARED = os.environ.get("TINYRESNET_SHARED_DATA")
+
+
+def unpadded(markdown):
+    """A Markdown table without its cells' padding (tinyresnet.tables pads every column to its widest
+    cell): `|  net1 |   55.0 |` reads `| net1 | 55.0 |`, so a test names a row by its cells alone."""
+    return re.sub(r" +\|", " |", re.sub(r"\| +", "| ", markdown))
 
 
 def shared_file(name):

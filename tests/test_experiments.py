@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import unpadded
 from experiments import claim_results
 from experiments import run as run_lib
 from experiments.claims import ARMS, CIFAR, CLAIMS, TINY, Scale
@@ -118,7 +119,7 @@ def test_the_verdict_follows_the_seeds_spread(tmp_path, net6_val, verdict):
     from experiments.claims import scale
     got = claim_results.write("resnet_vs_convnet", scale("cpu", "/data"), (0, 1), str(tmp_path), str(tmp_path / "out"))
     assert got.verdict == verdict
-    summary = (tmp_path / "out" / "summary.md").read_text()
+    summary = unpadded((tmp_path / "out" / "summary.md").read_text())
     assert f"**Verdict: {verdict}.**" in summary
     # 4 epochs of 30 s, though the last sitting's fit (wall_seconds) took 60 s: a resumed run counts every sitting
     assert "| 2.0 |" in summary
@@ -218,7 +219,7 @@ def test_the_claims_table_replaces_only_the_text_between_its_markers(tmp_path):
     verdicts = {"resnet_vs_convnet": Verdict("supported", why="Net 1 is above both",
                                              ours="val top-1 Net 1 40.5 ± 0.5")}
     claim_results.write_claims_table(str(readme), scale("cpu", "/data"), (0, 1), verdicts, run_lib.command_for)
-    text = readme.read_text()
+    text = unpadded(readme.read_text())
     assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old table" not in text
     assert ("| val top-1 Net 1 40.5 ± 0.5 | 20-class Tiny ImageNet, width 0.125, 10 epochs; 2 seeds |" in text
             and "**supported**: Net 1 is above both | `python -m experiments.run resnet_vs_convnet` |" in text)
@@ -390,7 +391,7 @@ def test_the_ladder_tables_each_comparison_per_width_from_the_committed_results(
     assert entries[("Net 1 - Net 6, val top-1", 0.25)] == "within spread"  # the verdict moves as the nets widen
     assert entries[("Net 1 without block dropout - Net 6, val top-1", 0.25)] == "higher"  # another claim's arm
     assert entries[("Net 1 - plain twin, val top-1", 0.5)] == "pending"
-    text = (tmp_path / "resnet_vs_convnet" / "ladder.md").read_text()
+    text = unpadded((tmp_path / "resnet_vs_convnet" / "ladder.md").read_text())
     assert "| Net 1 - Net 6, val top-1 | 0.25 | 55.5 ± 0.5 | 55.0 ± 1.0 | 0.5 points | within spread |" in text
     stamp = os.path.getmtime(tmp_path / "resnet_vs_convnet" / "ladder.png")
     ladder.write(str(tmp_path))  # nothing new: both files are left alone
@@ -404,7 +405,7 @@ def test_the_ladder_tables_each_comparison_per_width_from_the_committed_results(
     by_data = {(label, classes): c.direction for label, classes, c in ladder.data_table(str(tmp_path))["resnet_vs_convnet"]}
     assert by_data[("Net 1 - Net 6, val top-1", 20)] == "within spread"
     assert by_data[("Net 1 - Net 6, val top-1", 100)] == "lower"
-    text = (tmp_path / "resnet_vs_convnet" / "ladder.md").read_text()
+    text = unpadded((tmp_path / "resnet_vs_convnet" / "ladder.md").read_text())
     assert "| Net 1 - Net 6, val top-1 | 100 | 40.5 ± 0.5 | 45.5 ± 0.5 | -5.0 points | lower |" in text
 
 
@@ -421,7 +422,7 @@ def test_the_readme_s_ladder_paragraphs_quote_the_committed_ladder_tables():
     committed = set()
     for claim in LADDER_CLAIMS:
         with open(os.path.join(run_lib.HERE, "results", claim, "ladder.md")) as f:
-            committed |= {float(v) for v in re.findall(r"\| (-?\d+\.\d) points \|", f.read())}
+            committed |= {float(v) for v in re.findall(r"\| (-?\d+\.\d) points \|", unpadded(f.read()))}
     quoted = _signed_points(section)
     assert len(quoted) >= 15, "the ladder paragraphs quote the comparisons with their sign"
     stale = [v for v in quoted if v not in committed]
@@ -493,7 +494,7 @@ def test_a_gpu_bench_adds_its_column_of_hours_beside_the_cpu_s(tmp_path, capsys)
     from experiments import paper_cost
     cpu = os.path.join(paper_cost.HERE, "results", "performance", "bench_wide-zen3.json")
     gpu = _gpu_bench(tmp_path)
-    table = paper_cost.markdown([gpu, cpu])  # a GPU's file first: the CPU's column still comes first
+    table = unpadded(paper_cost.markdown([gpu, cpu]))  # a GPU's file first: the CPU's column still comes first
     header, _, net1 = table.splitlines()[:3]
     assert header.endswith(
         "| CPU hours per run at the bench's speed | a100 GPU hours per run at the bench's fp32 speed |")
@@ -502,7 +503,7 @@ def test_a_gpu_bench_adds_its_column_of_hours_beside_the_cpu_s(tmp_path, capsys)
     assert "a100 GPU hours: training FLOPs / 20000.0 GFLOP/s, full-width Net 1's fp32 training speed on " \
            "NVIDIA A100-SXM4-40GB in `" in table
     assert paper_cost.main(["--bench", gpu]) is None
-    assert capsys.readouterr().out.splitlines()[0] == \
+    assert unpadded(capsys.readouterr().out).splitlines()[0] == \
         "| arm | forward GFLOPs / image | training PFLOPs per run (30 epochs) | a100 GPU hours per run at the " \
         "bench's fp32 speed |"
 

@@ -20,8 +20,8 @@ from fixtures import class_folder_files, tiny_imagenet_files, write_zip
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
-READMES = ("README.md", "experiments/README.md", "experiments/PERFORMANCE.md", "experiments/GPU.md",
-           "tuning/README.md", "exported_models/README.md")
+READMES = ("README.md", "tinyresnet/README.md", "experiments/README.md", "experiments/PERFORMANCE.md",
+           "experiments/GPU.md", "tuning/README.md", "exported_models/README.md")
 SMOKE = ("--epochs=1", "--steps-per-epoch=2")
 
 

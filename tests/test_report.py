@@ -1,5 +1,6 @@
 import pandas as pd
 
+from conftest import unpadded
 from fixtures import class_folder_files, write_zip
 from test_train import tiny_config
 from tinyresnet import report, train
@@ -18,12 +19,12 @@ def test_report_compares_a_residual_net_and_its_plain_twin(tmp_path, capsys):
     assert (table["epochs"] == 2).all() and (table["params"] == table["params"][0]).all()
     on_disk = pd.read_csv(tmp_path / "out" / "comparison.csv")
     assert list(on_disk.columns) == list(report.TABLE_COLUMNS)
-    markdown = (tmp_path / "out" / "comparison.md").read_text()
+    markdown = unpadded((tmp_path / "out" / "comparison.md").read_text())
     assert markdown.startswith("| run | variant | train_top1") and "| plain | plain |" in markdown
     assert (tmp_path / "out" / "comparison.png").stat().st_size > 10_000
 
     from tinyresnet.cli import report_main
     assert report_main(runs + ["--out", str(tmp_path / "cli")]) == 0
-    assert "| residual | residual |" in capsys.readouterr().out
+    assert "| residual | residual |" in unpadded(capsys.readouterr().out)
     assert report_main([str(tmp_path / "missing")]) == 2
     assert "no results.json" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import time
 import pandas as pd
 import pytest
 
+from conftest import unpadded
 from tinyresnet import runs
 
 SEARCH = """
@@ -75,7 +76,7 @@ def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data, capfd):
     project = str(tmp_path / "project")
     assert command.main([f"--search={_search_file(tmp_path, data)}", f"--project-dir={project}",
                          "--steps_per_epoch=2"]) == 0
-    out = capfd.readouterr().out
+    out = unpadded(capfd.readouterr().out)
     assert "| rank | trial | val top-1 |" in out and len(re.findall(r"^\| [123] \| \d+ \| ", out, re.M)) == 3, out
     assert re.findall(r"s, (\d+ trials? left)$", out, re.M) == ["2 trials left", "1 trial left", "0 trials left"], out
     table = pd.read_csv(os.path.join(project, "trials.csv"))
@@ -358,7 +359,7 @@ def test_diverged_trials_get_a_line_each_no_rank_and_a_search_with_none_finished
     assert "Traceback" not in out.stderr and "last.keras" not in out.stdout + out.stderr
     lines = re.findall(r"^trial (\d+): .*  diverged \(loss became nan at epoch 0 step \d+\)  \d+ s", out.stdout, re.M)
     assert lines == ["0", "1"], out.stdout
-    board = (project / "leaderboard.md").read_text()
+    board = unpadded((project / "leaderboard.md").read_text())
     assert not re.search(r"^\| 1 \|", board, re.M) and "Not ranked (no score): trial 0 failed: diverged" in board
     (error,) = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert error == ("error: no trial finished (their errors are above); trials diverged: lower base.learning_rate "

@@ -7,6 +7,7 @@ import signal
 import pandas as pd
 import pytest
 
+from conftest import unpadded
 from test_tuning import _popen, _search_file, _tune
 from tinyresnet import runs
 from tinyresnet.tuning import confirm
@@ -312,7 +313,7 @@ def test_rung_correlations_say_how_far_a_short_rung_foretells_a_longer_one():
         {"short_epochs": 1, "long_epochs": 3, "nets": 5, "spearman": pytest.approx(1.0)},
         {"short_epochs": 1, "long_epochs": 9, "nets": 3, "spearman": pytest.approx(-1.0)},
         {"short_epochs": 3, "long_epochs": 9, "nets": 3, "spearman": pytest.approx(-1.0)}]
-    assert "| 1 | 3 | 5 | 1.00 |" in leaderboard.rungs_markdown(found)
+    assert "| 1 | 3 | 5 | 1.00 |" in unpadded(leaderboard.rungs_markdown(found))
     single = pd.DataFrame([{"spec": "A", "status": "COMPLETED", "epochs": 3, "val_top1": 0.3}])
     assert leaderboard.rung_correlations(single).empty and leaderboard.rungs_markdown(
         leaderboard.rung_correlations(single)) == ""
@@ -334,7 +335,7 @@ def test_a_study_arm_and_a_notation_reference_are_trained_confirmed_and_the_stro
     mine = runs.read_json(os.path.join(project, "reference", folders[1], runs.CONFIG))
     assert (arm["net"], arm["variant"], arm["block_dropout"]) == ("cifar7", "plain", 0.0)
     assert (mine["net"], mine["block_dropout"]) == ("Conv 8, Avg 2, BB 8, Avg 2, FC 3", 0.0)
-    assert f"| {folders[0]} |" in open(os.path.join(project, "leaderboard.md")).read()
+    assert f"| {folders[0]} |" in unpadded(open(os.path.join(project, "leaderboard.md")).read())
     out = _tune("confirm", project, "--top=1", "--seeds=2", "--epochs=1", "--quiet",
                 "--reference=cifar7_plain_no_dropout", f"--reference={notation}")
     assert out.returncode == 0, out.stdout + out.stderr

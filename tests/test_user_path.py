@@ -90,7 +90,7 @@ def test_2_export_in_a_fresh_process(user):
 
 
 def test_3_load_the_keras_file_from_plain_keras_in_a_fresh_process(user):
-    # The README's two ways; `import tinyresnet` alone registers nothing (it is lazy).
+    # The two ways of tinyresnet/README.md; `import tinyresnet` alone registers nothing (it is lazy).
     code = ("import sys, keras, tinyresnet\n"
             "m = keras.saving.load_model(sys.argv[1], custom_objects=tinyresnet.custom_objects())\n"
             "n = tinyresnet.load_model(sys.argv[1])\n"

@@ -1,5 +1,9 @@
 """The bench's figures as Markdown tables (no TensorFlow: the README's renderer reads them too)."""
 
+import pandas as pd
+
+from tinyresnet import tables
+
 SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16"}
 
 
@@ -10,7 +14,7 @@ def net_table(result):
     for p in precisions:
         header += [f"{SHORT[p]} ms/step", f"{SHORT[p]} images/s", f"{SHORT[p]} of ceiling"]
     header += ["auto chooses"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    per_net = []
     for net in result["nets"]:
         cells = [net["label"], f"{net['forward_gflops']:.3f}"]
         for p in precisions:
@@ -19,8 +23,8 @@ def net_table(result):
                 if m else ["", "", ""]
         of_best = f" ({net['auto_of_best']:.2f} of the faster)" if "auto_of_best" in net else ""
         cells.append(SHORT.get(net["auto"], net["auto"]) + of_best)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        per_net.append(cells)
+    return tables.markdown(pd.DataFrame(per_net, columns=header))
 
 
 def rows(result):
@@ -49,20 +53,20 @@ def rows(result):
 
 def format_table(result):
     """The bench result as Markdown: the per-net table, then the other measurements."""
-    other = "\n".join(["| measurement | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows(result)])
+    other = tables.markdown(pd.DataFrame(rows(result), columns=["measurement", "result"]))
     return net_table(result) + "\n\n" + other
 
 
 def before_after_table(result):
     """`experiments/before_after.py`'s figures as a Markdown table."""
-    lines = ["| net | fp32 before | fp32 after | fp32 speed-up | bf16 before | bf16 after | bf16 speed-up |",
-             "|---|---|---|---|---|---|---|"]
+    header = ["net", "fp32 before", "fp32 after", "fp32 speed-up", "bf16 before", "bf16 after", "bf16 speed-up"]
+    per_net = []
     for label, e in result["nets"].items():
         cells = [label]
         for policy in ("float32", "mixed_bfloat16"):
             cells += [f"{e['before'][policy]:.1f} ms", f"{e['after'][policy]:.1f} ms",
                       f"{e['speedup'][policy]:.2f}x"]
-        lines.append("| " + " | ".join(cells) + " |")
+        per_net.append(cells)
     cells = ["fixed cost per step (least squares)"]
     for policy in ("float32", "mixed_bfloat16"):
         before, after = (result["fixed_cost"][n][policy] for n in ("before", "after"))
@@ -72,15 +76,14 @@ def before_after_table(result):
                       if after["fixed_ms_per_step"] > 0 else "n/a"]
         else:
             cells += ["", "", ""]
-    lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return tables.markdown(pd.DataFrame(per_net + [cells], columns=header))
 
 
 def batch_sweep_table(result):
     """`experiments/batch_sweep.py`'s figures: ms/step and images/s per batch size, then the fitted line."""
-    lines = ["| batch size | ms/step | images/s | line's residual |", "|---|---|---|---|"]
-    lines += [f"| {r['batch_size']} | {r['ms_per_step']:.1f} | {r['images_per_s']:.0f} | "
-              f"{r['residual_ms']:+.1f} ms |" for r in result["rows"]]
+    lines = [tables.markdown(pd.DataFrame(
+        [[str(r["batch_size"]), f"{r['ms_per_step']:.1f}", f"{r['images_per_s']:.0f}", f"{r['residual_ms']:+.1f} ms"]
+         for r in result["rows"]], columns=["batch size", "ms/step", "images/s", "line's residual"]))]
     fixed, per_image, limit = result["fixed_ms_per_step"], result["ms_per_image"], result["limit_images_per_s"]
     line = (f"Least squares over the batch sizes (R² {result['r2']:.3f}): **{fixed:.1f} ms per step + "
             f"{1000 * per_image:.0f} µs per image**")

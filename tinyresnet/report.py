@@ -10,6 +10,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tinyresnet import runs  # noqa: E402
+from tinyresnet import tables  # noqa: E402
 
 TABLE_COLUMNS = ("run", "variant", "train_top1", "val_top1", "gap", "best_val_top1", "layers", "params",
                  "epochs", "images_per_sec")
@@ -84,7 +85,7 @@ def compare(run_dirs, out_dir=None, names=None):
 
 
 def to_markdown(table):
-    """Markdown of a comparison table, fractions shown as percent (no tabulate needed)."""
+    """Markdown of a comparison table, fractions shown as percent."""
     percent = {"train_top1", "val_top1", "gap", "best_val_top1"}
 
     def cell(key, value):
@@ -98,7 +99,6 @@ def to_markdown(table):
             return f"{value:.0f}"
         return str(value)
 
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(cell(k, row[k]) for k in table.columns) + " |")
-    return "\n".join(lines)
+    shown = pd.DataFrame([[cell(k, row[k]) for k in table.columns] for _, row in table.iterrows()],
+                         columns=table.columns)
+    return tables.markdown(shown)

@@ -358,18 +358,20 @@ def _pct(summary):
 def markdown(table: pd.DataFrame, waiting=frozenset()) -> str:
     """The confirmed section of leaderboard.md: mean ± spread per net and budget, then the verdicts
     (*pending* for the groups in `waiting`)."""
-    lines = ["## Confirmed", "", "Each net retrained from scratch with seeds (`tinyresnet-tune confirm`); mean ± "
-             "spread (half the range) over seeds.", "",
-             "| net | budget | epochs | seeds | val top-1 | train top-1 | GFLOPs | spec |",
-             "|---|---|---|---|---|---|---|---|"]
+    from tinyresnet import tables  # only this table needs it
     groups = table.groupby(["net", "budget"], sort=False)
     order = sorted(groups.groups, key=lambda key: -_summary(table, *key).mean)
+    rows = []
     for net, budget in order:
         group = groups.get_group((net, budget))
         val, train = stats.summarize(group["val_top1"].tolist()), stats.summarize(group["train_top1"].tolist())
         shown = f"{net} (strongest reference)" if group["strongest"].any() else net
-        lines.append(f"| {shown} | {budget} | {int(group['epochs'].iloc[0])} | {len(group)} | {_pct(val)} | {_pct(train)} "
-                     f"| {group['forward_gflops'].iloc[0]:.3f} | `{group['spec'].iloc[0]}` |")
+        rows.append([shown, budget, int(group["epochs"].iloc[0]), len(group), _pct(val), _pct(train),
+                     f"{group['forward_gflops'].iloc[0]:.3f}", f"`{group['spec'].iloc[0]}`"])
+    lines = ["## Confirmed", "", "Each net retrained from scratch with seeds (`tinyresnet-tune confirm`); mean ± "
+             "spread (half the range) over seeds.", "",
+             tables.markdown(pd.DataFrame(rows, columns=["net", "budget", "epochs", "seeds", "val top-1", "train top-1",
+                                                         "GFLOPs", "spec"]))]
     found = verdicts(table, waiting)
     if found:
         lines += ["", "Verdicts (*supported*: every seed of one above every seed of the other; *not supported*: "

@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 
 from tinyresnet import runs  # noqa: E402
 from tinyresnet import spec as spec_lib  # noqa: E402
+from tinyresnet import tables  # noqa: E402
 from tinyresnet.tuning import confirm  # noqa: E402
 from tinyresnet.tuning import space as space_lib  # noqa: E402
 from tinyresnet.report import save_figure  # noqa: E402
@@ -111,12 +112,12 @@ def rungs_markdown(correlations):
         return ""
     lines = ["## How far a short rung foretells a longer one", "",
              "Spearman rank correlation of val top-1 between two budgets, over the nets the search trained at both "
-             "(1: the same order; 0: none; n/a under 3 nets).", "",
-             "| epochs | against epochs | nets | Spearman |", "|---|---|---|---|"]
-    for row in correlations.itertuples():
-        rho = "n/a" if pd.isna(row.spearman) else f"{row.spearman:.2f}"
-        lines.append(f"| {row.short_epochs} | {row.long_epochs} | {row.nets} | {rho} |")
-    return "\n".join(lines) + "\n"
+             "(1: the same order; 0: none; n/a under 3 nets).", ""]
+    shown = pd.DataFrame([[row.short_epochs, row.long_epochs, row.nets,
+                           "n/a" if pd.isna(row.spearman) else f"{row.spearman:.2f}"]
+                          for row in correlations.itertuples()],
+                         columns=["epochs", "against epochs", "nets", "Spearman"])
+    return "\n".join(lines + [tables.markdown(shown)]) + "\n"
 
 
 def _percent(value):
@@ -125,30 +126,31 @@ def _percent(value):
 
 def markdown(table, refs):
     """The ranked trials (those with a score: a failed one is listed apart, with why), then the references."""
-    lines = ["| rank | trial | val top-1 | train top-1 | gap | GFLOPs | params | layers | epochs | seconds | spec |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    failed = table[table["val_top1"].isna()]
-    if len(failed) == len(table):
-        lines = ["No trial has a score yet."]
+    ranked = []
     for rank, (_, row) in enumerate(table.dropna(subset=["val_top1"]).iterrows(), start=1):
         params = "-" if pd.isna(row["params"]) else f"{int(row['params']):,}"
         gflops = "-" if pd.isna(row["forward_gflops"]) else f"{row['forward_gflops']:.3f}"
         seconds = "-" if pd.isna(row["seconds"]) else f"{row['seconds']:.0f}"
         layers = "-" if pd.isna(row["layers"]) else int(row["layers"])
         epochs = "-" if pd.isna(row["epochs"]) else int(row["epochs"])
-        lines.append(f"| {rank} | {row['trial']} | {_percent(row['val_top1'])} | {_percent(row['train_top1'])} "
-                     f"| {_percent(row['gap'])} | {gflops} | {params} | {layers} | {epochs} | {seconds} "
-                     f"| `{row['spec']}` |")
+        ranked.append([rank, row["trial"], _percent(row["val_top1"]), _percent(row["train_top1"]),
+                       _percent(row["gap"]), gflops, params, layers, epochs, seconds, f"`{row['spec']}`"])
+    failed = table[table["val_top1"].isna()]
+    if len(failed) == len(table):
+        lines = ["No trial has a score yet."]
+    else:
+        lines = [tables.markdown(pd.DataFrame(ranked, columns=[
+            "rank", "trial", "val top-1", "train top-1", "gap", "GFLOPs", "params", "layers", "epochs", "seconds",
+            "spec"]))]
     if len(failed):
         lines += ["", "Not ranked (no score): " + "; ".join(
             f"trial {row['trial']} {str(row['status']).lower()}" + (f": {row['message']}" if row["message"] else "")
             for _, row in failed.iterrows())]
     if refs:
-        lines += ["", "Reference nets on the same settings:", "",
-                  "| net | val top-1 | train top-1 | GFLOPs | params | spec |", "|---|---|---|---|---|---|"]
-        for name, r in refs.items():
-            lines.append(f"| {name} | {_percent(r['val_top1'])} | {_percent(r['train_top1'])} "
-                         f"| {r['forward_gflops']:.3f} | {r['params']:,} | `{r['spec']}` |")
+        shown = pd.DataFrame([[name, _percent(r["val_top1"]), _percent(r["train_top1"]), f"{r['forward_gflops']:.3f}",
+                               f"{r['params']:,}", f"`{r['spec']}`"] for name, r in refs.items()],
+                             columns=["net", "val top-1", "train top-1", "GFLOPs", "params", "spec"])
+        lines += ["", "Reference nets on the same settings:", "", tables.markdown(shown)]
     return "\n".join(lines) + "\n"
 
 
