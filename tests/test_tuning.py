@@ -281,7 +281,7 @@ def test_trials_train_in_one_process_apart_unless_told_in_process_with_the_same_
     assert list(same["val_top1"]) == list(apart["val_top1"])  # the same seed gives the same trial either way
 
 
-def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_path, data):
+def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_path, data, capsys):
     # Issue 29: replaced after `trials_per_process` trials (ProcessPoolExecutor's max_tasks_per_child), where
     # it was replaced on memory growth; a trial killed mid-way is retried by KerasTuner (max_retries_per_trial).
     import dataclasses
@@ -303,7 +303,7 @@ def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_pat
     real, killed = tuner.trial_pool.run, []
 
     def run(request):
-        if request["trial_id"] == "1":
+        if request["trial_id"] == "1" and not killed:
             killed.append(tuner.trial_pids["0"])
             os.kill(killed[0], signal.SIGKILL)
             psutil.Process(killed[0]).wait()
@@ -312,6 +312,7 @@ def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_pat
     tuner.search(verbose=0)
     assert len(killed) == 1 and tuner.trial_pids["1"] != killed[0] == tuner.trial_pids["0"]
     assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED", "COMPLETED"]
+    assert "retries left" not in capsys.readouterr().out  # trial 1 started in a new process: not a retry
 
     # Killed during a trial (the OOM killer, say): trained again once, in a new process; killed twice, the
     # trial fails with one line, not a traceback.

@@ -102,7 +102,7 @@ class TrialPool:
         """Trains the trial of `request` in the pool's process; its output goes to this screen."""
         try:
             future = self._start_pool().submit(train_one, request)
-        except BrokenProcessPool:  # its idle process died between trials (out of memory, say): a new one
+        except BrokenProcessPool:  # broken since `_start_pool` looked: a new one
             self.close()
             future = self._start_pool().submit(train_one, request)
         try:
@@ -123,6 +123,8 @@ class TrialPool:
             raise
 
     def _start_pool(self):
+        if self._pool is not None and any(p.exitcode not in (None, 0) for p in self._processes()):
+            self.close()  # its idle process died between trials (out of memory, say): the next trial gets a new one
         if self._pool is None:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
                                              initargs=(os.getpid(),), max_tasks_per_child=self.trials_per_process)
