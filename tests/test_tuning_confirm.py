@@ -347,3 +347,22 @@ def test_a_study_arm_and_a_notation_reference_are_trained_confirmed_and_the_stro
     board = open(os.path.join(project, "leaderboard.md")).read()
     assert re.search(rf"beats {means.idxmax()} at equal epochs \(.*; {means.idxmax()} is the strongest reference\)",
                      board), board
+
+
+def test_search_png_draws_the_strongest_reference_as_a_line_confirmed_first(tmp_path, monkeypatch):
+    # Issue 32: the searched nets are read against the strongest reference, not the first one named.
+    from tinyresnet.tuning import leaderboard
+    refs = {"net1": {"val_top1": 0.30, "forward_gflops": 0.114}, "net6": {"val_top1": 0.34, "forward_gflops": 0.114}}
+    assert leaderboard.strongest(refs) == "net6"
+    confirmed = pd.DataFrame([{"net": "net1", "kind": "reference", "budget": confirm.EQUAL_EPOCHS, "val_top1": 0.5},
+                              {"net": "net6", "kind": "reference", "budget": confirm.EQUAL_EPOCHS, "val_top1": 0.4}])
+    assert leaderboard.strongest(refs, confirmed) == "net1"  # at the confirmation's budget, over seeds
+    assert leaderboard.strongest({}) is None
+    drawn = {}
+    monkeypatch.setattr(leaderboard, "save_figure", lambda fig, path: drawn.update(
+        lines=[(line.get_label(), line.get_ydata()[0]) for line in fig.axes[0].get_lines()]))
+    table = pd.DataFrame({"trial": ["0"], "status": ["COMPLETED"], "val_top1": [0.4], "forward_gflops": [0.05],
+                          "epochs": [1]})
+    leaderboard.plot(table, refs, str(tmp_path / "search.png"), "net6")
+    assert ("net6: the strongest reference", 0.34) in drawn["lines"]
+    assert not any(label.startswith("net1:") for label, _ in drawn["lines"])

@@ -154,7 +154,18 @@ def markdown(table, refs):
     return "\n".join(lines) + "\n"
 
 
-def plot(table, refs, path):
+def strongest(refs, confirmed=None):
+    """The reference a searched net must beat: the strongest confirmed one (best mean over seeds) where
+    `tinyresnet-tune confirm` has run, else the best one trained on the search's settings; None without one."""
+    if confirmed is not None and confirm.strongest_reference(confirmed) is not None:
+        return confirm.strongest_reference(confirmed)
+    scored = {name: r["val_top1"] for name, r in refs.items() if r.get("val_top1") is not None}
+    return max(scored, key=scored.get) if scored else None
+
+
+def plot(table, refs, path, strongest_reference=None):
+    """Val top-1 against forward GFLOPs: the trials, their Pareto front, the references as stars and the
+    strongest reference's score as a line across."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     done = table.dropna(subset=["val_top1", "forward_gflops", "epochs"])
     budgets = sorted(done["epochs"].unique(), reverse=True)
@@ -170,6 +181,9 @@ def plot(table, refs, path):
     for i, (name, r) in enumerate(refs.items()):
         ax.scatter([r["forward_gflops"]], [r["val_top1"]], marker="*", s=160, color=f"C{i + 1}",
                    label=f"{name} (same settings)", zorder=4)
+        if name == strongest_reference:
+            ax.axhline(r["val_top1"], color=f"C{i + 1}", linestyle="--", linewidth=1,
+                       label=f"{name}: the strongest reference")
     ax.set(xlabel="forward GFLOPs per image", ylabel="val top-1", title="search: accuracy against cost")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing to label before a trial has finished
@@ -201,7 +215,7 @@ def write(project_dir, out_dir=None):
         runs.write_csv(os.path.join(out_dir, confirm.CONFIRMED), confirmed.to_dict("records"), confirm.COLUMNS)
         board += "\n" + confirm.markdown(confirmed, confirm.waiting(project_dir, confirmed))
     runs.write_text(os.path.join(out_dir, "leaderboard.md"), board)
-    plot(table, refs, os.path.join(out_dir, "search.png"))
+    plot(table, refs, os.path.join(out_dir, "search.png"), strongest(refs, confirmed))
     if refs:
         runs.write_json(os.path.join(out_dir, "references.json"), refs)
     return table
@@ -213,4 +227,4 @@ def best_trial(table):
     return None if done.empty else done.iloc[0]
 
 
-__all__ = ["best_trial", "leaderboard", "pareto", "plot", "references", "trials_table", "write"]
+__all__ = ["best_trial", "markdown", "pareto", "plot", "references", "trials_table", "write"]
