@@ -331,6 +331,7 @@ def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_pat
            "epoch" in lines
     trials = tuner.oracle.trials
     assert [trials["0"].status, trials["1"].status] == ["COMPLETED", "FAILED"]
+    assert not trials["0"].message  # its retry finished: not "its process was killed" (issue 29 hunt)
     # Our own line, without KerasTuner's class name (issue 30, defect 3: a trial's line says why it failed).
     assert trials["1"].message == "trial 1: its process was killed twice (signal 9)"
 

@@ -14,6 +14,7 @@ This module imports no TensorFlow: the pool's process loads it in its
 initializer, with TensorFlow's start-up noise filtered as a command's.
 """
 
+import concurrent.futures
 import multiprocessing
 import os
 import signal
@@ -45,7 +46,11 @@ def _start(tuner_pid):
     # wrappers a trial never uses: about 3 of the 8 s that loading TensorFlow took here.
     sys.modules.setdefault("sklearn", None)
     onednn.enable_by_default()
-    startup.load_tensorflow()
+    try:
+        startup.load_tensorflow()
+    except SystemExit as e:  # a Ctrl-C while it loads (said there): end here, not in the pool's traceback
+        sys.stderr.flush()
+        os._exit(e.code if isinstance(e.code, int) else EXIT_INTERRUPTED)
     signal.signal(signal.SIGINT, raise_interrupt)
 
 
@@ -113,12 +118,15 @@ class TrialPool:
             return Outcome(died[0].exitcode if died else -signal.SIGKILL, "", died[0].pid if died else 0)
         except KeyboardInterrupt:
             # Its process has a session of its own: ask it to stop, as Ctrl-C asks a run, then wait for it to save.
+            # It answers and stays in the pool, idle: wait for its answer, not for its end (a whole `grace`).
             for process in self._processes():
-                if process.is_alive():
+                if process.is_alive() and not future.done():  # an idle one would die of it, with a traceback
                     os.kill(process.pid, signal.SIGINT)
-                process.join(self.grace)
-                if process.is_alive():
-                    process.kill()
+            concurrent.futures.wait([future], timeout=self.grace)
+            if not future.done():
+                for process in self._processes():
+                    if process.is_alive():
+                        process.kill()
             self.close()
             raise
 

@@ -297,6 +297,8 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self._started[trial.trial_id] = time.perf_counter()
 
     def on_trial_end(self, trial):
+        if trial.status == trial_module.TrialStatus.COMPLETED:
+            trial.message = None  # a retried trial keeps its first run's message (its process was killed)
         if trial.message:
             # KerasTuner keeps the traceback: of our own FailedTrialError its last line says all; of anything
             # else (a bug) the whole traceback is shown, as KerasTuner's DEBUG printed it.
