@@ -54,6 +54,12 @@ def _check_run_dir(config, folder):
                             "or pass another --runs-dir")
 
 
+def planned_folders(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, arms=None):
+    """The run directories of the runs the claims need (or only `arms`), in plan order."""
+    runs_root = runs_root or os.path.join(HERE, "runs")
+    return [claim_results.run_dir(runs_root, scale.name, *key) for key in plan(claim_names, seeds, arms or scale.arms)]
+
+
 def run_claims(claim_names, scale, seeds=DEFAULT_SEEDS, runs_root=None, results_root=None, arms=None,
                overrides=None, train_runs=True, readme=None, shard=(0, 1), log=print, epoch_lines=False):
     """Trains what the claims need that is not finished, writing each claim's results as its runs end.
@@ -212,6 +218,10 @@ def main(argv=None):
         if code is not None:
             sys.exit(code)
         train_runs = False  # every run is settled: the verdicts, once
+        folders = planned_folders(claims, scale, tuple(range(args.seeds)), args.runs_dir, arms)
+        if args.shard[1] > 1 and not all(runner.is_settled(f) for f in folders):
+            print("runs of other shards are not finished; the runner that finishes the last one writes the results")
+            return
     else:
         onednn.enable_by_default()
         # Ctrl-C and SIGTERM (a Slurm job's end) stop the runner between epochs; remembered, so that one landing in
@@ -236,6 +246,12 @@ def main(argv=None):
         return
     for name, (verdict, why, ours) in (verdicts or {}).items():
         print(f"{name}: {verdict} ({why}). Ours: {ours}")
+    diverged = runner.diverged_runs(planned_folders(claims, scale, tuple(range(args.seeds)), args.runs_dir, arms))
+    if diverged:  # a rerun trains them no more: said at every end, as confirm says it
+        print(f"error: {runner.count(len(diverged), 'run')} diverged and stay{'s' if len(diverged) == 1 else ''} out "
+              f"of the results: {', '.join(diverged)} (each one's {runner.DIVERGED} says where; delete it to train "
+              "the run again)", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

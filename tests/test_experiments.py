@@ -356,6 +356,23 @@ def test_workers_share_the_runs_of_one_machine_each_trained_once_and_the_verdict
     assert sorted(r["arm"] for r in rows) == ["net1", "net1_plain", "net6"]
 
 
+def test_a_diverged_run_is_named_at_every_end_and_the_runner_exits_3(tmp_path):
+    # From the fresh-eyes hunt of issue 29: the shared runner leaves a diverged run out for good, so the claim
+    # stayed "pending" with exit 0 and nothing at the end said why (confirm says it and exits 3).
+    from tinyresnet import runner
+    folder = tmp_path / "runs" / "cpu" / "net6" / "seed_0"
+    folder.mkdir(parents=True)
+    (folder / runner.DIVERGED).write_text("loss became nan at epoch 0 step 2.\n")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-m", "experiments.run", "resnet_vs_convnet", "--report-only", "--seeds=1",
+                          f"--runs-dir={tmp_path / 'runs'}", f"--results-dir={tmp_path / 'results'}"],
+                         cwd=repo, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 3, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"error: 1 run diverged and stays out of the results: {folder} (each one's diverged.txt says where; " \
+           "delete it to train the run again)" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_the_width_ladder_runs_the_cpu_scale_s_tiny_imagenet_claims_wider_into_its_own_results():
     from experiments.claims import scale
     cpu, wider = scale("cpu", "/data"), scale("cpu_w025", "/data")

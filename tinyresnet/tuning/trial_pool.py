@@ -113,7 +113,10 @@ class TrialPool:
         try:
             return future.result()
         except BrokenProcessPool:  # its process died (the OOM killer, say): its exit code says how
-            died = [p for p in self._processes() if p.exitcode not in (None, 0, -signal.SIGTERM)]
+            # The pool terminates its other processes (SIGTERM) once one dies; a trial process ended by SIGTERM
+            # from outside is the one that died when no other did.
+            ended = [p for p in self._processes() if p.exitcode not in (None, 0)]
+            died = [p for p in ended if p.exitcode != -signal.SIGTERM] or ended
             self.close()
             return Outcome(died[0].exitcode if died else -signal.SIGKILL, "", died[0].pid if died else 0)
         except KeyboardInterrupt:
