@@ -33,12 +33,29 @@ def tiny_zip(tmp_path):
     return write_zip(tmp_path / "tiny-imagenet-200.zip", tiny_imagenet_files())
 
 
-@pytest.fixture
-def folder_zip(tmp_path):
-    """A 3-class archive of 16x16 JPEGs, 16 per class, in `shapes/<class>/`."""
+@pytest.fixture(scope="session")
+def folder_zip(tmp_path_factory):
+    """A 3-class archive of 16x16 JPEGs, 16 per class, in `shapes/<class>/` (one per session: only read)."""
     from fixtures import class_folder_files, write_zip
-    return write_zip(tmp_path / "shapes.zip", class_folder_files(("a", "b", "c"), per_class=16, size=(16, 16)),
-                     prefix="shapes/")
+    return write_zip(tmp_path_factory.mktemp("folder_zip") / "shapes.zip",
+                     class_folder_files(("a", "b", "c"), per_class=16, size=(16, 16)), prefix="shapes/")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(folder_zip, tmp_path_factory):
+    """`(run directory, results)` of one finished one-step run of `fixtures.tiny_config(folder_zip,
+    steps_per_epoch=1)`, trained once per session. Tests only read it; to change it, `copy_run` it first."""
+    from fixtures import tiny_config
+    from tinyresnet import train
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    return run, train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(run))
+
+
+def copy_run(run, destination):
+    """A copy of a finished run directory at `destination` (a path that does not exist yet)."""
+    import shutil
+    shutil.copytree(run, destination)
+    return destination
 
 
 @pytest.fixture
