@@ -210,6 +210,7 @@ def test_mixed_float16_trains_a_fixed_batch_with_loss_scaling_and_float32_statis
         np.testing.assert_array_equal(a, b.numpy())
 
 
+@pytest.mark.slow  # two sittings and an export (10 s); mixed_float16 steps are checked by the test above
 def test_mixed_float16_resumes_without_losing_an_epoch_and_exports(tmp_path, folder_zip):
     run = tmp_path / "run"
     config = tiny_config(folder_zip, precision="mixed_float16", steps_per_epoch=2, epochs=2, jit_compile="false")

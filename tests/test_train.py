@@ -285,6 +285,7 @@ def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path, folder_zip
     assert (project / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow  # a second sitting of a run; test_config checks that these keys do not define a run
 def test_execution_keys_may_change_on_a_rerun(tmp_path, folder_zip, tiny_run):
     run = str(copy_run(tiny_run[0], tmp_path / "run"))  # a finished run of tiny_config(folder_zip, steps_per_epoch=1)
     again = tiny_config(folder_zip, epochs=1, steps_per_epoch=1, verbose=2, checkpoint_steps=1,
@@ -404,6 +405,7 @@ def test_a_ctrl_c_after_the_last_epoch_check_is_not_lost(tmp_path, folder_zip, m
 
 
 
+@pytest.mark.slow  # a second run of `whole`; the resume test's split run ends with `whole`'s weights (rtol 1e-4)
 def test_the_same_seed_gives_the_same_run(tmp_path, folder_zip, whole):
     # With oneDNN's kernels too (tinyresnet.onednn): two runs of one config end with equal weights.
     train.train_and_evaluate(_whole_config(folder_zip), str(tmp_path / "b"))  # `whole` is the first of the two
