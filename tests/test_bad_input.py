@@ -2,8 +2,9 @@
 otherwise valid tiny command: refused in one line naming the option, exit 2, no traceback, before
 TensorFlow loads and before anything is written.
 
-Each case runs in a process of its own: one driver process imports the commands' modules once (they load
-no TensorFlow, which test_the_checks_load_no_tensorflow checks in a fresh interpreter) and forks a child per
+Each case runs in a process of its own: one driver process imports the commands' modules and those their
+checks use once (CHECKS: they load no TensorFlow, which test_the_checks_load_no_tensorflow checks in a fresh
+interpreter) and forks a child per
 case, which runs the command as `python -c` would, with its own working folder, standard streams, exit code
 and exit handlers. Starting one interpreter instead of one per case makes the sweep cost a few seconds.
 Nothing here imports TensorFlow.
@@ -27,13 +28,20 @@ SPEC = "Conv 8, BB 8, Avg 4, FC 3"
 MAINS = {"train": ("tinyresnet.cli", "train_main"), "export": ("tinyresnet.cli", "export_main"),
          "predict": ("tinyresnet.cli", "predict_main"), "report": ("tinyresnet.cli", "report_main"),
          "bench": ("tinyresnet.cli", "bench_main"), "tune": ("tinyresnet.tuning.command", "main")}
+# The modules the commands and their checks import: none loads TensorFlow (test_the_checks_load_no_tensorflow
+# imports them in a fresh interpreter). The sweep's driver imports them once, before it forks the cases.
+CHECKS = ("tinyresnet.cli", "tinyresnet.options", "tinyresnet.config", "tinyresnet.predict", "tinyresnet.data.files",
+          "tinyresnet.bench_nets", "tinyresnet.tuning.command", "tinyresnet.runner", "tinyresnet.processes",
+          "tinyresnet.tuning.space", "yaml")
 # Reads [[module, function, argv, folder, stdout file, stderr file], ...] on stdin; runs each case in a child
 # forked from this process, as `python -c "sys.exit(main())" ARGV` in FOLDER would run it, and prints
 # [exit code, ...]. A child's last line on stdout names the heavy modules it loaded. This process imports
-# the commands' modules before forking and must not have loaded TensorFlow or Keras itself.
+# CHECKS and the commands' modules before forking and must not have loaded TensorFlow or Keras itself.
 DRIVER = r"""
 import atexit, importlib, json, os, signal, sys, traceback
-cases = json.load(sys.stdin)
+checks, cases = json.load(sys.stdin)
+for name in checks:
+    importlib.import_module(name)
 mains = {(module, function): getattr(importlib.import_module(module), function) for module, function, *_ in cases}
 heavy = [m for m in ("tensorflow", "keras") if m in sys.modules]
 assert not heavy, f"the driver loaded {heavy} by importing the commands"
@@ -288,7 +296,7 @@ def sweep(request, world):
     prepared = [_prepare(case, world) for case in selected]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    driver = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(prepared), capture_output=True,
+    driver = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps([CHECKS, prepared]), capture_output=True,
                             text=True, timeout=600, env=env, cwd=str(world[0]))
     assert driver.returncode == 0, driver.stderr[-3000:]
     results = {}
@@ -353,9 +361,9 @@ def test_the_cases_cover_every_option_of_every_script(monkeypatch):
 
 
 def test_the_checks_load_no_tensorflow():
-    code = ("import sys\n"
-            "import tinyresnet.cli, tinyresnet.options, tinyresnet.predict, tinyresnet.data.files\n"
-            "import tinyresnet.tuning.command, tinyresnet.runner, tinyresnet.processes\n"
+    code = ("import importlib, sys\n"
+            f"for name in {CHECKS!r}:\n"
+            "    importlib.import_module(name)\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": ROOT})
