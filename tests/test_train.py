@@ -229,16 +229,16 @@ def test_mirrored_strategy_and_label_smoothing(smoothed_run):
 def test_the_smoothed_loss_is_registered_by_a_module_that_loading_a_model_imports_and_train_is_not():
     # What lets a fresh process load a smoothed checkpoint without tinyresnet.train (the slow test below
     # loads one in a fresh process): the class is registered where tinyresnet.models imports it from.
-    from test_imports import import_graph
+    from test_imports import imports_of, package_modules
     from tinyresnet.losses import SmoothedSparseCrossentropy
     assert keras.saving.get_registered_name(SmoothedSparseCrossentropy) == "tinyresnet>SmoothedSparseCrossentropy"
     assert type(train.classification_loss(0.1)) is SmoothedSparseCrossentropy
-    graph, loaded, todo = import_graph(), set(), ["tinyresnet.models"]
+    modules, loaded, todo = package_modules(), set(), ["tinyresnet.models"]
     while todo:  # what `import tinyresnet.models` imports, at the top or inside functions
         module = todo.pop()
         if module not in loaded:
             loaded.add(module)
-            todo += graph[module] | {m for m in graph if module.startswith(m + ".")}  # and its packages
+            todo += imports_of(module, modules) | {m for m in modules if module.startswith(m + ".")}  # and packages
     assert SmoothedSparseCrossentropy.__module__ in loaded and "tinyresnet.train" not in loaded
 
 
