@@ -173,6 +173,7 @@ def test_export_errors(tmp_path):
         export.export_model(model, str(tmp_path / "m" / "1"), ["a", "b"])
 
 
+@pytest.mark.slow  # trains a run; exporting a run: the exported fixture; the inference model: test_train's one_epoch
 def test_a_checkpoint_of_an_in_model_augmentation_run_exports_its_inference_model(tmp_path, folder_zip):
     from fixtures import tiny_config
     from tinyresnet import train

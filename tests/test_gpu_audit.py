@@ -28,10 +28,8 @@ def _op_types(function):
     return {n.op for n in graph_def.node} | {n.op for f in graph_def.library.function for n in f.node_def}
 
 
-# Tracing Net 1's step costs seconds a precision: float32 (its augmentation, backward pass and optimizer) in
-# the fast tier, the mixed precisions' casts and loss scaling in the slow one.
-@pytest.mark.parametrize("precision", ["float32", pytest.param("mixed_float16", marks=pytest.mark.slow),
-                                       pytest.param("mixed_bfloat16", marks=pytest.mark.slow)])
+@pytest.mark.slow  # traces Net 1's step (5-8 s a precision); the audit itself is checked by the fast tests below
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16", "mixed_bfloat16"])
 def test_every_op_of_net1_s_training_step_has_a_gpu_and_an_xla_kernel(precision):
     _, trainer = _build(precision)
     assert any(isinstance(layer, PaperAugment) for layer in trainer.layers)

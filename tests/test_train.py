@@ -252,6 +252,7 @@ def test_a_smoothed_model_loads_without_importing_train(smoothed_run):
     assert out.stdout.strip() == "SmoothedSparseCrossentropy"
 
 
+@pytest.mark.slow  # two sittings; resuming from the backup: the resume test; a killed run: the slow kill test
 def test_backup_survives_a_death_while_writing(tmp_path, folder_zip, monkeypatch):
     run = tmp_path / "run"
     cfg = tiny_config(folder_zip, epochs=2, steps_per_epoch=2)
@@ -387,6 +388,7 @@ def test_ctrl_c_is_taken_at_a_batch_end_and_a_finished_epoch_is_kept(tmp_path, f
     assert signal.getsignal(signal.SIGINT) == before  # restored
 
 
+@pytest.mark.slow  # Ctrl-C during training, taken at a batch end: the test above
 def test_a_ctrl_c_after_the_last_epoch_check_is_not_lost(tmp_path, folder_zip, monkeypatch):
     # In Keras' on_train_end, after the stopper's last check: the run stopped anyway, and the caller
     # (a confirm worker told to stop) must hear of it rather than train on.
