@@ -33,12 +33,29 @@ def tiny_zip(tmp_path):
     return write_zip(tmp_path / "tiny-imagenet-200.zip", tiny_imagenet_files())
 
 
-@pytest.fixture
-def folder_zip(tmp_path):
-    """A 3-class archive of 16x16 JPEGs, 16 per class, in `shapes/<class>/`."""
+@pytest.fixture(scope="session")
+def folder_zip(tmp_path_factory):
+    """A 3-class archive of 16x16 JPEGs, 16 per class, in `shapes/<class>/` (one per session: only read)."""
     from fixtures import class_folder_files, write_zip
-    return write_zip(tmp_path / "shapes.zip", class_folder_files(("a", "b", "c"), per_class=16, size=(16, 16)),
-                     prefix="shapes/")
+    return write_zip(tmp_path_factory.mktemp("folder_zip") / "shapes.zip",
+                     class_folder_files(("a", "b", "c"), per_class=16, size=(16, 16)), prefix="shapes/")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(folder_zip, tmp_path_factory):
+    """`(run directory, results)` of one finished one-step run of `fixtures.tiny_config(folder_zip,
+    steps_per_epoch=1)`, trained once per session. Tests only read it; to change it, `copy_run` it first."""
+    from fixtures import tiny_config
+    from tinyresnet import train
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    return run, train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(run))
+
+
+def copy_run(run, destination):
+    """A copy of a finished run directory at `destination` (a path that does not exist yet)."""
+    import shutil
+    shutil.copytree(run, destination)
+    return destination
 
 
 @pytest.fixture
@@ -46,3 +63,34 @@ def data(tmp_path):
     """The searches' archive: 3 classes of 24 16x16 JPEGs each, class folders at the top."""
     from fixtures import class_folder_files, write_zip
     return write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=24, size=(16, 16)))
+
+
+CLASSES = ["cat", "dog", "emu", "fox", "gnu", "hen", "owl"]
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """A run directory as training leaves it, with a model whose BN statistics are not trivial (only read)."""
+    import json
+    import keras
+    import numpy as np
+    from tinyresnet.models import build_model
+    run = tmp_path_factory.mktemp("run")
+    keras.utils.set_random_seed(0)
+    model = build_model("Conv 8, BB 16, Avg 2, Dropout 0.3, FC 7", (16, 16, 3), name="tiny")
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3)).astype("uint8")
+    model.fit(images, np.arange(32) % 7, epochs=1, verbose=0)
+    model.save(run / "model.keras")
+    (run / "class_names.json").write_text(json.dumps(CLASSES))
+    (run / "config.json").write_text(json.dumps({"dataset": "folder", "variant": "residual"}))
+    (run / "results.json").write_text(json.dumps({"spec": "Conv 8, BB 16, Avg 2, Dropout 0.3, FC 7",
+                                                  "val_top1": 0.25, "epochs": 1}))
+    return run
+
+
+@pytest.fixture(scope="session")
+def exported(run_dir, tmp_path_factory):
+    """The export of `run_dir` (version 1 under a root of its own; only read)."""
+    from tinyresnet import export
+    return export.export_run(str(run_dir), str(tmp_path_factory.mktemp("exports")))

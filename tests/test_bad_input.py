@@ -2,13 +2,17 @@
 otherwise valid tiny command: refused in one line naming the option, exit 2, no traceback, before
 TensorFlow loads and before anything is written.
 
-Each case runs as a subprocess of its own; the cases a session selects run side by side, so that the
-sweep costs seconds. Nothing here imports TensorFlow.
+Each case runs in a process of its own: one driver process imports the commands' modules and those their
+checks use once (CHECKS: they load no TensorFlow, which test_the_checks_load_no_tensorflow checks in a fresh
+interpreter) and forks a child per
+case, which runs the command as `python -c` would, with its own working folder, standard streams, exit code
+and exit handlers. Starting one interpreter instead of one per case makes the sweep cost a few seconds.
+Nothing here imports TensorFlow.
 """
 
 import argparse
-import concurrent.futures
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -24,11 +28,64 @@ SPEC = "Conv 8, BB 8, Avg 4, FC 3"
 MAINS = {"train": ("tinyresnet.cli", "train_main"), "export": ("tinyresnet.cli", "export_main"),
          "predict": ("tinyresnet.cli", "predict_main"), "report": ("tinyresnet.cli", "report_main"),
          "bench": ("tinyresnet.cli", "bench_main"), "tune": ("tinyresnet.tuning.command", "main")}
-# The command, then a last line on stdout naming the heavy modules it loaded.
-WRAPPER = ("import atexit, sys\n"
-           "atexit.register(lambda: print('\\nloaded:', *[m for m in ('tensorflow', 'keras') if m in sys.modules]))\n"
-           "from {module} import {function} as main\n"
-           "sys.exit(main())\n")
+# The modules the commands and their checks import: none loads TensorFlow (test_the_checks_load_no_tensorflow
+# imports them in a fresh interpreter). The sweep's driver imports them once, before it forks the cases.
+CHECKS = ("tinyresnet.cli", "tinyresnet.options", "tinyresnet.config", "tinyresnet.predict", "tinyresnet.data.files",
+          "tinyresnet.bench_nets", "tinyresnet.tuning.command", "tinyresnet.runner", "tinyresnet.processes",
+          "tinyresnet.tuning.space", "yaml")
+# Reads [[module, function, argv, folder, stdout file, stderr file], ...] on stdin; runs each case in a child
+# forked from this process, as `python -c "sys.exit(main())" ARGV` in FOLDER would run it, and prints
+# [exit code, ...]. A child's last line on stdout names the heavy modules it loaded. This process imports
+# CHECKS and the commands' modules before forking and must not have loaded TensorFlow or Keras itself.
+DRIVER = r"""
+import atexit, importlib, json, os, signal, sys, traceback
+checks, cases = json.load(sys.stdin)
+for name in checks:
+    importlib.import_module(name)
+mains = {(module, function): getattr(importlib.import_module(module), function) for module, function, *_ in cases}
+heavy = [m for m in ("tensorflow", "keras") if m in sys.modules]
+assert not heavy, f"the driver loaded {heavy} by importing the commands"
+
+
+def child(main, argv, folder, out, err):
+    signal.alarm(120)
+    os.chdir(folder)
+    for fd, path in ((1, out), (2, err)):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+    sys.argv = ["-c", *argv]
+    atexit.register(lambda: print("\nloaded:", *[m for m in ("tensorflow", "keras") if m in sys.modules]))
+    try:
+        code = main()
+    except SystemExit as e:
+        code = e.code
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
+running, codes, jobs = {}, [None] * len(cases), max(2, os.cpu_count() or 1)
+for index, (module, function, argv, folder, out, err) in enumerate(cases):
+    while len(running) >= jobs:
+        pid, status = os.wait()
+        codes[running.pop(pid)] = os.waitstatus_to_exitcode(status)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        child(mains[module, function], argv, folder, out, err)
+    running[pid] = index
+while running:
+    pid, status = os.wait()
+    codes[running.pop(pid)] = os.waitstatus_to_exitcode(status)
+print(json.dumps(codes))
+"""
 SEARCH = {"base": {"dataset": "folder", "epochs": 1}, "search": {"max_trials": 2, "seed": 0},
           "space": {"stages": 1, "blocks": 1, "base_width": 8}}
 
@@ -214,35 +271,45 @@ def _search_file(folder, paths, changes):
     return path
 
 
-def _run(case, world):
+def _prepare(case, world):
+    """(module, function, argv, folder, stdout file, stderr file) of a case; its folder holds only its search file."""
     root, paths = world
     folder = root / "cases" / str(id(case))
     folder.mkdir(parents=True)
+    streams = root / "streams"
+    streams.mkdir(exist_ok=True)
     out = str(folder / "out")  # never made: every output of the case is in it
     names = {**paths, "out": out,
              "search": _search_file(str(folder), paths, case.search)}
     argv = [arg.format(**names) for arg in case.args]
     module, function = MAINS[case.script]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", WRAPPER.format(module=module, function=function), *argv],
-                            capture_output=True, text=True, timeout=120, env=env, cwd=str(folder))
-    return result, os.listdir(folder)
+    return [module, function, argv, str(folder), str(streams / f"{id(case)}.out"), str(streams / f"{id(case)}.err")]
 
 
 @pytest.fixture(scope="module")
 def sweep(request, world):
-    """The results of the cases this session runs, started side by side on first use."""
+    """`{id(case): (CompletedProcess, names in the case's folder)}` of the cases this session selects, run on
+    first use."""
     selected = [item.callspec.params["case"] for item in request.session.items
                 if getattr(item, "originalname", None) == "test_an_invalid_value_is_refused_in_one_line_naming_it"
                 and hasattr(item, "callspec")]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1) * 2) as pool:
-        yield {id(case): pool.submit(_run, case, world) for case in selected}
+    prepared = [_prepare(case, world) for case in selected]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    driver = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps([CHECKS, prepared]), capture_output=True,
+                            text=True, timeout=600, env=env, cwd=str(world[0]))
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    results = {}
+    for case, (_, _, argv, folder, out, err), code in zip(selected, prepared, json.loads(driver.stdout)):
+        with open(out) as o, open(err) as e:
+            completed = subprocess.CompletedProcess(argv, code, o.read(), e.read())
+        results[id(case)] = (completed, os.listdir(folder))
+    return results
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_an_invalid_value_is_refused_in_one_line_naming_it(case, sweep):
-    result, written = sweep[id(case)].result()
+    result, written = sweep[id(case)]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
     assert lines[0].startswith("error: ") and case.needle in lines[0], lines[0]
@@ -294,9 +361,9 @@ def test_the_cases_cover_every_option_of_every_script(monkeypatch):
 
 
 def test_the_checks_load_no_tensorflow():
-    code = ("import sys\n"
-            "import tinyresnet.cli, tinyresnet.options, tinyresnet.predict, tinyresnet.data.files\n"
-            "import tinyresnet.tuning.command, tinyresnet.runner, tinyresnet.processes\n"
+    code = ("import importlib, sys\n"
+            f"for name in {CHECKS!r}:\n"
+            "    importlib.import_module(name)\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": ROOT})

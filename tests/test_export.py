@@ -13,29 +13,7 @@ from fixtures import jpeg
 from tinyresnet import export
 from tinyresnet.models import build_model
 
-CLASSES = ["cat", "dog", "emu", "fox", "gnu", "hen", "owl"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A run directory as training leaves it, with a model whose BN statistics are not trivial."""
-    run = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(0)
-    model = build_model("Conv 8, BB 16, Avg 2, Dropout 0.3, FC 7", (16, 16, 3), name="tiny")
-    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3)).astype("uint8")
-    model.fit(images, np.arange(32) % 7, epochs=1, verbose=0)
-    model.save(run / "model.keras")
-    (run / "class_names.json").write_text(json.dumps(CLASSES))
-    (run / "config.json").write_text(json.dumps({"dataset": "folder", "variant": "residual"}))
-    (run / "results.json").write_text(json.dumps({"spec": "Conv 8, BB 16, Avg 2, Dropout 0.3, FC 7",
-                                                  "val_top1": 0.25, "epochs": 1}))
-    return run
-
-
-@pytest.fixture(scope="module")
-def exported(run_dir, tmp_path_factory):
-    return export.export_run(str(run_dir), str(tmp_path_factory.mktemp("exports")))
+from conftest import CLASSES  # the fixtures run_dir and exported (conftest.py) are shared with test_predict.py
 
 
 def _images(n, seed=1):
@@ -90,43 +68,64 @@ def test_wrong_input_shape_or_dtype_is_refused_clearly(exported):
         serve(images=tf.zeros((2, 16, 16, 3), tf.int32))
 
 
-def test_an_empty_batch_gets_empty_outputs_of_every_signature(exported):
-    # oneDNN's convolution (on where TensorFlow turns it on itself, and in what trains) fails on no images
-    # ("input depth must be evenly divisible by filter depth: 3 vs 8"): a fresh process with it on.
+@pytest.fixture(scope="module")
+def fresh_tensorflow(exported, tmp_path_factory):
+    """What one fresh process with only TensorFlow (and oneDNN's kernels on) gets from the export:
+    `{check: (passed, its last words)}` of the two checks below, run in that one interpreter."""
+    image = tmp_path_factory.mktemp("image") / "x.jpg"
+    image.write_bytes(jpeg(3, size=(40, 30), channels=1))  # other size, grayscale
     script = textwrap.dedent(f"""
-        import tensorflow as tf
-        signatures = tf.saved_model.load({exported!r}).signatures
-        for name, inputs in [("serving_default", {{"images": tf.zeros((0, 16, 16, 3))}}),
-                             ("serving_uint8", {{"images": tf.zeros((0, 16, 16, 3), tf.uint8)}}),
-                             ("serve_image_bytes", {{"image_bytes": tf.constant([], tf.string)}})]:
-            out = signatures[name](**inputs)
-            assert out["probabilities"].shape == (0, 7), name
-            assert out["top_k_indices"].shape == out["top_k_scores"].shape == out["top_k_labels"].shape == (0, 5)
-        assert signatures["serving_default"](images=tf.zeros((2, 16, 16, 3)))["probabilities"].shape == (2, 7)
-        print("ok")
+        import json, sys, traceback
+        import numpy as np, tensorflow as tf
+
+        def empty_batch():
+            signatures = tf.saved_model.load({exported!r}).signatures
+            for name, inputs in [("serving_default", {{"images": tf.zeros((0, 16, 16, 3))}}),
+                                 ("serving_uint8", {{"images": tf.zeros((0, 16, 16, 3), tf.uint8)}}),
+                                 ("serve_image_bytes", {{"image_bytes": tf.constant([], tf.string)}})]:
+                out = signatures[name](**inputs)
+                assert out["probabilities"].shape == (0, 7), name
+                assert out["top_k_indices"].shape == out["top_k_scores"].shape == out["top_k_labels"].shape == (0, 5)
+            assert signatures["serving_default"](images=tf.zeros((2, 16, 16, 3)))["probabilities"].shape == (2, 7)
+            return "ok"
+
+        def only_tensorflow():
+            m = tf.saved_model.load({exported!r})
+            a = m.signatures["serving_default"](images=tf.zeros((2, 16, 16, 3)))
+            b = m.signatures["serve_image_bytes"](image_bytes=tf.constant([open({str(image)!r}, "rb").read()]))
+            assert a["probabilities"].shape == (2, 7) and b["top_k_labels"].shape == (1, 5)
+            assert not any(name.startswith("tinyresnet") for name in sys.modules), "imported tinyresnet"
+            return "ok " + b["top_k_labels"].numpy()[0][0].decode()
+
+        results = {{}}
+        for check in (empty_batch, only_tensorflow):
+            try:
+                results[check.__name__] = (True, check())
+            except Exception:
+                results[check.__name__] = (False, traceback.format_exc())
+        print(json.dumps(results))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "1"})
-    assert done.returncode == 0 and done.stdout.split()[-1] == "ok", done.stderr[-3000:]
-
-
-def test_a_fresh_process_with_only_tensorflow_runs_both_signatures(exported, tmp_path):
-    image = tmp_path / "x.jpg"
-    image.write_bytes(jpeg(3, size=(40, 30), channels=1))  # other size, grayscale
-    script = textwrap.dedent(f"""
-        import sys
-        import numpy as np, tensorflow as tf
-        m = tf.saved_model.load({exported!r})
-        a = m.signatures["serving_default"](images=tf.zeros((2, 16, 16, 3)))
-        b = m.signatures["serve_image_bytes"](image_bytes=tf.constant([open({str(image)!r}, "rb").read()]))
-        assert a["probabilities"].shape == (2, 7) and b["top_k_labels"].shape == (1, 5)
-        assert not any(name.startswith("tinyresnet") for name in sys.modules), "imported tinyresnet"
-        print("ok", b["top_k_labels"].numpy()[0][0].decode())
-    """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[1] in CLASSES
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow  # a fresh TensorFlow interpreter; the signatures are checked in this process above
+def test_an_empty_batch_gets_empty_outputs_of_every_signature(fresh_tensorflow):
+    # oneDNN's convolution (on where TensorFlow turns it on itself, and in what trains) fails on no images
+    # ("input depth must be evenly divisible by filter depth: 3 vs 8"): a fresh process with it on.
+    passed, words = fresh_tensorflow["empty_batch"]
+    assert passed and words == "ok", words[-3000:]
+
+
+@pytest.mark.slow  # a fresh TensorFlow interpreter; the signatures are checked in this process above
+def test_a_fresh_process_with_only_tensorflow_runs_both_signatures(fresh_tensorflow):
+    # The same interpreter as the empty batches' (oneDNN's kernels on, as TensorFlow has them on CPUs with
+    # AVX-512 VNNI or AMX): a file of another size, in grayscale, through the bytes signature.
+    passed, words = fresh_tensorflow["only_tensorflow"]
+    assert passed, words[-3000:]
+    assert words.split()[1] in CLASSES
 
 
 def _saved_model_cli(*args):
@@ -174,6 +173,7 @@ def test_export_errors(tmp_path):
         export.export_model(model, str(tmp_path / "m" / "1"), ["a", "b"])
 
 
+@pytest.mark.slow  # trains a run; exporting a run: the exported fixture; the inference model: test_train's one_epoch
 def test_a_checkpoint_of_an_in_model_augmentation_run_exports_its_inference_model(tmp_path, folder_zip):
     from fixtures import tiny_config
     from tinyresnet import train

@@ -28,6 +28,7 @@ def _op_types(function):
     return {n.op for n in graph_def.node} | {n.op for f in graph_def.library.function for n in f.node_def}
 
 
+@pytest.mark.slow  # traces Net 1's step (5-8 s a precision); the audit itself is checked by the fast tests below
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16", "mixed_bfloat16"])
 def test_every_op_of_net1_s_training_step_has_a_gpu_and_an_xla_kernel(precision):
     _, trainer = _build(precision)
@@ -41,6 +42,7 @@ def test_every_op_of_net1_s_training_step_has_a_gpu_and_an_xla_kernel(precision)
     assert not found, gpu_audit.report(found, "XLA_GPU_JIT")
 
 
+@pytest.mark.slow  # traces and exports Net 1 (7 s); the audit itself is checked by the fast tests below
 def test_every_op_of_the_exported_signatures_has_a_gpu_kernel_or_a_reason(tmp_path):
     model, _ = _build("float32")
     loaded = tf.saved_model.load(export.export_model(model, str(tmp_path / "1"), [f"c{i}" for i in range(200)]))

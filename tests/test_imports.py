@@ -12,24 +12,32 @@ def _module_name(path):
     return relative[:-len(".__init__")] if relative.endswith(".__init__") else relative
 
 
-def import_graph():
-    """`{module: {tinyresnet module it imports}}` for every module of the package."""
+def package_modules():
+    """`{module: path}` of every module of the package."""
     modules = {}
     for root, _, files in os.walk(PACKAGE):
         for name in files:
             if name.endswith(".py"):
                 modules[_module_name(os.path.join(root, name))] = os.path.join(root, name)
-    graph = {}
-    for module, path in modules.items():
-        found = set()
-        for node in ast.walk(ast.parse(open(path).read(), path)):
-            if isinstance(node, ast.Import):
-                found |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module)
-                found |= {f"{node.module}.{alias.name}" for alias in node.names}
-        graph[module] = {m for m in found if m in modules and m != module and not module.startswith(m + ".")}
-    return graph
+    return modules
+
+
+def imports_of(module, modules):
+    """The package's modules that `module` imports (`modules`: `package_modules()`)."""
+    path, found = modules[module], set()
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {m for m in found if m in modules and m != module and not module.startswith(m + ".")}
+
+
+def import_graph():
+    """`{module: {tinyresnet module it imports}}` for every module of the package."""
+    modules = package_modules()
+    return {module: imports_of(module, modules) for module in modules}
 
 
 def cycles(graph):

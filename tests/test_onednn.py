@@ -1,5 +1,6 @@
 """oneDNN's kernels are on wherever TensorFlow runs on x86, unless the user says otherwise."""
 
+import ast
 import os
 import platform
 import subprocess
@@ -30,6 +31,30 @@ def _fresh_process(code, **extra):
     return out.stdout.split()[-1]
 
 
+def _top_level(module):
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), *module.split(".")) + ".py"
+    with open(path) as f:
+        return ast.parse(f.read(), path).body
+
+
+def _calls_enable(node):
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "enable_by_default"
+               for n in ast.walk(node))
+
+
+def test_the_training_module_turns_it_on_before_any_import_that_loads_tensorflow_and_serving_never_does():
+    # The source side of the fresh-process test below (slow): import tinyresnet.train sets the variable
+    # before its first import of anything but the standard library and tinyresnet.onednn.
+    body = _top_level("tinyresnet.train")
+    (call,) = [i for i, node in enumerate(body) if isinstance(node, ast.Expr) and _calls_enable(node)]
+    before = [alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
+              for node in body[:call] if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names]
+    assert before and all(name in sys.stdlib_module_names or name == "tinyresnet.onednn" for name in before), before
+    for serving in ("tinyresnet.predict", "tinyresnet.export", "tinyresnet.saving", "tinyresnet.models"):
+        assert not any(_calls_enable(node) for node in _top_level(serving)), serving
+
+
+@pytest.mark.slow  # three fresh TensorFlow interpreters; the test above and the two below check the parts
 @pytest.mark.skipif(platform.machine().lower() not in onednn.X86, reason="oneDNN is turned on on x86 only")
 def test_training_gets_tensorflow_onednn_kernels_on_every_x86_cpu_and_serving_tensorflow_s_default():
     # TensorFlow alone leaves them off on x86 CPUs without AVX-512 VNNI/BF16 or AMX (an AVX2 Zen 3).

@@ -164,6 +164,7 @@ def test_a_run_with_auto_measures_its_own_model(tmp_path, folder_zip, monkeypatc
     assert key.startswith("Conv 8") and "batch 8" in key and "16x16x3" in key and steps == 1
 
 
+@pytest.mark.slow  # trains a run; the rule itself: test_a_cpu_without_bf16_instructions_keeps_float32_without_measuring
 def test_auto_on_a_cpu_without_bf16_is_float32_without_measuring(tmp_path, folder_zip, monkeypatch):
     _bf16_cpu(monkeypatch, tmp_path)
     monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", {"avx2"}))
@@ -210,6 +211,7 @@ def test_mixed_float16_trains_a_fixed_batch_with_loss_scaling_and_float32_statis
         np.testing.assert_array_equal(a, b.numpy())
 
 
+@pytest.mark.slow  # two sittings and an export (10 s); mixed_float16 steps are checked by the test above
 def test_mixed_float16_resumes_without_losing_an_epoch_and_exports(tmp_path, folder_zip):
     run = tmp_path / "run"
     config = tiny_config(folder_zip, precision="mixed_float16", steps_per_epoch=2, epochs=2, jit_compile="false")

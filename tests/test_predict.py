@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from fixtures import jpeg
-from test_export import CLASSES, exported, run_dir  # noqa: F401  (module fixtures)
+from conftest import CLASSES  # and the fixtures exported and run_dir
 from tinyresnet import predict
 from tinyresnet.cli import predict_main
 
@@ -23,7 +23,7 @@ def images(tmp_path):
     return folder
 
 
-def test_predicts_folders_globs_and_files_of_any_size_and_mode(exported, images):  # noqa: F811
+def test_predicts_folders_globs_and_files_of_any_size_and_mode(exported, images):
     results = predict.predict_files(exported, [str(images / "a.jpg"), str(images / "sub"),
                                                str(images / "*.png")], batch_size=2)
     assert [os.path.basename(r.file) for r in results] == ["a.jpg", "c.jpg", "b.png"]
@@ -32,7 +32,7 @@ def test_predicts_folders_globs_and_files_of_any_size_and_mode(exported, images)
         assert r.scores == sorted(r.scores, reverse=True) and 0 < sum(r.scores) <= 1.0001
 
 
-def test_unreadable_files_are_named_and_the_rest_go_on(exported, images, tmp_path, capsys):  # noqa: F811
+def test_unreadable_files_are_named_and_the_rest_go_on(exported, images, tmp_path, capsys):
     out = tmp_path / "out.json"
     code = predict_main([exported, str(images), str(images / "missing.jpg"), "--output", str(out)])
     assert code == 1
@@ -44,7 +44,7 @@ def test_unreadable_files_are_named_and_the_rest_go_on(exported, images, tmp_pat
     assert saved["a.jpg"]["labels"][0] in CLASSES and saved["broken.jpg"]["error"]
 
 
-def test_csv_output_and_success_exit_code(exported, images, tmp_path):  # noqa: F811
+def test_csv_output_and_success_exit_code(exported, images, tmp_path):
     out = tmp_path / "out.csv"
     assert predict_main([exported, str(images / "a.jpg"), str(images / "b.png"), "--output", str(out)]) == 0
     lines = out.read_text().splitlines()
@@ -57,13 +57,13 @@ def test_not_an_export(tmp_path, capsys):
     assert "not an exported model" in capsys.readouterr().err
 
 
-def test_globs_take_image_files_only(exported, images):  # noqa: F811
+def test_globs_take_image_files_only(exported, images):
     (images / "folder.jpg").mkdir()
     results = predict.predict_files(exported, [str(images / "*")])
     assert sorted(os.path.basename(r.file) for r in results) == ["a.jpg", "b.png", "broken.jpg"]
 
 
-def test_a_batch_the_model_refuses_is_reported_per_file(exported, images, monkeypatch):  # noqa: F811
+def test_a_batch_the_model_refuses_is_reported_per_file(exported, images, monkeypatch):
     poisoned = (images / "a.jpg").read_bytes()
     real = tf.saved_model.load(exported).signatures["serve_image_bytes"]
 
@@ -85,7 +85,7 @@ def _labels_in_table(output, name):
     return line.split(name, 1)[1].split()[::2]  # "cat (0.2)  dog (0.1)" -> names
 
 
-def test_top_up_to_every_class_is_shown_and_written(exported, images, tmp_path, capsys):  # noqa: F811
+def test_top_up_to_every_class_is_shown_and_written(exported, images, tmp_path, capsys):
     out = tmp_path / "out.json"
     assert predict_main([exported, str(images / "a.jpg"), "--top", "7", "--output", str(out)]) == 0
     table = capsys.readouterr().out
@@ -96,7 +96,7 @@ def test_top_up_to_every_class_is_shown_and_written(exported, images, tmp_path, 
     assert [CLASSES[i] for i in saved["indices"]] == saved["labels"]
 
 
-def test_the_output_file_holds_as_many_labels_as_asked(exported, images, tmp_path):  # noqa: F811
+def test_the_output_file_holds_as_many_labels_as_asked(exported, images, tmp_path):
     out = tmp_path / "out.csv"
     assert predict_main([exported, str(images / "a.jpg"), "--top", "6", "--output", str(out)]) == 0
     header, row = out.read_text().splitlines()
@@ -105,7 +105,7 @@ def test_the_output_file_holds_as_many_labels_as_asked(exported, images, tmp_pat
     assert len(labels) == 6 and labels[0] == row.split(",")[1]
 
 
-def test_a_ranking_deeper_than_the_export_s_top_5_agrees_with_its_signature(exported, images):  # noqa: F811
+def test_a_ranking_deeper_than_the_export_s_top_5_agrees_with_its_signature(exported, images):
     (deep,) = predict.predict_files(exported, [str(images / "a.jpg")], top_k=7)
     out = tf.saved_model.load(exported).signatures["serve_image_bytes"](
         image_bytes=tf.constant([(images / "a.jpg").read_bytes()]))
@@ -115,7 +115,7 @@ def test_a_ranking_deeper_than_the_export_s_top_5_agrees_with_its_signature(expo
 
 
 @pytest.mark.parametrize("top", ["0", "8", "-1"])
-def test_top_outside_1_to_the_number_of_classes_is_refused_naming_the_limit(exported, images, top,  # noqa: F811
+def test_top_outside_1_to_the_number_of_classes_is_refused_naming_the_limit(exported, images, top,
                                                                              capsys):
     assert predict_main([exported, str(images / "a.jpg"), "--top", top]) == 2
     err = capsys.readouterr().err
@@ -123,7 +123,7 @@ def test_top_outside_1_to_the_number_of_classes_is_refused_naming_the_limit(expo
     assert "Traceback" not in err
 
 
-def test_an_export_without_class_names_is_named(exported, images, tmp_path, capsys):  # noqa: F811
+def test_an_export_without_class_names_is_named(exported, images, tmp_path, capsys):
     import shutil
     copy = tmp_path / "copy"
     shutil.copytree(exported, copy)
@@ -132,7 +132,7 @@ def test_an_export_without_class_names_is_named(exported, images, tmp_path, caps
     assert f"{copy / 'metadata.json'}: no class_names list" in capsys.readouterr().err
 
 
-def test_nothing_to_classify_a_bad_output_or_batch_size_is_refused_before_any_work(exported, tmp_path,  # noqa: F811
+def test_nothing_to_classify_a_bad_output_or_batch_size_is_refused_before_any_work(exported, tmp_path,
                                                                                   capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -147,7 +147,7 @@ def test_nothing_to_classify_a_bad_output_or_batch_size_is_refused_before_any_wo
     assert "--batch-size must be >= 1" in capsys.readouterr().err
 
 
-def test_the_output_extension_is_taken_in_any_case(exported, images, tmp_path):  # noqa: F811
+def test_the_output_extension_is_taken_in_any_case(exported, images, tmp_path):
     for name in ("O.CSV", "O.Json"):
         out = tmp_path / name
         assert predict_main([exported, str(images / "a.jpg"), "--output", str(out)]) == 0
@@ -155,7 +155,7 @@ def test_the_output_extension_is_taken_in_any_case(exported, images, tmp_path): 
         assert text.startswith("file,label") if name.endswith("CSV") else json.loads(text)[0]["labels"]
 
 
-def test_an_output_that_cannot_be_written_is_refused_before_any_prediction(exported, images, tmp_path,  # noqa: F811
+def test_an_output_that_cannot_be_written_is_refused_before_any_prediction(exported, images, tmp_path,
                                                                            capsys, monkeypatch):
     (tmp_path / "D.csv").mkdir()
     monkeypatch.setattr(predict, "predict_files", lambda *a, **k: pytest.fail("predicted before refusing"))
@@ -165,7 +165,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_prediction(expor
         assert f"--output {output}: {message}" in err and "Traceback" not in err
 
 
-def test_webp_is_read_in_folders_as_when_named(exported, images):  # noqa: F811
+def test_webp_is_read_in_folders_as_when_named(exported, images):
     import io
     from PIL import Image
     buffer = io.BytesIO()
@@ -177,7 +177,7 @@ def test_webp_is_read_in_folders_as_when_named(exported, images):  # noqa: F811
     assert walked["d.webp"].labels == named[0].labels
 
 
-def test_a_jpeg_cut_short_is_reported_without_libjpeg_s_own_line(exported, images, capfd):  # noqa: F811
+def test_a_jpeg_cut_short_is_reported_without_libjpeg_s_own_line(exported, images, capfd):
     results = predict.predict_files(exported, [str(images / "broken.jpg"), str(images / "a.jpg")])
     assert "not a decodable image" in results[0].error and results[1].error is None
     assert "JPEG library" not in capfd.readouterr().err

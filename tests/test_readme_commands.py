@@ -22,7 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 READMES = ("README.md", "tinyresnet/README.md", "experiments/README.md", "experiments/PERFORMANCE.md",
            "experiments/GPU.md", "tuning/README.md", "exported_models/README.md")
-SMOKE = ("--epochs=1", "--steps-per-epoch=2")
+# One epoch of two steps, and the final train accuracy on 64 images instead of 5,000 (9 s of net1 at width 0.25).
+SMOKE = ("--epochs=1", "--steps-per-epoch=2", "--train-eval-images=64")
 
 
 class Run(NamedTuple):

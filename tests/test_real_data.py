@@ -24,6 +24,7 @@ def test_the_20_class_tiny_imagenet_archive():
     assert layout.class_names[0] == "goldfish"
 
 
+@pytest.mark.slow  # decodes the real archive; test_pipeline.py reads class-folder archives on fixtures
 def test_the_cifar10_folder_archive():
     ds = data.image_folder(shared_file("cifar10-train-jpeg.zip"), validation_fraction=0.1)
     assert ds.class_names == data.datasets.CIFAR10_CLASSES

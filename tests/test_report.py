@@ -1,22 +1,18 @@
 import pandas as pd
 
-from conftest import unpadded
-from fixtures import class_folder_files, write_zip
-from test_train import tiny_config
+from conftest import copy_run, unpadded
+from fixtures import tiny_config
 from tinyresnet import report, train
 
 
-def test_report_compares_a_residual_net_and_its_plain_twin(tmp_path, capsys):
-    data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b"), per_class=8, size=(16, 16)))
-    runs = []
-    for variant in ("residual", "plain"):
-        run = str(tmp_path / variant)
-        train.train_and_evaluate(tiny_config(data, variant=variant, steps_per_epoch=2, epochs=2), run)
-        runs.append(run)
+def test_report_compares_a_residual_net_and_its_plain_twin(tmp_path, capsys, folder_zip, tiny_run):
+    # The residual run is the session's tiny_run (one epoch of one step), in a folder named for the table.
+    runs = [str(copy_run(tiny_run[0], tmp_path / "residual")), str(tmp_path / "plain")]
+    train.train_and_evaluate(tiny_config(folder_zip, variant="plain", steps_per_epoch=1), runs[1])
     table = report.compare(runs, str(tmp_path / "out"))
     assert table["run"].tolist() == ["residual", "plain"]
     assert table["variant"].tolist() == ["residual", "plain"]
-    assert (table["epochs"] == 2).all() and (table["params"] == table["params"][0]).all()
+    assert (table["epochs"] == 1).all() and (table["params"] == table["params"][0]).all()
     on_disk = pd.read_csv(tmp_path / "out" / "comparison.csv")
     assert list(on_disk.columns) == list(report.TABLE_COLUMNS)
     markdown = unpadded((tmp_path / "out" / "comparison.md").read_text())

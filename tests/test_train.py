@@ -3,21 +3,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import copy_run
 from fixtures import TINY_SPEC, class_folder_files, tiny_config, write_zip
 from tinyresnet import runs, train
 from tinyresnet.config import Config, ConfigError
 from tinyresnet.runs import RunDirError, read_history
 
-def test_one_step_end_to_end(tmp_path, folder_zip):
-    results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(tmp_path / "run"))
-    history = pd.read_csv(tmp_path / "run" / "history.csv")
+def test_one_step_end_to_end(tiny_run):
+    run, results = tiny_run  # train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), run)
+    history = pd.read_csv(run / "history.csv")
     assert history["epoch"].tolist() == [0] and history["images"].tolist() == [8]
     assert results["epochs"] == 1 and results["num_classes"] == 3 and results["layers"] == 4
     assert results["skipped_images"] == 0
@@ -56,13 +57,19 @@ def test_one_epoch_writes_the_whole_run_directory(tmp_path, tiny_zip):
     assert int(model.optimizer.iterations) == 6  # its state came back: 2 epochs of 3 steps
 
 
-def test_a_run_dir_of_another_config_is_refused(tmp_path, folder_zip):
-    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(tmp_path / "run"))
+def test_a_run_dir_of_another_config_is_refused_and_overwrite_removes_only_the_run_s_own_files(
+        tmp_path, folder_zip, tiny_run):
+    run = copy_run(tiny_run[0], tmp_path / "run")  # a finished run of tiny_config(folder_zip, steps_per_epoch=1)
     with pytest.raises(RunDirError, match=r"holds a run of a different config \(width: 1.0 -> 2.0\)"):
-        train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0), str(tmp_path / "run"))
-    results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0),
-                                       str(tmp_path / "run"), overwrite=True)
+        train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0), str(run))
+    (run / "my_notes.txt").write_text("keep me")
+    (run / "history.csv.tmp-99999").write_text("left by a killed write")
+    results = train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0), str(run),
+                                       overwrite=True)
     assert results["epochs"] == 1
+    assert (run / "my_notes.txt").read_text() == "keep me"
+    assert not (run / "history.csv.tmp-99999").exists()
+    assert json.loads((run / "config.json").read_text())["width"] == 2.0
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_state(tmp_path, folder_zip, monkeypatch):
@@ -122,28 +129,45 @@ def _train_command(data, run_dir, epochs):
             "--validation_fraction=0.25", "--quiet"]
 
 
+def _start_training(data, run_dir, epochs, stderr=subprocess.DEVNULL):
+    """`tinyresnet-train` in a fresh process whose stdout is read line by line (unbuffered)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(_train_command(data, run_dir, epochs), env=env, stdout=subprocess.PIPE, stderr=stderr,
+                            text=True)
+
+
+def _wait_for_line(process, start, timeout=600):
+    """Reads `process`'s stdout up to the first line that starts with `start` (what Keras prints as an epoch
+    begins: `Epoch 3/6` once epochs 1 and 2 are written down and backed up); fails if the process ends first."""
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    try:
+        for line in process.stdout:
+            if line.startswith(start):
+                return
+    finally:
+        timer.cancel()
+    pytest.fail(f"the run ended (exit {process.wait()}) before printing {start!r}")
+
+
 @pytest.mark.slow
 def test_killed_mid_run_resumes_without_losing_or_repeating_epochs(tmp_path):
     data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=80, size=(32, 32)))
     run = tmp_path / "run"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(_train_command(data, run, 12), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(read_history(str(run / "history.csv"))) < 2:
-        time.sleep(0.05)
-    time.sleep(0.3)  # land somewhere inside a later epoch
+    process = _start_training(data, run, 6)
+    _wait_for_line(process, "Epoch 3/")  # inside the third epoch, the first two finished
     process.send_signal(signal.SIGKILL)
     process.wait()
     done_before = len(read_history(str(run / "history.csv")))
-    assert 2 <= done_before < 12, "the run must be killed mid-way"
-    resumed = subprocess.run(_train_command(data, run, 12), env=env, capture_output=True, text=True, timeout=600)
+    assert 2 <= done_before < 6, "the run must be killed mid-way"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    resumed = subprocess.run(_train_command(data, run, 6), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     first = int(resumed.stdout.split("Epoch ")[1].split("/")[0])  # Keras prints epochs 1-based
     assert first - 1 >= done_before - 1 and first > 1
     epochs = [row["epoch"] for row in read_history(str(run / "history.csv"))]
-    assert epochs == list(range(12))
-    assert json.loads((run / "results.json").read_text())["epochs"] == 12
+    assert epochs == list(range(6))
+    assert json.loads((run / "results.json").read_text())["epochs"] == 6
 
 
 def test_cli_refuses_unknown_keys_and_lists_presets(capsys):
@@ -168,28 +192,32 @@ def test_cli_summary_prints_counts(capsys):
 def test_ctrl_c_saves_and_exits_cleanly_then_resumes(tmp_path):
     data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=80, size=(32, 32)))
     run = tmp_path / "run"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(_train_command(data, run, 8), env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and not read_history(str(run / "history.csv")):
-        time.sleep(0.05)
+    process = _start_training(data, run, 4, stderr=subprocess.PIPE)
+    _wait_for_line(process, "Epoch 2/")  # the first epoch finished
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
     assert "interrupted; the last finished epoch is backed up" in err
     assert (run / "checkpoints" / "interrupted.keras").exists()
-    resumed = subprocess.run(_train_command(data, run, 8), env=env, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    resumed = subprocess.run(_train_command(data, run, 4), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert [row["epoch"] for row in read_history(str(run / "history.csv"))] == list(range(8))
+    assert [row["epoch"] for row in read_history(str(run / "history.csv"))] == list(range(4))
 
 
-def test_mirrored_strategy_and_label_smoothing(tmp_path, folder_zip):
+@pytest.fixture(scope="module")
+def smoothed_run(folder_zip, tmp_path_factory):
+    """`(run directory, results)` of a run under the mirrored strategy with label smoothing 0.1."""
+    run = tmp_path_factory.mktemp("smoothed") / "run"
     cfg = tiny_config(folder_zip, steps_per_epoch=2, distribution="mirrored", label_smoothing=0.1)
-    results = train.train_and_evaluate(cfg, str(tmp_path / "run"))
+    return run, train.train_and_evaluate(cfg, str(run))
+
+
+def test_mirrored_strategy_and_label_smoothing(smoothed_run):
+    run, results = smoothed_run
     assert results["epochs"] == 1 and 0 <= results["val_top1"] <= 1
     # The checkpoint carries the smoothed loss, and smoothing changes its value.
-    trainer = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    trainer = keras.saving.load_model(run / "checkpoints" / "last.keras")
     loss = trainer.loss
     assert loss.label_smoothing == 0.1
     logits, labels = np.array([[4.0, 0.0, -2.0]]), np.array([0])
@@ -198,16 +226,33 @@ def test_mirrored_strategy_and_label_smoothing(tmp_path, folder_zip):
     assert float(loss(labels, logits)) > float(plain) + 0.05
 
 
-def test_a_smoothed_model_loads_without_importing_train(tmp_path, folder_zip):
-    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, label_smoothing=0.1), str(tmp_path / "run"))
+def test_the_smoothed_loss_is_registered_by_a_module_that_loading_a_model_imports_and_train_is_not():
+    # What lets a fresh process load a smoothed checkpoint without tinyresnet.train (the slow test below
+    # loads one in a fresh process): the class is registered where tinyresnet.models imports it from.
+    from test_imports import imports_of, package_modules
+    from tinyresnet.losses import SmoothedSparseCrossentropy
+    assert keras.saving.get_registered_name(SmoothedSparseCrossentropy) == "tinyresnet>SmoothedSparseCrossentropy"
+    assert type(train.classification_loss(0.1)) is SmoothedSparseCrossentropy
+    modules, loaded, todo = package_modules(), set(), ["tinyresnet.models"]
+    while todo:  # what `import tinyresnet.models` imports, at the top or inside functions
+        module = todo.pop()
+        if module not in loaded:
+            loaded.add(module)
+            todo += imports_of(module, modules) | {m for m in modules if module.startswith(m + ".")}  # and packages
+    assert SmoothedSparseCrossentropy.__module__ in loaded and "tinyresnet.train" not in loaded
+
+
+@pytest.mark.slow
+def test_a_smoothed_model_loads_without_importing_train(smoothed_run):
     code = ("import sys, keras, tinyresnet.models; "
-            f"m = keras.saving.load_model({str(tmp_path / 'run' / 'checkpoints' / 'last.keras')!r}); "
+            f"m = keras.saving.load_model({str(smoothed_run[0] / 'checkpoints' / 'last.keras')!r}); "
             "assert 'tinyresnet.train' not in sys.modules; print(type(m.loss).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "SmoothedSparseCrossentropy"
 
 
+@pytest.mark.slow  # two sittings; resuming from the backup: the resume test; a killed run: the slow kill test
 def test_backup_survives_a_death_while_writing(tmp_path, folder_zip, monkeypatch):
     run = tmp_path / "run"
     cfg = tiny_config(folder_zip, epochs=2, steps_per_epoch=2)
@@ -241,20 +286,9 @@ def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path, folder_zip
     assert (project / "notes.txt").read_text() == "mine"
 
 
-def test_overwrite_removes_only_the_run_s_own_files(tmp_path, folder_zip):
-    run = tmp_path / "run"
-    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(run))
-    (run / "my_notes.txt").write_text("keep me")
-    (run / "history.csv.tmp-99999").write_text("left by a killed write")
-    train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1, width=2.0), str(run), overwrite=True)
-    assert (run / "my_notes.txt").read_text() == "keep me"
-    assert not (run / "history.csv.tmp-99999").exists()
-    assert json.loads((run / "config.json").read_text())["width"] == 2.0
-
-
-def test_execution_keys_may_change_on_a_rerun(tmp_path, folder_zip):
-    run = str(tmp_path / "run")
-    train.train_and_evaluate(tiny_config(folder_zip, epochs=1, steps_per_epoch=1), run)
+@pytest.mark.slow  # a second sitting of a run; test_config checks that these keys do not define a run
+def test_execution_keys_may_change_on_a_rerun(tmp_path, folder_zip, tiny_run):
+    run = str(copy_run(tiny_run[0], tmp_path / "run"))  # a finished run of tiny_config(folder_zip, steps_per_epoch=1)
     again = tiny_config(folder_zip, epochs=1, steps_per_epoch=1, verbose=2, checkpoint_steps=1,
                         file_cache=True, cache_dir=str(tmp_path / "cache"))
     assert train.train_and_evaluate(again, run)["epochs"] == 1
@@ -268,14 +302,23 @@ def test_a_bad_data_path_leaves_no_run_directory(tmp_path, folder_zip):
         train.train_and_evaluate(tiny_config(str(tmp_path / "typo.zip"), steps_per_epoch=1), str(run))
     with pytest.raises(ConfigError, match="batch_size 512 exceeds the 36 training images"):
         train.train_and_evaluate(tiny_config(folder_zip, batch_size=512), str(run))
-    assert not run.exists()
-    assert train.train_and_evaluate(tiny_config(folder_zip, steps_per_epoch=1), str(run))["epochs"] == 1
+    assert not run.exists()  # so a run there starts as a fresh one does (tiny_run is one)
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(tmp_path, folder_zip, monkeypatch):
-    cfg = tiny_config(folder_zip, epochs=3, steps_per_epoch=3, learning_rate=0.05, warmup_epochs=1)
-    train.train_and_evaluate(cfg, str(tmp_path / "whole"))
+def _whole_config(folder_zip):
+    return tiny_config(folder_zip, epochs=3, steps_per_epoch=3, learning_rate=0.05, warmup_epochs=1)
 
+
+@pytest.fixture(scope="module")
+def whole(folder_zip, tmp_path_factory):
+    """`(run directory, results)` of `_whole_config` trained without a stop (tests only read it)."""
+    run = tmp_path_factory.mktemp("whole") / "whole"
+    return run, train.train_and_evaluate(_whole_config(folder_zip), str(run))
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(tmp_path, folder_zip, monkeypatch,
+                                                                               whole):
+    cfg = _whole_config(folder_zip)
     real = train.make_callbacks
 
     def stops_before_epoch_2(config, workdir):
@@ -292,7 +335,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(t
     assert runs.resume_epoch(str(tmp_path / "split")) == 2
     train.train_and_evaluate(cfg, str(tmp_path / "split"))
 
-    whole = keras.saving.load_model(tmp_path / "whole" / "checkpoints" / "last.keras")
+    whole_dir, whole = whole[0], keras.saving.load_model(whole[0] / "checkpoints" / "last.keras")
     split = keras.saving.load_model(tmp_path / "split" / "checkpoints" / "last.keras")
     # The learning-rate step (optimizer iterations), the momentum slots and the weights all
     # continue as if the run had never stopped; the data order of epoch 2 is replayed too.
@@ -301,7 +344,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(t
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     for a, b in zip(whole.get_weights(), split.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    lr_whole = [r["lr"] for r in read_history(str(tmp_path / "whole" / "history.csv"))]
+    lr_whole = [r["lr"] for r in read_history(str(whole_dir / "history.csv"))]
     lr_split = [r["lr"] for r in read_history(str(tmp_path / "split" / "history.csv"))]
     np.testing.assert_allclose(lr_split, lr_whole, rtol=1e-6)
 
@@ -313,9 +356,8 @@ def test_multi_worker_is_refused_with_the_way_to_scale_out(tmp_path, folder_zip)
     assert not (tmp_path / "run").exists()
 
 
-def test_the_final_numbers_equal_a_fresh_evaluation_of_the_saved_model(tmp_path, folder_zip):
-    run = tmp_path / "run"
-    results = train.train_and_evaluate(tiny_config(folder_zip, epochs=2, steps_per_epoch=2), str(run))
+def test_the_final_numbers_equal_a_fresh_evaluation_of_the_saved_model(folder_zip, whole):
+    run, results = whole  # 3 epochs of 3 steps
     model = keras.saving.load_model(run / "model.keras", compile=False)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
@@ -346,6 +388,7 @@ def test_ctrl_c_is_taken_at_a_batch_end_and_a_finished_epoch_is_kept(tmp_path, f
     assert signal.getsignal(signal.SIGINT) == before  # restored
 
 
+@pytest.mark.slow  # Ctrl-C during training, taken at a batch end: the test above
 def test_a_ctrl_c_after_the_last_epoch_check_is_not_lost(tmp_path, folder_zip, monkeypatch):
     # In Keras' on_train_end, after the stopper's last check: the run stopped anyway, and the caller
     # (a confirm worker told to stop) must hear of it rather than train on.
@@ -364,16 +407,15 @@ def test_a_ctrl_c_after_the_last_epoch_check_is_not_lost(tmp_path, folder_zip, m
 
 
 
-def test_the_same_seed_gives_the_same_run(tmp_path, folder_zip):
+@pytest.mark.slow  # a second run of `whole`; the resume test's split run ends with `whole`'s weights (rtol 1e-4)
+def test_the_same_seed_gives_the_same_run(tmp_path, folder_zip, whole):
     # With oneDNN's kernels too (tinyresnet.onednn): two runs of one config end with equal weights.
-    cfg = tiny_config(folder_zip, epochs=2, steps_per_epoch=3)
-    for name in ("a", "b"):
-        train.train_and_evaluate(cfg, str(tmp_path / name))
-    a = keras.saving.load_model(tmp_path / "a" / "checkpoints" / "last.keras")
+    train.train_and_evaluate(_whole_config(folder_zip), str(tmp_path / "b"))  # `whole` is the first of the two
+    a = keras.saving.load_model(whole[0] / "checkpoints" / "last.keras")
     b = keras.saving.load_model(tmp_path / "b" / "checkpoints" / "last.keras")
     for x, y in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(x, y)
-    assert read_history(str(tmp_path / "a" / "history.csv"))[-1]["loss"] == \
+    assert read_history(str(whole[0] / "history.csv"))[-1]["loss"] == \
         read_history(str(tmp_path / "b" / "history.csv"))[-1]["loss"]
 
 
