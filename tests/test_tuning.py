@@ -141,6 +141,7 @@ def test_max_hours_starts_no_more_trials_and_ends_cleanly(tmp_path, data, capsys
     assert "0 trials" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_trial_s_number_is_what_tinyresnet_train_gives_for_its_config(tmp_path, data):
     from tinyresnet import config as config_lib
     from tinyresnet import train
@@ -258,6 +259,7 @@ def test_auto_precision_is_decided_per_trial_net_and_quiet_leaves_out_the_epoch_
     assert " epoch 1/1" not in out and re.search(r"^trial \d+: .*  val top-1 \d\.\d{3}  ", out, re.M), out
 
 
+@pytest.mark.slow
 def test_trials_train_in_one_process_apart_unless_told_in_process_with_the_same_results(tmp_path, data, monkeypatch):
     # Issue 18, defect 9: TensorFlow keeps every traced training step of a process (~20 MiB a trial).
     # Issue 29: the process apart is a ProcessPoolExecutor's (it was a hand-made pipe protocol).
@@ -281,6 +283,7 @@ def test_trials_train_in_one_process_apart_unless_told_in_process_with_the_same_
     assert list(same["val_top1"]) == list(apart["val_top1"])  # the same seed gives the same trial either way
 
 
+@pytest.mark.slow
 def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_path, data, capsys):
     # Issue 29: replaced after `trials_per_process` trials (ProcessPoolExecutor's max_tasks_per_child), where
     # it was replaced on memory growth; a trial killed mid-way is retried by KerasTuner (max_retries_per_trial).
