@@ -309,7 +309,8 @@ def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_pat
         if request["trial_id"] == "1" and not killed:
             killed.append(tuner.trial_pids["0"])
             os.kill(killed[0], signal.SIGKILL)
-            psutil.Process(killed[0]).wait()
+            for process in tuner.trial_pool._processes():  # reaped by its Process, which then knows its end
+                process.join(30)
         return real(request)
     tuner.trial_pool.run = run
     tuner.search(verbose=0)
