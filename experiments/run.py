@@ -248,9 +248,7 @@ def main(argv=None):
         print(f"{name}: {verdict} ({why}). Ours: {ours}")
     diverged = runner.diverged_runs(planned_folders(claims, scale, tuple(range(args.seeds)), args.runs_dir, arms))
     if diverged:  # a rerun trains them no more: said at every end, as confirm says it
-        print(f"error: {runner.count(len(diverged), 'run')} diverged and stay{'s' if len(diverged) == 1 else ''} out "
-              f"of the results: {', '.join(diverged)} (each one's {runner.DIVERGED} says where; delete it to train "
-              "the run again)", file=sys.stderr)
+        print(f"error: {runner.diverged_message(diverged)}", file=sys.stderr)
         sys.exit(3)
 
 

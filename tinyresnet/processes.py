@@ -50,6 +50,13 @@ def worker_environment(workers, environ=None, cpus=None):
     return environ
 
 
+def announced_environment(workers):
+    """`worker_environment(workers)`, said in one line: how many threads each worker trains with."""
+    environ = worker_environment(workers)
+    print(f"{workers} workers, each training with {environ['TF_NUM_INTRAOP_THREADS']} intra-op thread(s)", flush=True)
+    return environ
+
+
 def how_it_ended(returncode):
     """A process's nonzero exit, in words: "was killed (signal 9)" or "failed (exit code 3)"."""
     return f"was killed (signal {-returncode})" if returncode < 0 else f"failed (exit code {returncode})"
@@ -62,9 +69,7 @@ def run_copies(command, workers, what):
     So one that ends with 0 has seen the whole work done, whatever became of the rest. Returns None when it
     is done, else the exit code (130 when interrupted, said here once for all of them).
     """
-    environ = worker_environment(workers)
-    print(f"{workers} workers, each training with {environ['TF_NUM_INTRAOP_THREADS']} intra-op thread(s)",
-          flush=True)
+    environ = announced_environment(workers)
     processes = [subprocess.Popen([*command, f"--parent-pid={os.getpid()}"], env=environ) for _ in range(workers)]
     # A worker that dies leaves its run to the others (its lock goes with it): nothing to stop early.
     if supervise(processes, what=what)[1]:

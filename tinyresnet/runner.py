@@ -42,6 +42,12 @@ def diverged_runs(folders: Sequence[str]) -> List[str]:
     return [folder for folder in folders if is_diverged(folder)]
 
 
+def diverged_message(diverged: Sequence[str]) -> str:
+    """What a command says at its end of the runs `diverged` left out: a rerun trains them no more."""
+    return (f"{count(len(diverged), 'run')} diverged and stay{'s' if len(diverged) == 1 else ''} out of the results: "
+            f"{', '.join(diverged)} (each one's {DIVERGED} says where; delete it to train the run again)")
+
+
 def count(n, what):
     return f"{n} {what}" + ("" if n == 1 else "s")
 

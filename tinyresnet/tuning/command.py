@@ -307,9 +307,7 @@ def _run_local_search(args, argv, search):
     base = [sys.executable, "-m", "tinyresnet.tuning.command", *kept, f"--oracle-kind={search.oracle}",
             f"--parent-pid={os.getpid()}"]  # a killed launcher takes them with it
     chief = subprocess.Popen(base + ["--role=chief", f"--oracle=127.0.0.1:{port}"])
-    environ = processes.worker_environment(args.workers)
-    print(f"{args.workers} workers, each training with {environ['TF_NUM_INTRAOP_THREADS']} intra-op thread(s)",
-          flush=True)
+    environ = processes.announced_environment(args.workers)
     workers = [subprocess.Popen(base + ["--role=worker", f"--oracle=127.0.0.1:{port}", f"--tuner-id=worker{i}"],
                                 env=environ) for i in range(args.workers)]
     started = [chief] + workers
@@ -499,9 +497,7 @@ def _confirm_report(project_dir, code):
         print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
     diverged = confirm.diverged_runs(project_dir)
     if code is None and diverged:
-        return _fail(f"{runner.count(len(diverged), 'run')} diverged and stay{'s' if len(diverged) == 1 else ''} out of the results: "
-                     f"{', '.join(diverged)} (each one's {runner.DIVERGED} says where; delete it to train the run "
-                     "again)", EXIT_DIVERGED)
+        return _fail(runner.diverged_message(diverged), EXIT_DIVERGED)
     return code or 0
 
 

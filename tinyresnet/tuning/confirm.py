@@ -289,7 +289,7 @@ def diverged_runs(project_dir) -> List[str]:
     """The run directories under `PROJECT/confirm/` whose training diverged (relative to the project)."""
     found = glob.glob(os.path.join(project_dir, CONFIRM_DIR, "*", "*", runner.DIVERGED))
     return sorted(os.path.relpath(os.path.dirname(path), project_dir) for path in found
-                  if not runs.is_finished(os.path.dirname(path)))
+                  if runner.is_diverged(os.path.dirname(path)))
 
 
 _count = runner.count
