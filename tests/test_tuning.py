@@ -351,6 +351,31 @@ def test_three_failed_trials_in_a_row_end_the_search_with_one_clear_line_and_the
     assert (project / "trials.csv").exists()
 
 
+def test_a_bug_in_a_trial_fails_it_once_with_its_traceback_where_a_killed_trial_is_retried(tmp_path, data, capfd,
+                                                                                            monkeypatch):
+    # KerasTuner retries a trial that raised anything but FailedTrialError; only a killed trial process should
+    # be retried (`max_retries_per_trial=1`): a bug trained every trial twice before it failed.
+    from tinyresnet.tuning import command, tuner
+    calls = []
+
+    def bug(*args, **kwargs):
+        calls.append(args[2])
+        raise RuntimeError("a bug in the trial")
+    monkeypatch.setattr(tuner, "train_trial", bug)
+    project = tmp_path / "project"
+    code = command.main([f"--search={_search_file(tmp_path, data, trials=4)}", f"--project-dir={project}",
+                         "--trials-in-process"])
+    out, err = capfd.readouterr()
+    assert code == 3, err[-3000:]
+    assert calls == ["0", "1", "2"], calls  # each trial once, and the search stops after 3 in a row
+    assert err.count("Traceback") == 3 and "RuntimeError: a bug in the trial" in err
+    assert "retries left" not in out + err
+    assert re.findall(r"^trial (\d): .*  RuntimeError: a bug in the trial  \d+ s", out, re.M) == ["0", "1", "2"], out
+    statuses = {json.loads((project / f"trial_{t}" / "trial.json").read_text())["status"] for t in calls}
+    assert statuses == {"FAILED"}
+    assert "running" not in (project / "leaderboard.md").read_text()  # the 3rd was saved as it ended
+
+
 @pytest.mark.slow
 def test_diverged_trials_get_a_line_each_no_rank_and_a_search_with_none_finished_exits_3(tmp_path, data):
     # Issue 30, defect 3: every trial printed KerasTuner's traceback and a remedy for tinyresnet-train (a file

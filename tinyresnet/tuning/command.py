@@ -310,17 +310,22 @@ def _run_local_search(args, argv, search):
     environ = processes.announced_environment(args.workers)
     workers = [subprocess.Popen(base + ["--role=worker", f"--oracle=127.0.0.1:{port}", f"--tuner-id=worker{i}"],
                                 env=environ) for i in range(args.workers)]
-    started = [chief] + workers
+    started, culprit = [chief] + workers, []
 
     def chief_or_worker_failed():
         if chief.poll() not in (None, 0):  # the chief failed: the workers would wait for it in vain
+            culprit.append(chief.returncode)
             return ""
         died = [i for i, p in enumerate(workers) if p.poll() not in (None, 0)]
         if died:  # its trial stays its own: the chief would wait for it for ever
-            how = processes.how_it_ended(workers[died[0]].returncode)
+            culprit.append(workers[died[0]].returncode)
+            how = processes.how_it_ended(culprit[0])
             return f"error: worker{died[0]} {how}; stopping the search: rerun the same command to resume it"
         return None
-    return processes.supervise(started, chief_or_worker_failed, "the search")[0]
+    code, interrupted = processes.supervise(started, chief_or_worker_failed, "the search")
+    if culprit and not interrupted:  # the one that failed says how, not the 130 of those stopped after it
+        return 128 - culprit[0] if culprit[0] < 0 else culprit[0]
+    return code
 
 
 def _free_port():

@@ -144,7 +144,7 @@ def markdown(table, refs):
             "spec"]))]
     if len(failed):
         lines += ["", "Not ranked (no score): " + "; ".join(
-            f"trial {row['trial']} {str(row['status']).lower()}" + (f": {row['message']}" if row["message"] else "")
+            f"trial {row['trial']} {str(row['status']).lower()}" + (f": {row['message']}" if isinstance(row["message"], str) and row["message"] else "")
             for _, row in failed.iterrows())]
     if refs:
         shown = pd.DataFrame([[name, _percent(r["val_top1"]), _percent(r["train_top1"]), f"{r['forward_gflops']:.3f}",

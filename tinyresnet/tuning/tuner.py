@@ -26,6 +26,7 @@ import dataclasses
 import os
 import sys
 import time
+import traceback
 
 import keras
 import keras_tuner
@@ -38,7 +39,7 @@ from keras_tuner.engine import trial as trial_module
 # - the oracle's _compute_values_hash, _random_values, _tried_so_far: the hooks where every oracle draws a
 #   point and counts it as tried (over-budget nets), documented for subclasses in its source only;
 # - _get_oracle_fname, _get_trial_dir, _save_trial, _retry_queue: atomic saves and what a restarted chief
-#   hands out again;
+#   hands out again; _check_consecutive_failures: where it stops a search before saving the last trial;
 # - _seed_state, _random_state: seed 0 read as no seed;
 # - Hyperband's _get_num_brackets, _get_size, _get_epochs: its plan, which it keeps to itself.
 from keras_tuner.src import config as kt_config
@@ -128,6 +129,12 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
             # KerasTuner writes oracle.json in place: a chief killed during the write left a file no
             # restart could read (and a worker reading it mid-write saw it empty).
             runs.write_json(self._get_oracle_fname(), self.get_state())
+
+        def _check_consecutive_failures(self):
+            # KerasTuner raises here, at the 3rd failure in a row, before it saves the trial that just
+            # ended: its trial.json would say RUNNING for ever.
+            self._save_trial(self.trials[self.end_order[-1]])
+            super()._check_consecutive_failures()
 
         def _save_trial(self, trial):
             runs.write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
@@ -247,21 +254,29 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return dataclasses.replace(config, verbose=0)
 
     def run_trial(self, trial, *args, **kwargs):
-        config = self.trial_config(trial)
-        trial_dir = self.get_trial_dir(trial.trial_id)
-        if self.trial_pool is not None:
-            results = self._run_in_pool(trial, config, trial_dir)
-        else:
-            keras.backend.clear_session()
-            try:
-                results = train_trial(config, trial_dir, trial.trial_id, self.tuner_id, trial.hyperparameters.values,
-                                      self.definition.base.verbose != 0, self.log, datasets=self.datasets)
-            except train.TrainingDiverged as e:
-                raise keras_tuner.errors.FailedTrialError(f"diverged ({e})") from None
+        try:
+            results = self._run(trial)
+        except (TrialProcessKilled, keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError):
+            raise
+        except Exception as e:
+            # KerasTuner retries any other error, as it retries a killed trial: a bug would train twice.
+            traceback.print_exc()
+            raise keras_tuner.errors.FailedTrialError(f"{type(e).__name__}: {e}") from None
         # A worker's copy of the trial does not get the metrics it reports to the chief: keep the score here.
         self._scores[trial.trial_id] = results["val_top1"]
         return {"val_top1": results["val_top1"]}
 
+    def _run(self, trial):
+        config = self.trial_config(trial)
+        trial_dir = self.get_trial_dir(trial.trial_id)
+        if self.trial_pool is not None:
+            return self._run_in_pool(trial, config, trial_dir)
+        keras.backend.clear_session()
+        try:
+            return train_trial(config, trial_dir, trial.trial_id, self.tuner_id, trial.hyperparameters.values,
+                               self.definition.base.verbose != 0, self.log, datasets=self.datasets)
+        except train.TrainingDiverged as e:
+            raise keras_tuner.errors.FailedTrialError(f"diverged ({e})") from None
     def _run_in_pool(self, trial, config, trial_dir):
         # The decoded data reach the trial through the file cache, written when the search loaded them.
         request = {"config": config_lib.to_dict(dataclasses.replace(config, file_cache=True)),
@@ -307,9 +322,16 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
             if ours is None:
                 print(trial.message, file=sys.stderr, flush=True)
             trial.message = last.removeprefix(ours or "")
-        super().on_trial_end(trial)
+        try:
+            super().on_trial_end(trial)
+        except RuntimeError:  # KerasTuner ends the search at the 3rd failure in a row: that trial's line too
+            self._say_ended(trial)
+            raise
         if trial.status == trial_module.TrialStatus.INVALID and self._kills.get(trial.trial_id) == 1:
             return  # KerasTuner retries it; `_run_in_pool` has said so
+        self._say_ended(trial)
+
+    def _say_ended(self, trial):
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         net = spec_lib.format_spec(self.trial_config(trial).net)
         score = self._scores.pop(trial.trial_id, None)
