@@ -22,7 +22,9 @@ exactly as `tinyresnet-train` trains.
   it costs the epochs of the lower bracket again.
 """
 
+import contextlib
 import dataclasses
+import io
 import os
 import sys
 import time
@@ -39,7 +41,8 @@ from keras_tuner.engine import trial as trial_module
 # - the oracle's _compute_values_hash, _random_values, _tried_so_far: the hooks where every oracle draws a
 #   point and counts it as tried (over-budget nets), documented for subclasses in its source only;
 # - _get_oracle_fname, _get_trial_dir, _save_trial, _retry_queue: atomic saves and what a restarted chief
-#   hands out again; _check_consecutive_failures: where it stops a search before saving the last trial;
+#   hands out again;
+# - _check_consecutive_failures: where it ends a search before saving the last trial; _retry: a stray print;
 # - _seed_state, _random_state: seed 0 read as no seed;
 # - Hyperband's _get_num_brackets, _get_size, _get_epochs: its plan, which it keeps to itself.
 from keras_tuner.src import config as kt_config
@@ -129,6 +132,12 @@ def make_oracle(search, input_shape, num_classes, max_trials=None, max_hours=Non
             # KerasTuner writes oracle.json in place: a chief killed during the write left a file no
             # restart could read (and a worker reading it mid-write saw it empty).
             runs.write_json(self._get_oracle_fname(), self.get_state())
+
+        def _retry(self, trial):
+            # KerasTuner prints "Trial N failed 1 times. 1 retries left." where the tuner's own line says
+            # why (its process was killed) and what happens next.
+            with contextlib.redirect_stdout(io.StringIO()):
+                return super()._retry(trial)
 
         def _check_consecutive_failures(self):
             # KerasTuner raises here, at the 3rd failure in a row, before it saves the trial that just
