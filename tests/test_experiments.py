@@ -68,12 +68,14 @@ def test_two_arms_run_then_a_deleted_arm_alone_is_trained_again(tmp_path, scale,
 
 
 def test_a_run_directory_of_another_setting_stops_the_runner_before_any_training(tmp_path, scale):
-    kwargs = dict(seeds=(0,), runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"),
-                  arms=["net1"])
-    run_lib.run_claims(["resnet_vs_convnet"], scale, **kwargs)
+    from tinyresnet import config as config_lib
+    kwargs = dict(seeds=(0,), runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    # Net 1's run as the runner starts it (its config recorded), at 1 epoch: no need to train it to refuse it.
+    runs.start(claim_results.run_dir(kwargs["runs_root"], "test", "net1", 0),
+               config_lib.to_dict(run_lib.arm_config("net1", scale, 0)))
     other = Scale("test", scale.data_names, {**scale.datasets, TINY: {**scale.datasets[TINY], "epochs": 2}})
     with pytest.raises(runs.RunDirError, match="epochs: 1 -> 2") as refused:
-        run_lib.run_claims(["resnet_vs_convnet", "table1"], other, **{**kwargs, "arms": None})
+        run_lib.run_claims(["resnet_vs_convnet", "table1"], other, **kwargs)
     assert not os.path.exists(claim_results.run_dir(kwargs["runs_root"], "test", "net6", 0))
     # What a user of the runner can do: it has no --overwrite or --run-dir.
     assert "remove that run directory" in str(refused.value) and "--runs-dir" in str(refused.value)
