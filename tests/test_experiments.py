@@ -358,6 +358,7 @@ def test_workers_share_the_runs_of_one_machine_each_trained_once_and_the_verdict
     assert sorted(r["arm"] for r in rows) == ["net1", "net1_plain", "net6"]
 
 
+@pytest.mark.slow
 def test_a_diverged_run_is_named_at_every_end_and_the_runner_exits_3(tmp_path):
     # From the fresh-eyes hunt of issue 29: the shared runner leaves a diverged run out for good, so the claim
     # stayed "pending" with exit 0 and nothing at the end said why (confirm says it and exits 3).

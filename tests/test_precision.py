@@ -108,6 +108,7 @@ def test_explicit_precision_always_wins(tmp_path, monkeypatch):
     assert precision.resolve("mixed_bfloat16", str(tmp_path)).policy == "mixed_bfloat16"
 
 
+@pytest.mark.slow
 def test_auto_trains_in_the_chosen_policy_records_it_and_keeps_it_on_resume(tmp_path, folder_zip, monkeypatch,
                                                                               capsys):
     run = tmp_path / "run"

@@ -341,6 +341,7 @@ def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_pat
     assert trials["1"].message == "trial 1: its process was killed twice (signal 9)"
 
 
+@pytest.mark.slow
 def test_three_failed_trials_in_a_row_end_the_search_with_one_clear_line_and_the_results(tmp_path, data, capfd):
     from tinyresnet.tuning import command
     project = tmp_path / "project"
@@ -368,6 +369,8 @@ def test_a_bug_in_a_trial_fails_it_once_with_its_traceback_where_a_killed_trial_
                          "--trials-in-process"])
     out, err = capfd.readouterr()
     assert code == 3, err[-3000:]
+    assert "error: the search stopped: 3 trials in a row failed (their errors are above)" in err
+    assert (project / "trials.csv").exists()
     assert calls == ["0", "1", "2"], calls  # each trial once, and the search stops after 3 in a row
     assert err.count("Traceback") == 3 and "RuntimeError: a bug in the trial" in err
     assert "retries left" not in out + err
@@ -398,6 +401,7 @@ def test_diverged_trials_get_a_line_each_no_rank_and_a_search_with_none_finished
                      "in the search file and run it with another --project-dir (a project keeps its base settings)")
 
 
+@pytest.mark.slow
 def test_a_search_resumes_on_the_same_archive_by_another_path_and_workers_obey_the_same_rule(
         tmp_path, data, monkeypatch, capsys):
     # Issue 30, defect 7: a second checkout (or a relative --data) was refused as another base.data, while
