@@ -250,7 +250,7 @@ def test_a_run_is_claimed_by_exactly_one_of_many_runners_entering_at_once(tmp_pa
     from tinyresnet import locks
     folder = str(tmp_path / "runs" / "cpu" / "net1" / "seed_0")
     start, won, refused = threading.Barrier(8), [], []
-    release = threading.Event()
+    release, refusals = threading.Event(), threading.Semaphore(0)
 
     def runner():
         start.wait()
@@ -260,13 +260,13 @@ def test_a_run_is_claimed_by_exactly_one_of_many_runners_entering_at_once(tmp_pa
                 release.wait(10)
         except locks.Claimed as e:
             refused.append(str(e))
+            refusals.release()
 
     threads = [threading.Thread(target=runner) for _ in range(8)]
     for t in threads:
         t.start()
-    deadline = time.time() + 30
-    while len(refused) < 7 and time.time() < deadline:
-        time.sleep(0.01)
+    for _ in range(7):  # the winner holds its claim until the seven others are refused
+        refusals.acquire(timeout=30)
     release.set()
     for t in threads:
         t.join()
