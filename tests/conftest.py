@@ -95,6 +95,11 @@ class Lines:
             self._ended = True
             self._changed.notify_all()
 
+    def from_now(self):
+        """The next `wait_for` looks at the lines that come from now on only."""
+        with self._changed:
+            self._next = len(self.lines)
+
     def wait_for(self, pattern, timeout=300):
         """The match of `pattern` (`re.search`) in the first line that has one after the line of the last
         match; fails, killing the process, if its output ends first or `timeout` seconds pass."""
