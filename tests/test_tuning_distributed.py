@@ -202,6 +202,7 @@ def test_a_dead_local_worker_stops_the_search_and_a_killed_launcher_takes_every_
         while launcher.poll() is None and time.time() < deadline and sum(
                 "--multiprocessing-fork" in p.cmdline() for p in _descendants(launcher.pid) if p.is_running()) < 2:
             time.sleep(0.1)
+        assert launcher.poll() is None, launcher.communicate()[0][-3000:]
         return launcher, _descendants(launcher.pid)
 
     # A worker killed from outside: its trial would stay its own, and the chief wait for it for ever.
