@@ -343,6 +343,23 @@ def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_pat
     assert trials["1"].message == "trial 1: its process was killed twice (signal 9)"
 
 
+def test_a_trial_process_whose_tuner_is_gone_before_it_starts_ends_at_once():
+    # Killed (kill -9, the OOM killer) as its pool's process starts, before that process asks to die with it:
+    # the process went on, loaded TensorFlow and waited for trials for ever, holding the tuner's terminal (the
+    # dead-local-worker test's launcher never saw its output end). TensorFlow's loading is stubbed: the process
+    # says where it got to.
+    code = ("import os, sys; from tinyresnet import startup; from tinyresnet.tuning import trial_pool\n"
+            "startup.load_tensorflow = lambda: print('loaded TensorFlow', flush=True)\n"
+            "trial_pool._start(int(sys.argv[1]))\n"
+            "print('waits for trials', flush=True)\n")
+    alive = subprocess.run([sys.executable, "-c", code, str(os.getpid())], capture_output=True, text=True, timeout=60)
+    assert alive.returncode == 0 and alive.stdout.split("\n")[:2] == ["loaded TensorFlow", "waits for trials"], \
+        alive.stdout + alive.stderr
+    gone = subprocess.run([sys.executable, "-c", code, "1" if os.getpid() != 1 else "2"], capture_output=True,
+                          text=True, timeout=60)  # not its parent: the tuner that started it is gone
+    assert gone.returncode == 130 and gone.stdout == "", gone.stdout + gone.stderr
+
+
 def test_three_failed_trials_in_a_row_end_the_search_with_one_clear_line_and_the_results(tmp_path, data, capfd):
     from tinyresnet.tuning import command
     project = tmp_path / "project"
