@@ -187,6 +187,15 @@ def _descendants(pid):
     return psutil.Process(pid).children(recursive=True)
 
 
+def _cmdline(process):
+    """`process`'s command line, [] once it has ended (a zombie until reaped: psutil then raises)."""
+    import psutil
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
 @pytest.mark.slow
 def test_a_dead_local_worker_stops_the_search_and_a_killed_launcher_takes_every_process_with_it(tmp_path, data):
     import psutil
@@ -200,24 +209,24 @@ def test_a_dead_local_worker_stops_the_search_and_a_killed_launcher_takes_every_
         # as long as the launcher runs.
         launcher, deadline = _popen(*args), time.time() + 240
         while launcher.poll() is None and time.time() < deadline and sum(
-                "--multiprocessing-fork" in p.cmdline() for p in _descendants(launcher.pid) if p.is_running()) < 2:
+                "--multiprocessing-fork" in _cmdline(p) for p in _descendants(launcher.pid)) < 2:
             time.sleep(0.1)
         assert launcher.poll() is None, launcher.communicate()[0][-3000:]
         return launcher, _descendants(launcher.pid)
 
     # A worker killed from outside: its trial would stay its own, and the chief wait for it for ever.
     launcher, processes = started()
-    worker = next(p for p in processes if "--tuner-id=worker0" in p.cmdline())
+    worker = next(p for p in processes if "--tuner-id=worker0" in _cmdline(p))
     worker.kill()
     out = launcher.communicate(timeout=180)[0]
     assert launcher.returncode != 0 and "worker0 was killed (signal 9)" in out, out[-3000:]
     assert "rerun the same command to resume it" in out
     gone, alive = psutil.wait_procs(processes, timeout=60)
-    assert not alive, [p.cmdline() for p in alive]
+    assert not alive, [_cmdline(p) for p in alive]
 
     # The launcher killed: the chief, the workers and their trial processes die with it.
     launcher, processes = started()
     launcher.kill()
     launcher.wait()
     gone, alive = psutil.wait_procs(processes, timeout=90)
-    assert not alive, [p.cmdline() for p in alive]
+    assert not alive, [_cmdline(p) for p in alive]
