@@ -5,6 +5,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["KERAS_HOME"] = __import__("tempfile").mkdtemp(prefix="tinyresnet-tests-keras-")
 
 import re
+import threading
+import time
 
 import pytest
 
@@ -58,11 +60,76 @@ def copy_run(run, destination):
     return destination
 
 
+def searches_archive(path):
+    """Writes the searches' archive at `path`: 3 classes of 24 16x16 JPEGs each, class folders at the top."""
+    from fixtures import class_folder_files, write_zip
+    return write_zip(path, class_folder_files(("a", "b", "c"), per_class=24, size=(16, 16)))
+
+
 @pytest.fixture
 def data(tmp_path):
-    """The searches' archive: 3 classes of 24 16x16 JPEGs each, class folders at the top."""
-    from fixtures import class_folder_files, write_zip
-    return write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=24, size=(16, 16)))
+    """The searches' archive (`searches_archive`) in the test's folder."""
+    return searches_archive(tmp_path / "d.zip")
+
+
+class Lines:
+    """The stdout of a `subprocess.Popen(..., stdout=PIPE, text=True)`, read line by line on a thread of its
+    own: a test waits for the line that says a thing happened (an epoch ended, a run started), not for a file
+    it polls against a long deadline. Every line is kept (`text`); read the process through this alone."""
+
+    def __init__(self, process):
+        self.process = process
+        self.lines = []
+        self._next = 0  # where the next `wait_for` starts looking
+        self._ended = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def from_now(self):
+        """The next `wait_for` looks at the lines that come from now on only."""
+        with self._changed:
+            self._next = len(self.lines)
+
+    def wait_for(self, pattern, timeout=300):
+        """The match of `pattern` (`re.search`) in the first line that has one after the line of the last
+        match; fails, killing the process, if its output ends first or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for i in range(self._next, len(self.lines)):
+                    found = re.search(pattern, self.lines[i])
+                    if found:
+                        self._next = i + 1
+                        return found
+                self._next = len(self.lines)
+                left = deadline - time.monotonic()
+                if self._ended or left <= 0:
+                    break
+                self._changed.wait(left)
+        self.process.kill()
+        why = "the output ended" if self._ended else f"{timeout} s passed"
+        pytest.fail(f"{why} before a line matched {pattern!r}:\n{self.text[-3000:]}")
+
+    def wait(self, timeout=300):
+        """The process's exit code, once it ended and its output is read to the end (`text`)."""
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    @property
+    def text(self):
+        with self._changed:
+            return "".join(self.lines)
 
 
 CLASSES = ["cat", "dog", "emu", "fox", "gnu", "hen", "owl"]

@@ -150,8 +150,18 @@ def _wait_for_line(process, start, timeout=600):
     pytest.fail(f"the run ended (exit {process.wait()}) before printing {start!r}")
 
 
+def _train_here(capsys, data, run_dir, epochs):
+    """`_train_command`'s `tinyresnet-train` run in this process (a start of TensorFlow less than a process of its
+    own): a `CompletedProcess` of its exit code and output."""
+    from tinyresnet.cli import train_main
+    capsys.readouterr()
+    code = train_main(_train_command(data, run_dir, epochs)[3:])
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(_train_command(data, run_dir, epochs), code, out.out, out.err)
+
+
 @pytest.mark.slow
-def test_killed_mid_run_resumes_without_losing_or_repeating_epochs(tmp_path):
+def test_killed_mid_run_resumes_without_losing_or_repeating_epochs(tmp_path, capsys):
     data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=80, size=(32, 32)))
     run = tmp_path / "run"
     process = _start_training(data, run, 6)
@@ -160,8 +170,7 @@ def test_killed_mid_run_resumes_without_losing_or_repeating_epochs(tmp_path):
     process.wait()
     done_before = len(read_history(str(run / "history.csv")))
     assert 2 <= done_before < 6, "the run must be killed mid-way"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    resumed = subprocess.run(_train_command(data, run, 6), env=env, capture_output=True, text=True, timeout=600)
+    resumed = _train_here(capsys, data, run, 6)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     first = int(resumed.stdout.split("Epoch ")[1].split("/")[0])  # Keras prints epochs 1-based
     assert first - 1 >= done_before - 1 and first > 1
@@ -189,7 +198,7 @@ def test_cli_summary_prints_counts(capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_and_exits_cleanly_then_resumes(tmp_path):
+def test_ctrl_c_saves_and_exits_cleanly_then_resumes(tmp_path, capsys):
     data = write_zip(tmp_path / "d.zip", class_folder_files(("a", "b", "c"), per_class=80, size=(32, 32)))
     run = tmp_path / "run"
     process = _start_training(data, run, 4, stderr=subprocess.PIPE)
@@ -199,8 +208,7 @@ def test_ctrl_c_saves_and_exits_cleanly_then_resumes(tmp_path):
     assert process.returncode == 130, err[-2000:]
     assert "interrupted; the last finished epoch is backed up" in err
     assert (run / "checkpoints" / "interrupted.keras").exists()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    resumed = subprocess.run(_train_command(data, run, 4), env=env, capture_output=True, text=True, timeout=600)
+    resumed = _train_here(capsys, data, run, 4)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert [row["epoch"] for row in read_history(str(run / "history.csv"))] == list(range(4))
 

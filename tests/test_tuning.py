@@ -4,12 +4,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 
-from conftest import unpadded
+from conftest import Lines, unpadded
 from tinyresnet import runs
 
 SEARCH = """
@@ -108,24 +107,24 @@ def test_a_three_trial_search_end_to_end_within_budget(tmp_path, data, capfd):
 
 
 @pytest.mark.slow
-def test_killed_mid_trial_then_resumed_keeps_finished_trials_and_the_total(tmp_path, data):
+def test_killed_mid_trial_then_resumed_keeps_finished_trials_and_the_total(tmp_path, data, capsys):
+    from tinyresnet.tuning import command
     project = str(tmp_path / "project")
-    args = [f"--search={_search_file(tmp_path, data, trials=3, epochs=6)}", f"--project-dir={project}"]
-    process = _popen(*args)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        epochs = _trial_epochs(project) if os.path.isdir(project) else {}
-        if len(epochs) >= 2 and len(epochs[sorted(epochs)[-1]]) >= 1:
-            break
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
+    args = [f"--search={_search_file(tmp_path, data, trials=3, epochs=6, verbose=1)}", f"--project-dir={project}"]
+    # Trained in the tuner's process, so that kill -9 kills the training itself (a trial process would be told by its
+    # dying tuner and stop as on Ctrl-C, saving: the ctrl-c test's), and a start of TensorFlow less.
+    process = Lines(_popen(*args, "--trials-in-process"))
+    process.wait_for(r"^  trial 1 \(tuner0\) epoch 1/6:")  # the second trial's first epoch trained (a line per epoch)
+    process.process.send_signal(signal.SIGKILL)
     process.wait()
     before = _trial_epochs(project)
     finished = [t for t in before if runs.is_finished(os.path.join(project, f"trial_{t}"))]
     assert finished and len(before) > len(finished), before  # killed inside a trial
     stamp = {t: os.path.getmtime(os.path.join(project, f"trial_{t}", "results.json")) for t in finished}
-    resumed = _tune(*args)
-    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    capsys.readouterr()
+    code = command.main(args)  # the rerun's tuner in this process (a start of TensorFlow less), its trials apart
+    out = capsys.readouterr()
+    assert code == 0, out.out[-2000:] + out.err[-2000:]
     after = _trial_epochs(project)
     assert sorted(after) == ["0", "1", "2"] and all(e == list(range(6)) for e in after.values()), after
     assert {t: os.path.getmtime(os.path.join(project, f"trial_{t}", "results.json")) for t in finished} == stamp
@@ -320,14 +319,18 @@ def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_pat
 
     # Killed during a trial (the OOM killer, say): trained again once, in a new process; killed twice, the
     # trial fails with one line, not a traceback.
+    # The pool's side of a trial that is not killed (train_one) runs in this process: no process of its own to start
+    # (how the tuner gets a new one is above).
     lines = []
     tuner = SpecTuner(search, datasets, str(tmp_path / "mid"), log=lines.append)
-    real, calls = tuner.trial_pool.run, []
+    calls = []
 
     def run(request):
         calls.append(request["trial_id"])
         kills = {"0": 1, "1": 2}[request["trial_id"]]
-        return trial_pool.Outcome(-9, "", 1) if calls.count(request["trial_id"]) <= kills else real(request)
+        if calls.count(request["trial_id"]) <= kills:
+            return trial_pool.Outcome(-9, "", 1)
+        return trial_pool.train_one(request)
     tuner.trial_pool.run = run
     tuner.search(verbose=0)
     assert calls == ["0", "0", "1", "1"]
@@ -339,6 +342,23 @@ def test_the_trial_process_is_replaced_after_its_trials_and_when_it_dies(tmp_pat
     assert not trials["0"].message  # its retry finished: not "its process was killed" (issue 29 hunt)
     # Our own line, without KerasTuner's class name (issue 30, defect 3: a trial's line says why it failed).
     assert trials["1"].message == "trial 1: its process was killed twice (signal 9)"
+
+
+def test_a_trial_process_whose_tuner_is_gone_before_it_starts_ends_at_once():
+    # Killed (kill -9, the OOM killer) as its pool's process starts, before that process asks to die with it:
+    # the process went on, loaded TensorFlow and waited for trials for ever, holding the tuner's terminal (the
+    # dead-local-worker test's launcher never saw its output end). TensorFlow's loading is stubbed: the process
+    # says where it got to.
+    code = ("import os, sys; from tinyresnet import startup; from tinyresnet.tuning import trial_pool\n"
+            "startup.load_tensorflow = lambda: print('loaded TensorFlow', flush=True)\n"
+            "trial_pool._start(int(sys.argv[1]))\n"
+            "print('waits for trials', flush=True)\n")
+    alive = subprocess.run([sys.executable, "-c", code, str(os.getpid())], capture_output=True, text=True, timeout=60)
+    assert alive.returncode == 0 and alive.stdout.split("\n")[:2] == ["loaded TensorFlow", "waits for trials"], \
+        alive.stdout + alive.stderr
+    gone = subprocess.run([sys.executable, "-c", code, "1" if os.getpid() != 1 else "2"], capture_output=True,
+                          text=True, timeout=60)  # not its parent: the tuner that started it is gone
+    assert gone.returncode == 130 and gone.stdout == "", gone.stdout + gone.stderr
 
 
 @pytest.mark.slow
@@ -381,7 +401,7 @@ def test_a_bug_in_a_trial_fails_it_once_with_its_traceback_where_a_killed_trial_
 
 
 @pytest.mark.slow
-def test_diverged_trials_get_a_line_each_no_rank_and_a_search_with_none_finished_exits_3(tmp_path, data):
+def test_diverged_trials_get_a_line_each_no_rank_and_a_search_with_none_finished_exits_3(tmp_path, data, capfd):
     # Issue 30, defect 3: every trial printed KerasTuner's traceback and a remedy for tinyresnet-train (a file
     # that did not exist, float32 to a float32 search, --overwrite that tune refuses); the search exited 0
     # and ranked the failed trials.
@@ -389,14 +409,16 @@ def test_diverged_trials_get_a_line_each_no_rank_and_a_search_with_none_finished
     search.write_text(SEARCH.format(data=data, trials=2, epochs=1, verbose=0).replace(
         "learning_rate: 0.01", "learning_rate: 1.0e9, precision: float32"))
     project = tmp_path / "project"
-    out = _tune(f"--search={search}", f"--project-dir={project}")
-    assert out.returncode == 3, out.stdout + out.stderr
-    assert "Traceback" not in out.stderr and "last.keras" not in out.stdout + out.stderr
-    lines = re.findall(r"^trial (\d+): .*  diverged \(loss became nan at epoch 0 step \d+\)  \d+ s", out.stdout, re.M)
-    assert lines == ["0", "1"], out.stdout
+    from tinyresnet.tuning import command
+    code = command.main([f"--search={search}", f"--project-dir={project}"])  # in this process: a start less
+    out = capfd.readouterr()  # the trials' lines too, from their process
+    assert code == 3, out.out + out.err
+    assert "Traceback" not in out.err and "last.keras" not in out.out + out.err
+    lines = re.findall(r"^trial (\d+): .*  diverged \(loss became nan at epoch 0 step \d+\)  \d+ s", out.out, re.M)
+    assert lines == ["0", "1"], out.out
     board = unpadded((project / "leaderboard.md").read_text())
     assert not re.search(r"^\| 1 \|", board, re.M) and "Not ranked (no score): trial 0 failed: diverged" in board
-    (error,) = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    (error,) = [line for line in out.err.splitlines() if line.startswith("error:")]
     assert error == ("error: no trial finished (their errors are above); trials diverged: lower base.learning_rate "
                      "in the search file and run it with another --project-dir (a project keeps its base settings)")
 

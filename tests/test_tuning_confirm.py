@@ -7,8 +7,8 @@ import signal
 import pandas as pd
 import pytest
 
-from conftest import unpadded
-from test_tuning import _popen, _search_file, _tune
+from conftest import Lines, searches_archive, unpadded
+from test_tuning import _popen, _search_file
 from tinyresnet import runs
 from tinyresnet.tuning import confirm
 
@@ -43,16 +43,46 @@ def test_confirm_refuses_what_it_cannot_do_before_any_work(tmp_path, capsys):
     assert "--epochs" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_equal_flops(
-        tmp_path, data):
-    project = str(tmp_path / "project")
-    search = _search_file(tmp_path, data, trials=3)
-    with open(search) as f:  # cifar7 at a quarter width costs about what the searched nets cost
+def _quarter_width_references(search):
+    """The search file `search` with reference_width 0.25: cifar7 at a quarter width costs about what the
+    searched nets cost (at full width its equal-FLOPs runs would take tens of epochs)."""
+    with open(search) as f:
         text = f.read().replace("seed: 0}", "seed: 0, reference_width: 0.25}")
     with open(search, "w") as f:
         f.write(text)
-    assert _tune(f"--search={search}", f"--project-dir={project}").returncode == 0
+    return search
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A finished 3-trial search of the searches' archive with reference_width 0.25, trained once for the
+    confirmations of this module; a test confirms a copy of it (`_copy_of`)."""
+    from tinyresnet.tuning import command
+    root = tmp_path_factory.mktemp("searched")
+    search = _quarter_width_references(_search_file(root, searches_archive(root / "d.zip"), trials=3))
+    project = root / "project"
+    assert command.main([f"--search={search}", f"--project-dir={project}", "--trials-in-process"]) == 0
+    return project
+
+
+def _copy_of(searched, tmp_path):
+    import shutil
+    return str(shutil.copytree(searched, tmp_path / "project"))
+
+
+def _confirm(capsys, *args):
+    """`tinyresnet-tune confirm ARGS` in this process: `(exit code, stdout, stderr)`."""
+    from tinyresnet.tuning import command
+    capsys.readouterr()
+    code = command.main(["confirm", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow
+def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best_at_equal_flops(
+        tmp_path, searched, capsys):
+    project = _copy_of(searched, tmp_path)  # 3 trials; the reference at a quarter width
     trials = pd.read_csv(os.path.join(project, "trials.csv"), dtype={"trial": str})
     chosen = set("trial_" + trials.sort_values("val_top1", ascending=False).drop_duplicates("spec")["trial"].head(2))
 
@@ -103,15 +133,17 @@ def test_confirm_retrains_the_best_nets_and_a_reference_with_seeds_then_the_best
     assert f"{best} beats cifar7 at equal epochs" in board and f"{best} beats cifar7 at equal FLOPs" in board
     assert out.count("6 runs, 0 finished already") == 2 and "equal training FLOPs" in out
 
-    again = _tune("confirm", project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet")
-    assert again.returncode == 0 and "[1/" not in again.stdout, again.stdout  # all finished: nothing trained
-    assert "6 runs, 6 finished already" in again.stdout and "2 runs, 2 finished already" in again.stdout
+    # The reruns in this process (a start of TensorFlow less each): the same commands, the same code.
+    code, again, _ = _confirm(capsys, project, "--top=2", "--seeds=2", "--epochs=2", "--reference=cifar7", "--quiet")
+    assert code == 0 and "[1/" not in again, again  # all finished: nothing trained
+    assert "6 runs, 6 finished already" in again and "2 runs, 2 finished already" in again
     assert pd.read_csv(os.path.join(project, "confirmed.csv")).equals(table)
 
-    other = _tune("confirm", project, "--epochs=3", "--reference=cifar7")
-    assert other.returncode == 2 and "epochs 2 -> 3" in other.stderr and "settings.json" in other.stderr
+    code, _, err = _confirm(capsys, project, "--epochs=3", "--reference=cifar7")
+    assert code == 2 and "epochs 2 -> 3" in err and "settings.json" in err
     out = tmp_path / "results"
-    assert _tune("report", project, f"--out={out}").returncode == 0
+    from tinyresnet.tuning import command
+    assert command.main(["report", project, f"--out={out}"]) == 0
     assert pd.read_csv(out / "confirmed.csv").equals(table) and "## Confirmed" in (out / "leaderboard.md").read_text()
 
 
@@ -249,34 +281,27 @@ def test_the_equal_flops_verdict_covers_every_reference_of_the_first_one_s_cost(
 
 
 @pytest.mark.slow
-def test_an_interrupted_confirmation_publishes_no_verdict_from_incomplete_seeds(tmp_path, data):
+def test_an_interrupted_confirmation_publishes_no_verdict_from_incomplete_seeds(tmp_path, searched, capsys):
     # Issue 30, defect 2: interrupted with 3 seeds of the searched net and 2 of the reference, it wrote
     # "**refuted**" (or another verdict) from them; after the resume the same line could read otherwise.
-    import time
-    project = str(tmp_path / "project")
-    search = _search_file(tmp_path, data, trials=2)
-    with open(search) as f:
-        text = f.read().replace("seed: 0}", "seed: 0, reference_width: 0.25}")
-    with open(search, "w") as f:
-        f.write(text)
-    assert _tune(f"--search={search}", f"--project-dir={project}", "--trials-in-process").returncode == 0
-    args = ("confirm", project, "--top=1", "--seeds=3", "--epochs=2", "--reference=cifar7", "--quiet")
-    worker = _popen(*args)
-    second = os.path.join(project, "confirm", "cifar7", "e2-seed1", runs.RESULTS)
-    deadline = time.monotonic() + 300
-    while not os.path.exists(second) and worker.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGINT)  # while the reference's third seed trains
-    out = worker.communicate(timeout=120)[0]
-    assert worker.returncode == 130, out
+    project = _copy_of(searched, tmp_path)
+    args = (project, "--top=1", "--seeds=3", "--epochs=2", "--reference=cifar7", "--quiet")
+    # Keras' epoch lines (no --quiet) say when the reference's third seed trains: the runs before it are finished.
+    worker = Lines(_popen("confirm", *args[:-1]))
+    worker.wait_for(r"^\[6/6\] cifar7 seed 2, .*: training in ")
+    worker.wait_for(r"^Epoch 1/2")
+    worker.process.send_signal(signal.SIGINT)  # while the reference's third seed trains
+    code = worker.wait(timeout=120)
+    out = worker.text
+    assert code == 130, out
     assert sorted(pd.read_csv(os.path.join(project, "confirmed.csv"))["net"].value_counts().tolist()) == [2, 3], out
     board = open(os.path.join(project, "leaderboard.md")).read()
     said = re.findall(r"^- \S+ beats cifar7 at equal epochs .*\*\*(.*)\*\*$", board, re.M)
     assert said == ["pending (seeds still to train)"], board
     assert "refuted" not in board
 
-    again = _tune(*args)
-    assert again.returncode == 0, again.stdout + again.stderr
+    code, out, err = _confirm(capsys, *args)  # the resume, in this process: a start of TensorFlow less
+    assert code == 0, out + err
     board = open(os.path.join(project, "leaderboard.md")).read()
     said = re.findall(r"^- \S+ beats cifar7 at equal (?:epochs|FLOPs).*\*\*(.*)\*\*$", board, re.M)
     assert said and all(word.split(" (")[0] in ("supported", "not supported", "inconclusive") for word in said), board
@@ -320,15 +345,19 @@ def test_rung_correlations_say_how_far_a_short_rung_foretells_a_longer_one():
 
 
 @pytest.mark.slow
-def test_a_study_arm_and_a_notation_reference_are_trained_confirmed_and_the_strongest_marked(tmp_path, data):
+def test_a_study_arm_and_a_notation_reference_are_trained_confirmed_and_the_strongest_marked(
+        tmp_path, data, capsys):
     # Issue 32: --reference takes a study arm (cifar7_plain_no_dropout: the plain twin without block dropout)
     # and a net in the notation with its settings, for the search and for confirm.
+    from tinyresnet.tuning import command
     project = str(tmp_path / "project")
-    search = _search_file(tmp_path, data, trials=2)
+    search = _quarter_width_references(_search_file(tmp_path, data, trials=2))
     notation = "Conv 8, Avg 2, BB 8, Avg 2, FC 3; block_dropout=0"
-    out = _tune(f"--search={search}", f"--project-dir={project}", "--trials-in-process",
-                "--reference=cifar7_plain_no_dropout", f"--reference={notation}")
-    assert out.returncode == 0, out.stdout + out.stderr
+    # Both commands in this process (a start of TensorFlow less each).
+    code = command.main([f"--search={search}", f"--project-dir={project}", "--trials-in-process",
+                         "--reference=cifar7_plain_no_dropout", f"--reference={notation}"])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
     folders = sorted(os.listdir(os.path.join(project, "reference")))
     assert folders[0] == "cifar7_plain_no_dropout" and folders[1].startswith("net_")
     arm = runs.read_json(os.path.join(project, "reference", folders[0], runs.CONFIG))
@@ -336,9 +365,9 @@ def test_a_study_arm_and_a_notation_reference_are_trained_confirmed_and_the_stro
     assert (arm["net"], arm["variant"], arm["block_dropout"]) == ("cifar7", "plain", 0.0)
     assert (mine["net"], mine["block_dropout"]) == ("Conv 8, Avg 2, BB 8, Avg 2, FC 3", 0.0)
     assert f"| {folders[0]} |" in unpadded(open(os.path.join(project, "leaderboard.md")).read())
-    out = _tune("confirm", project, "--top=1", "--seeds=2", "--epochs=1", "--quiet",
-                "--reference=cifar7_plain_no_dropout", f"--reference={notation}")
-    assert out.returncode == 0, out.stdout + out.stderr
+    code, out, err = _confirm(capsys, project, "--top=1", "--seeds=2", "--epochs=1", "--quiet",
+                              "--reference=cifar7_plain_no_dropout", f"--reference={notation}")
+    assert code == 0, out + err
     table = pd.read_csv(os.path.join(project, "confirmed.csv"))
     references = table[table["kind"] == "reference"]
     assert sorted(set(references["net"])) == folders

@@ -40,7 +40,10 @@ def _start(tuner_pid):
     os.setsid()
     from tinyresnet import onednn, processes, startup
     from tinyresnet.commands import raise_interrupt
-    processes.die_with_parent(tuner_pid)
+    if not processes.die_with_parent(tuner_pid):
+        # Its tuner died before it could ask to die with it (kill -9 as the pool started): no trial will come, and
+        # its call queue never ends (it holds that pipe's other end), so it would wait for ever.
+        os._exit(EXIT_INTERRUPTED)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Keras imports scikit-learn, where it is installed (keras-tuner[bayesian] installs it), for
     # wrappers a trial never uses: about 3 of the 8 s that loading TensorFlow took here.
