@@ -88,7 +88,7 @@ def _confirm_parser():
     parser = options.Parser(
         prog="tinyresnet-tune confirm",
         description="Retrain the best distinct nets of a search and the reference nets with seeds at a longer "
-                    "budget, then the best of them at the first reference's training FLOPs; writes confirmed.csv "
+                    "budget, then each of them at the first reference's training FLOPs; writes confirmed.csv "
                     "and a confirmed section in leaderboard.md with a verdict per reference.",
         epilog="Runs go to PROJECT_DIR/confirm/<net>/e<EPOCHS>-seed<S>/ (ordinary run directories). Rerun the "
                "same command to resume: finished runs are kept, a killed one continues from its last epoch; more "

@@ -3,11 +3,13 @@
 A short search ranks nets by how fast they start, not by where they end. The
 confirmation retrains the K best distinct nets and the reference presets
 (Net 1, Net 6 at the search's reference width) with N seeds at E epochs, each
-an ordinary run directory under `PROJECT/confirm/<net>/`, and then the best
-of them once more at *equal training FLOPs*: as many epochs as the first
-reference's FLOPs buy. Verdicts use the experiments' spread rule
+an ordinary run directory under `PROJECT/confirm/<net>/`, and then each
+searched net once more at *equal training FLOPs*: as many epochs as the
+first reference's FLOPs buy (a net of a third of its FLOPs trains three
+times the epochs). Verdicts use the experiments' spread rule
 (`tinyresnet.stats`): a net beats another only when every seed of it is
-above every seed of the other.
+above every seed of the other; at each budget the verdict is the best
+searched net's at that budget.
 
 Which nets are "best": Hyperband trains a net at several budgets, and a
 score after 1 epoch is not comparable with one after 9. A net's score is
@@ -112,6 +114,11 @@ def waiting(project_dir, table) -> set:
         key = (os.path.basename(os.path.dirname(folder)),
                EQUAL_EPOCHS if config.get("epochs") == epochs else EQUAL_FLOPS)
         settled[key] = settled.get(key, 0) + 1
+    references = [r for r in settings.get("references", []) if r in set(table["net"])]
+    equal = table[table["budget"] == EQUAL_EPOCHS]
+    if references and epochs:  # a searched net whose equal-FLOPs runs have not started waits for them too
+        for net in flops_epochs(equal, references[0], epochs):
+            settled.setdefault((net, EQUAL_FLOPS), 0)
     return {key for key, count in settled.items() if count < seeds}
 
 
@@ -151,25 +158,33 @@ def plan(project_dir, table, top, seeds, epochs, references, steps_per_epoch=0) 
     return planned
 
 
-def equal_flops_runs(project_dir, planned: List[Run], seeds) -> List[Run]:
-    """The best searched net (by confirmed mean) at the first reference's training FLOPs, once every
-    equal-epoch run has finished or diverged; [] until then, or without a finished reference."""
+def equal_flops_runs(project_dir, planned: List[Run], seeds) -> Optional[List[Run]]:
+    """Every confirmed searched net at the first reference's training FLOPs, once every equal-epoch run has
+    finished or diverged; None until then, or without a finished reference. A net whose FLOPs ratio rounds
+    to 1 has none: its equal-epoch runs are its equal-FLOPs ones (`flops_epochs`)."""
     settled = all(runner.is_settled(os.path.join(project_dir, r.folder)) for r in planned)
     if not any(r.kind == "reference" for r in planned) or not settled:
-        return []
+        return None
     finished = [r for r in planned if runs.is_finished(os.path.join(project_dir, r.folder))]
     reference = next(r.net for r in planned if r.kind == "reference")
-    searched = sorted({r.net for r in finished if r.kind == "searched"})
-    if not searched or reference not in {r.net for r in finished}:
-        return []
+    if reference not in {r.net for r in finished}:
+        return None
     table = pd.DataFrame([_row(project_dir, r.folder) for r in finished])
-    means = table.groupby("net")["val_top1"].mean()
-    best = max(searched, key=lambda net: means[net])
+    extra = []
+    for net, epochs in flops_epochs(table, reference, planned[0].config.epochs).items():
+        template = next(r for r in planned if r.net == net)
+        extra += [Run(net, "searched", EQUAL_FLOPS, seed, dataclasses.replace(template.config, epochs=epochs, seed=seed))
+                  for seed in range(seeds)]
+    return extra
+
+
+def flops_epochs(table, reference, epochs) -> dict:
+    """`{searched net: its epochs at the training FLOPs of the reference's `epochs`}` for the searched nets
+    of `table` (best first by equal-epoch mean), leaving out those whose ratio rounds to 1."""
     gflops = table.groupby("net")["forward_gflops"].first()
-    template = next(r for r in planned if r.net == best)
-    epochs = _equal_flops_epochs(template.config.epochs, gflops[reference], gflops[best])
-    return [Run(best, "searched", EQUAL_FLOPS, seed, dataclasses.replace(template.config, epochs=epochs, seed=seed))
-            for seed in range(seeds)]
+    searched = table[table["kind"] == "searched"].groupby("net")["val_top1"].mean().sort_values(ascending=False)
+    found = {net: _equal_flops_epochs(epochs, gflops[reference], gflops[net]) for net in searched.index}
+    return {net: n for net, n in found.items() if n != epochs}
 
 
 def _equal_flops_epochs(epochs, reference_gflops, gflops):
@@ -250,13 +265,15 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
         log(f"the search has {nets} distinct finished nets, fewer than --top {top}: confirming those")
     _train(project_dir, planned, verbose, log, epoch_lines)
     extra = equal_flops_runs(project_dir, planned, seeds)
-    if extra and extra[0].config.epochs == epochs:
-        log(f"equal training FLOPs: {extra[0].net}'s FLOPs ratio to {references[0].name} rounds to 1, so its "
-            f"{_epochs(epochs)} runs are the equal-FLOPs ones too")
+    if extra is None:
         return
-    if extra:
-        log(f"equal training FLOPs: {extra[0].net} for {_epochs(extra[0].config.epochs)} (the FLOPs of "
-            f"{references[0].name}'s {_epochs(epochs)})")
+    for net in dict.fromkeys(r.net for r in planned if r.kind == "searched" and
+                             runs.is_finished(os.path.join(project_dir, r.folder))):
+        mine = [r for r in extra if r.net == net]
+        log(f"equal training FLOPs: {net} for {_epochs(mine[0].config.epochs)} (the FLOPs of "
+            f"{references[0].name}'s {_epochs(epochs)})" if mine else
+            f"equal training FLOPs: {net}'s FLOPs ratio to {references[0].name} rounds to 1, so its "
+            f"{_epochs(epochs)} runs are the equal-FLOPs ones too")
     _train(project_dir, extra, verbose, log, epoch_lines)
 
 
@@ -306,25 +323,31 @@ WORDS = {"higher": "supported", "lower": "not supported", "within spread": "inco
 
 
 def verdicts(table: pd.DataFrame, waiting=frozenset()) -> List[str]:
-    """"The best searched net beats <reference>" at equal epochs and at equal FLOPs, by the spread rule.
+    """"The best searched net beats <reference>" at equal epochs and at equal FLOPs, by the spread rule;
+    the best at equal FLOPs may be another net than at equal epochs (a smaller one trained longer).
 
     A comparison with a side in `waiting` (`(net, budget)` with seeds still to train) is *pending*: an
-    interrupted confirmation must not publish a verdict from the seeds that happened to finish.
+    interrupted confirmation must not publish a verdict from the seeds that happened to finish, nor name
+    a best at equal FLOPs before every searched net's equal-FLOPs runs are in.
     """
     equal = table[table["budget"] == EQUAL_EPOCHS]
     searched = sorted(set(equal[equal["kind"] == "searched"]["net"]))
     references = [n for n in dict.fromkeys(equal[equal["kind"] == "reference"]["net"])]
     if not searched or not references:
         return []
-    best = max(searched, key=lambda net: _summary(table, net, EQUAL_EPOCHS).mean)
     strongest = strongest_reference(table) if len(references) > 1 else None
+    at_flops = _equal_flops_budgets(table, searched, references[0])
     lines = []
     for budget in (EQUAL_EPOCHS, EQUAL_FLOPS):
-        ours, note = _summary(table, best, budget), ""
-        if not ours.seeds and budget == EQUAL_FLOPS and _same_flops_as_epochs(equal, best, references[0]):
-            ours, note = _summary(table, best, EQUAL_EPOCHS), " (the equal-epoch runs: the FLOPs ratio rounds to 1)"
-        if not ours.seeds:
+        # The best searched net at each budget: at equal FLOPs a small net trains more epochs than a large one.
+        budgets = {net: EQUAL_EPOCHS for net in searched} if budget == EQUAL_EPOCHS else at_flops
+        if not budgets:
             continue
+        best = max(budgets, key=lambda net: _summary(table, net, budgets[net]).mean)
+        used = budgets[best]
+        ours = _summary(table, best, used)
+        note = " (the equal-epoch runs: the FLOPs ratio rounds to 1)" if used != budget else ""
+        unsettled = {(best, used)} | ({(net, EQUAL_FLOPS) for net in searched} if budget == EQUAL_FLOPS else set())
         # At equal FLOPs: the first reference, whose FLOPs set the budget, and any that cost the same.
         gflops = equal.groupby("net")["forward_gflops"].first()
         same_cost = [r for r in references if math.isclose(gflops[r], gflops[references[0]], rel_tol=1e-6)]
@@ -332,14 +355,27 @@ def verdicts(table: pd.DataFrame, waiting=frozenset()) -> List[str]:
             theirs = _summary(table, reference, EQUAL_EPOCHS)
             comparison = stats.Compare(ours, theirs)
             word = WORDS[comparison.direction]
-            if {(best, EQUAL_EPOCHS if note else budget), (reference, EQUAL_EPOCHS)} & set(waiting):
+            if (unsettled | {(reference, EQUAL_EPOCHS)}) & set(waiting):
                 word = "pending (seeds still to train)"
-            runs_of = table[(table["net"] == best) & (table["budget"] == (EQUAL_EPOCHS if note else budget))]
+            runs_of = table[(table["net"] == best) & (table["budget"] == used)]
             epochs = _epochs(int(runs_of["epochs"].iloc[0]))
             tag = f"; {reference} is the strongest reference" if reference == strongest else ""
             lines.append(f"{best} beats {reference} at {budget}{note} ({best} {epochs}: {_pct(ours)} vs {_pct(theirs)}, "
                          f"{comparison.diff}{tag}): **{word}**")
     return lines
+
+
+def _equal_flops_budgets(table, searched, reference) -> dict:
+    """`{searched net: the budget of its equal-FLOPs runs}`: EQUAL_FLOPS, or EQUAL_EPOCHS where its FLOPs
+    ratio to `reference` rounds to 1; nets without either (not trained yet) are left out."""
+    equal = table[table["budget"] == EQUAL_EPOCHS]
+    found = {}
+    for net in searched:
+        if _summary(table, net, EQUAL_FLOPS).seeds:
+            found[net] = EQUAL_FLOPS
+        elif _same_flops_as_epochs(equal, net, reference):
+            found[net] = EQUAL_EPOCHS
+    return found
 
 
 def _same_flops_as_epochs(equal, best, reference):
