@@ -433,3 +433,24 @@ def test_search_png_draws_the_strongest_reference_as_a_line_confirmed_first(tmp_
     leaderboard.plot(table, refs, str(tmp_path / "search.png"), "net6")
     assert ("net6: the strongest reference", 0.34) in drawn["lines"]
     assert not any(label.startswith("net1:") for label, _ in drawn["lines"])
+
+
+def test_search_png_draws_the_best_so_far_against_trials_per_budget_with_the_strongest_reference(tmp_path,
+                                                                                                 monkeypatch):
+    # Issue 32: a negative result is shown by the best-so-far curve of the search against the strongest reference.
+    from tinyresnet.tuning import leaderboard
+    drawn = {}
+    monkeypatch.setattr(leaderboard, "save_figure", lambda fig, path: drawn.update(
+        panels=[{line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in axes.get_lines()}
+                for axes in fig.axes]))
+    rows = [("0000", 1, 0.20), ("0001", 1, 0.30), ("0002", 3, 0.40), ("0003", 1, 0.25), ("0004", 3, 0.35),
+            ("0005", 9, 0.50), ("0006", 3, 0.45), ("0007", 9, 0.48), ("0008", 9, 0.55)]
+    table = pd.DataFrame([{"trial": t, "status": "COMPLETED", "epochs": e, "val_top1": v, "forward_gflops": 0.05}
+                          for t, e, v in rows]).sample(frac=1, random_state=0)  # the leaderboard's order is not time's
+    refs = {"net1_no_dropout": {"val_top1": 0.6, "forward_gflops": 0.114}}
+    leaderboard.plot(table, refs, str(tmp_path / "search.png"), "net1_no_dropout")
+    progress = drawn["panels"][1]
+    assert progress["best so far, 9 epochs"] == ([6, 8, 9], [0.50, 0.50, 0.55])
+    assert progress["best so far, 3 epochs"] == ([3, 5, 7, 9], [0.40, 0.40, 0.45, 0.45])  # held to the last trial
+    assert progress["best so far, 1 epoch"] == ([1, 2, 4, 9], [0.20, 0.30, 0.30, 0.30])
+    assert progress["net1_no_dropout: the strongest reference"][1][0] == 0.6

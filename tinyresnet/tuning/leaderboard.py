@@ -1,4 +1,5 @@
-"""A search's results: `trials.csv`, `leaderboard.md` and `search.png` (val top-1 against GFLOPs)."""
+"""A search's results: `trials.csv`, `leaderboard.md` and `search.png` (val top-1 against GFLOPs, and the
+best so far against trials)."""
 
 import glob
 import os
@@ -164,31 +165,55 @@ def strongest(refs, confirmed=None):
 
 
 def plot(table, refs, path, strongest_reference=None):
-    """Val top-1 against forward GFLOPs: the trials, their Pareto front, the references as stars and the
+    """Two panels. Left, val top-1 against forward GFLOPs: the trials, their Pareto front, the references as
+    stars. Right, the best val top-1 so far against trials, per budget (Hyperband's rungs). Both draw the
     strongest reference's score as a line across."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, progress) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1.25, 1]})
     done = table.dropna(subset=["val_top1", "forward_gflops", "epochs"])
     budgets = sorted(done["epochs"].unique(), reverse=True)
     for i, epochs in enumerate(budgets):  # the longest trials in colour, shorter ones (Hyperband's) paler
         rows = done[done["epochs"] == epochs]
-        label = "trials" if len(budgets) == 1 else f"trials of {int(epochs)} epoch{'s' if epochs != 1 else ''}"
-        ax.scatter(rows["forward_gflops"], rows["val_top1"], color="C0" if i == 0 else "0.6",
-                   alpha=1.0 if i == 0 else max(0.3, 0.8 - 0.2 * i), label=label, zorder=3 - 0.1 * i)
+        label = "trials" if len(budgets) == 1 else f"trials of {_epochs(epochs)}"
+        style = {"color": "C0" if i == 0 else "0.6", "alpha": 1.0 if i == 0 else max(0.3, 0.8 - 0.2 * i)}
+        ax.scatter(rows["forward_gflops"], rows["val_top1"], label=label, zorder=3 - 0.1 * i, **style)
+        best = _best_so_far(done, epochs)
+        progress.step(best.index, best.values, where="post", linewidth=2 if i == 0 else 1,
+                      label="best so far" if len(budgets) == 1 else f"best so far, {_epochs(epochs)}", **style)
     front = pareto(table)
     if len(front):
         ax.step(front["forward_gflops"], front["val_top1"], where="post", color="C0", alpha=0.6,
-                label="Pareto front" if len(budgets) == 1 else f"Pareto front ({int(budgets[0])} epochs)")
+                label="Pareto front" if len(budgets) == 1 else f"Pareto front ({_epochs(budgets[0])})")
     for i, (name, r) in enumerate(refs.items()):
         ax.scatter([r["forward_gflops"]], [r["val_top1"]], marker="*", s=160, color=f"C{i + 1}",
                    label=f"{name} (same settings)", zorder=4)
         if name == strongest_reference:
-            ax.axhline(r["val_top1"], color=f"C{i + 1}", linestyle="--", linewidth=1,
-                       label=f"{name}: the strongest reference")
+            for axes in (ax, progress):
+                axes.axhline(r["val_top1"], color=f"C{i + 1}", linestyle="--", linewidth=1,
+                             label=f"{name}: the strongest reference")
     ax.set(xlabel="forward GFLOPs per image", ylabel="val top-1", title="search: accuracy against cost")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:  # nothing to label before a trial has finished
-        ax.legend(fontsize=8)
+    progress.set(xlabel="trial", ylabel="best val top-1 so far",
+                 title=f"search: best so far ({len(done)} trials)")
+    for axes, where in ((ax, "best"), (progress, "lower right")):
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:  # nothing to label before a trial has finished
+            axes.legend(fontsize=8, loc=where)
     save_figure(fig, path)
+
+
+def _best_so_far(done, epochs):
+    """The best val top-1 of the trials of `epochs` up to each trial, indexed by trial number + 1 (the
+    order trials started in; the table's order where trials are not numbered), held to the last trial."""
+    number = pd.to_numeric(done["trial"], errors="coerce") + 1 if "trial" in done else None
+    if number is None or number.isna().any():
+        number = range(1, len(done) + 1)
+    mine = done.assign(n=number).sort_values("n", kind="stable")
+    best = mine[mine["epochs"] == epochs].set_index("n")["val_top1"].cummax()
+    last = mine["n"].iloc[-1]
+    return best if best.empty or best.index[-1] == last else pd.concat([best, pd.Series([best.iloc[-1]], [last])])
+
+
+def _epochs(n):
+    return f"{int(n)} epoch{'s' if n != 1 else ''}"
 
 
 def write(project_dir, out_dir=None):
