@@ -318,6 +318,29 @@ def test_at_equal_flops_the_verdict_is_the_best_searched_net_at_that_budget_and_
     assert confirm.waiting(str(project), _table(rows)) == set()
 
 
+def test_the_first_reference_named_sets_the_equal_flops_budget_of_the_table_and_its_verdicts(tmp_path):
+    # The confirmation trains at the FLOPs of the first --reference; its table listed the references by folder
+    # name, so with --reference=net1,cifar7 the equal-FLOPs verdict was against cifar7, at another cost.
+    project = tmp_path / "project"
+    (project / confirm.CONFIRM_DIR).mkdir(parents=True)
+    runs.write_json(str(project / confirm.CONFIRM_DIR / confirm.SETTINGS),
+                    {"epochs": 2, "steps_per_epoch": 0, "references": ["net1", "cifar7"], "seeds": 2})
+    for net, epochs, values, gflops in [("trial_1", 2, [0.50, 0.51], 0.057), ("trial_1", 4, [0.60, 0.61], 0.057),
+                                        ("net1", 2, [0.55, 0.56], 0.114), ("cifar7", 2, [0.40, 0.41], 0.040)]:
+        for seed, value in enumerate(values):
+            run_dir = project / confirm.CONFIRM_DIR / net / f"e{epochs}-seed{seed}"
+            run_dir.mkdir(parents=True)
+            runs.write_json(str(run_dir / runs.CONFIG), {"epochs": epochs, "seed": seed})
+            runs.write_json(str(run_dir / runs.RESULTS), {"val_top1": value, "train_top1": value,
+                                                          "forward_gflops": gflops, "params": 1})
+    table = confirm.table(str(project))
+    assert list(dict.fromkeys(table["net"])) == ["trial_1", "net1", "cifar7"]
+    lines = confirm.verdicts(table, confirm.waiting(str(project), table))
+    assert [line.split(" (")[0] for line in lines] == [
+        "trial_1 beats net1 at equal epochs", "trial_1 beats cifar7 at equal epochs", "trial_1 beats net1 at equal FLOPs"]
+    assert lines[-1].endswith("**supported**")
+
+
 @pytest.mark.slow
 def test_an_interrupted_confirmation_publishes_no_verdict_from_incomplete_seeds(tmp_path, searched, capsys):
     # Issue 30, defect 2: interrupted with 3 seeds of the searched net and 2 of the reference, it wrote

@@ -211,8 +211,11 @@ def finished_runs(project_dir):
     """Every finished run under `PROJECT/confirm/` as rows, whatever --top/--seeds planned them."""
     folder = os.path.join(project_dir, CONFIRM_DIR)
     settings = runs.read_json(os.path.join(folder, SETTINGS), {})
+    named = settings.get("references", [])
     rows = []
-    for net in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+    # The searched nets, then the references as named: the first one named sets the equal-FLOPs budget.
+    nets = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    for net in sorted(nets, key=lambda net: (net in named, named.index(net) if net in named else 0)):
         for name in sorted(os.listdir(os.path.join(folder, net))) if os.path.isdir(os.path.join(folder, net)) else []:
             if runs.is_finished(os.path.join(folder, net, name)):
                 row = _row(project_dir, os.path.join(CONFIRM_DIR, net, name))
