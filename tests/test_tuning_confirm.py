@@ -477,3 +477,55 @@ def test_search_png_draws_the_best_so_far_against_trials_per_budget_with_the_str
     assert progress["best so far, 3 epochs"] == ([3, 5, 7, 9], [0.40, 0.40, 0.45, 0.45])  # held to the last trial
     assert progress["best so far, 1 epoch"] == ([1, 2, 4, 9], [0.20, 0.30, 0.30, 0.30])
     assert progress["net1_no_dropout: the strongest reference"][1][0] == 0.6
+
+
+def _finished_run(project, net, epochs, seed, val=None, gflops=None):
+    """A run directory of `tinyresnet-tune confirm` without training: finished (its results) or, with no
+    `val`, diverged."""
+    from tinyresnet import config as config_lib
+    from tinyresnet import runner
+    folder = project / confirm.CONFIRM_DIR / net / f"e{epochs}-seed{seed}"
+    folder.mkdir(parents=True)
+    config = config_lib.Config(epochs=epochs, seed=seed)
+    runs.write_json(str(folder / runs.CONFIG), config_lib.to_dict(config))
+    if val is None:
+        (folder / runner.DIVERGED).write_text("loss nan\n")
+    else:
+        runs.write_json(str(folder / runs.RESULTS), {"val_top1": val, "train_top1": val, "forward_gflops": gflops})
+    return confirm.Run(net, "searched" if net.startswith("trial_") else "reference", confirm.EQUAL_EPOCHS, seed, config)
+
+
+def _settings(project, references):
+    runs.write_json(str(project / confirm.CONFIRM_DIR / confirm.SETTINGS),
+                    {"epochs": 4, "steps_per_epoch": 0, "references": references, "seeds": 2})
+
+
+def test_a_rerun_with_a_smaller_top_trains_at_equal_flops_every_net_the_verdict_waits_for(tmp_path):
+    # Confirmed with --top=2, interrupted in the equal-FLOPs runs, rerun with --top=1 (top may change between
+    # reruns): trial_2's equal-epoch runs are in the table, so the equal-FLOPs verdict waits for its equal-FLOPs
+    # runs, which no rerun trained: *pending* for ever.
+    planned = []
+    for net, gflops, values in (("trial_1", 0.070, [0.58, 0.59]), ("trial_2", 0.038, [0.55, 0.56]),
+                                ("net1", 0.114, [0.50, 0.51])):
+        planned += [_finished_run(tmp_path, net, 4, seed, value, gflops) for seed, value in enumerate(values)]
+    _settings(tmp_path, ["net1"])
+    top1 = [r for r in planned if r.net != "trial_2"]
+    extra = confirm.equal_flops_runs(str(tmp_path), top1, seeds=2)
+    waiting = confirm.waiting(str(tmp_path), confirm.table(str(tmp_path)))
+    assert {(r.net, r.budget) for r in extra} == waiting == {("trial_1", confirm.EQUAL_FLOPS),
+                                                             ("trial_2", confirm.EQUAL_FLOPS)}
+    assert {(r.net, r.config.epochs, r.seed) for r in extra if r.net == "trial_2"} == {("trial_2", 12, 0),
+                                                                                      ("trial_2", 12, 1)}
+
+
+def test_when_every_seed_of_the_first_reference_diverged_the_next_one_sets_the_equal_flops_runs(tmp_path):
+    # The verdicts and `waiting` take the first reference with finished runs (small); the equal-FLOPs runs
+    # waited for the first one named (big), so none ever trained and the verdict stayed *pending*.
+    planned = [_finished_run(tmp_path, "trial_1", 4, seed, value, 0.004) for seed, value in enumerate([0.5, 0.52])]
+    planned += [_finished_run(tmp_path, "big", 4, seed) for seed in range(2)]  # diverged
+    planned += [_finished_run(tmp_path, "small", 4, seed, value, 0.010) for seed, value in enumerate([0.3, 0.31])]
+    _settings(tmp_path, ["big", "small"])
+    waiting = confirm.waiting(str(tmp_path), confirm.table(str(tmp_path)))
+    assert waiting == {("trial_1", confirm.EQUAL_FLOPS)}
+    extra = confirm.equal_flops_runs(str(tmp_path), planned, seeds=2)
+    assert extra is not None and {(r.net, r.config.epochs) for r in extra} == {("trial_1", 10)}

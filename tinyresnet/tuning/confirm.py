@@ -161,21 +161,35 @@ def plan(project_dir, table, top, seeds, epochs, references, steps_per_epoch=0) 
 def equal_flops_runs(project_dir, planned: List[Run], seeds) -> Optional[List[Run]]:
     """Every confirmed searched net at the first reference's training FLOPs, once every equal-epoch run has
     finished or diverged; None until then, or without a finished reference. A net whose FLOPs ratio rounds
-    to 1 has none: its equal-epoch runs are its equal-FLOPs ones (`flops_epochs`)."""
+    to 1 has none: its equal-epoch runs are its equal-FLOPs ones (`flops_epochs`).
+
+    "Every confirmed net" is every searched net with finished equal-epoch runs in the project, planned now
+    or by an earlier confirmation with a larger --top: the equal-FLOPs verdict waits for each (`waiting`).
+    The reference is the first one named that finished (as `verdicts` and `waiting` take it)."""
     settled = all(runner.is_settled(os.path.join(project_dir, r.folder)) for r in planned)
     if not any(r.kind == "reference" for r in planned) or not settled:
         return None
-    finished = [r for r in planned if runs.is_finished(os.path.join(project_dir, r.folder))]
-    reference = next(r.net for r in planned if r.kind == "reference")
-    if reference not in {r.net for r in finished}:
+    epochs = planned[0].config.epochs
+    rows = [row for row in finished_runs(project_dir) if row["epochs"] == epochs]
+    reference = budget_reference(project_dir, planned)
+    if reference is None:
         return None
-    table = pd.DataFrame([_row(project_dir, r.folder) for r in finished])
+    table = pd.DataFrame(rows)
     extra = []
-    for net, epochs in flops_epochs(table, reference, planned[0].config.epochs).items():
-        template = next(r for r in planned if r.net == net)
-        extra += [Run(net, "searched", EQUAL_FLOPS, seed, dataclasses.replace(template.config, epochs=epochs, seed=seed))
+    for net, n in flops_epochs(table, reference, epochs).items():
+        template = next((r.config for r in planned if r.net == net), None)
+        if template is None:  # confirmed by an earlier run with a larger --top: its own run's config
+            folder = table[table["net"] == net]["run"].iloc[0]
+            template = config_lib.from_dict(runs.read_json(os.path.join(project_dir, folder, runs.CONFIG)))
+        extra += [Run(net, "searched", EQUAL_FLOPS, seed, dataclasses.replace(template, epochs=n, seed=seed))
                   for seed in range(seeds)]
     return extra
+
+
+def budget_reference(project_dir, planned: List[Run]) -> Optional[str]:
+    """The reference whose training FLOPs set the equal-FLOPs budget: the first named with a finished run."""
+    return next((r.net for r in planned if r.kind == "reference"
+                 and runs.is_finished(os.path.join(project_dir, r.folder))), None)
 
 
 def flops_epochs(table, reference, epochs) -> dict:
@@ -270,12 +284,13 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     extra = equal_flops_runs(project_dir, planned, seeds)
     if extra is None:
         return
-    for net in dict.fromkeys(r.net for r in planned if r.kind == "searched" and
-                             runs.is_finished(os.path.join(project_dir, r.folder))):
+    reference = budget_reference(project_dir, planned)
+    for net in dict.fromkeys([r.net for r in planned if r.kind == "searched" and
+                              runs.is_finished(os.path.join(project_dir, r.folder))] + [r.net for r in extra]):
         mine = [r for r in extra if r.net == net]
         log(f"equal training FLOPs: {net} for {_epochs(mine[0].config.epochs)} (the FLOPs of "
-            f"{references[0].name}'s {_epochs(epochs)})" if mine else
-            f"equal training FLOPs: {net}'s FLOPs ratio to {references[0].name} rounds to 1, so its "
+            f"{reference}'s {_epochs(epochs)})" if mine else
+            f"equal training FLOPs: {net}'s FLOPs ratio to {reference} rounds to 1, so its "
             f"{_epochs(epochs)} runs are the equal-FLOPs ones too")
     _train(project_dir, extra, verbose, log, epoch_lines)
 
