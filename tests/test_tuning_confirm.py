@@ -529,3 +529,12 @@ def test_when_every_seed_of_the_first_reference_diverged_the_next_one_sets_the_e
     assert waiting == {("trial_1", confirm.EQUAL_FLOPS)}
     extra = confirm.equal_flops_runs(str(tmp_path), planned, seeds=2)
     assert extra is not None and {(r.net, r.config.epochs) for r in extra} == {("trial_1", 10)}
+
+
+def test_the_best_so_far_of_trials_without_numbers_follows_their_ids_not_the_leaderboard_s_order():
+    # The trials table is ranked by val top-1: in its order the best so far is the best from the first trial on.
+    from tinyresnet.tuning import leaderboard
+    table = pd.DataFrame({"trial": ["w0_a", "w0_b", "w0_c"], "epochs": [1, 1, 1], "val_top1": [0.2, 0.5, 0.3],
+                          "forward_gflops": [0.1, 0.1, 0.1]}).sort_values("val_top1", ascending=False)
+    best = leaderboard._best_so_far(table, 1)
+    assert list(best.index) == [1, 2, 3] and list(best.values) == [0.2, 0.5, 0.5]

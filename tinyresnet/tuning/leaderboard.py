@@ -202,10 +202,13 @@ def plot(table, refs, path, strongest_reference=None):
 
 def _best_so_far(done, epochs):
     """The best val top-1 of the trials of `epochs` up to each trial, indexed by trial number + 1 (the
-    order trials started in; the table's order where trials are not numbered), held to the last trial."""
+    order trials started in; where trials are not numbered, the order of their ids as text, as their folders
+    sort: the table's own order is by val top-1, which would draw a flat line at the best), held to the last
+    trial."""
     number = pd.to_numeric(done["trial"], errors="coerce") + 1 if "trial" in done else None
     if number is None or number.isna().any():
-        number = range(1, len(done) + 1)
+        number = (done["trial"].astype(str).rank(method="first") if "trial" in done
+                  else pd.Series(range(1, len(done) + 1), index=done.index))
     mine = done.assign(n=number).sort_values("n", kind="stable")
     best = mine[mine["epochs"] == epochs].set_index("n")["val_top1"].cummax()
     last = mine["n"].iloc[-1]
