@@ -538,3 +538,15 @@ def test_the_best_so_far_of_trials_without_numbers_follows_their_ids_not_the_lea
                           "forward_gflops": [0.1, 0.1, 0.1]}).sort_values("val_top1", ascending=False)
     best = leaderboard._best_so_far(table, 1)
     assert list(best.index) == [1, 2, 3] and list(best.values) == [0.2, 0.5, 0.5]
+
+
+def test_a_net_of_which_one_epoch_costs_more_than_the_budget_has_no_verdict_at_equal_flops():
+    # --epochs=1 and a net of 2.3 times cifar7's FLOPs: its 1-epoch runs were "the equal-FLOPs ones (the FLOPs
+    # ratio rounds to 1)" and won the equal-FLOPs verdict on 2.3 times the reference's training FLOPs.
+    rows = [("trial_1", "searched", confirm.EQUAL_EPOCHS, 1, [0.33, 0.34], 0.00299),
+            ("trial_3", "searched", confirm.EQUAL_EPOCHS, 1, [0.50, 0.33], 0.00026),
+            ("trial_3", "searched", confirm.EQUAL_FLOPS, 5, [0.28, 0.22], 0.00026),
+            ("cifar7", "reference", confirm.EQUAL_EPOCHS, 1, [0.30, 0.31], 0.00129)]
+    assert confirm.flops_epochs(_table(rows[:2] + rows[3:]), "cifar7", 1) == {"trial_3": 5}
+    lines = confirm.verdicts(_table(rows))
+    assert lines[1].startswith("trial_3 beats cifar7 at equal FLOPs (trial_3 5 epochs"), lines

@@ -198,13 +198,15 @@ def flops_epochs(table, reference, epochs) -> dict:
     gflops = table.groupby("net")["forward_gflops"].first()
     searched = table[table["kind"] == "searched"].groupby("net")["val_top1"].mean().sort_values(ascending=False)
     found = {net: _equal_flops_epochs(epochs, gflops[reference], gflops[net]) for net in searched.index}
-    return {net: n for net, n in found.items() if n != epochs}
+    # 0: one epoch of the net costs more than twice the budget, so it has no equal-FLOPs runs (`verdicts`
+    # leaves it out at equal FLOPs); calling its 1-epoch runs "equal FLOPs" would judge it on more FLOPs.
+    return {net: n for net, n in found.items() if n not in (epochs, 0)}
 
 
 def _equal_flops_epochs(epochs, reference_gflops, gflops):
     """Epochs of a net of `gflops` that cost what `epochs` of the reference cost (training FLOPs per image
-    are 3 x forward for both)."""
-    return max(1, round(epochs * reference_gflops / gflops))
+    are 3 x forward for both); 0 where even one epoch costs more than 1.5 times that."""
+    return round(epochs * reference_gflops / gflops)
 
 
 def _row(project_dir, folder):
@@ -285,11 +287,15 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     if extra is None:
         return
     reference = budget_reference(project_dir, planned)
+    gflops = {row["net"]: row["forward_gflops"] for row in finished_runs(project_dir)}
     for net in dict.fromkeys([r.net for r in planned if r.kind == "searched" and
                               runs.is_finished(os.path.join(project_dir, r.folder))] + [r.net for r in extra]):
         mine = [r for r in extra if r.net == net]
+        too_costly = not mine and _equal_flops_epochs(epochs, gflops[reference], gflops[net]) == 0
         log(f"equal training FLOPs: {net} for {_epochs(mine[0].config.epochs)} (the FLOPs of "
             f"{reference}'s {_epochs(epochs)})" if mine else
+            f"equal training FLOPs: one epoch of {net} costs over 1.5 times {reference}'s {_epochs(epochs)}: it has no "
+            "equal-FLOPs runs, and no verdict at that budget" if too_costly else
             f"equal training FLOPs: {net}'s FLOPs ratio to {reference} rounds to 1, so its "
             f"{_epochs(epochs)} runs are the equal-FLOPs ones too")
     _train(project_dir, extra, verbose, log, epoch_lines)
