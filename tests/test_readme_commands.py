@@ -119,6 +119,9 @@ PLAN = {
     "tinyresnet-tune --search=... --oracle=hyperband --max-hours=2 --epochs=9":
         NotRun("'...' stands for a search file; " + SEARCH_HOURS),
     "tinyresnet-tune --search=... --workers=2": NotRun("'...' stands for a search file; " + SEARCH_HOURS),
+    "tinyresnet-tune report runs/tune/tiny20_v3 --out tuning/results/tiny20_v3":
+        NotRun("it reads the project of the committed search v3, which CI does not train; test_tuning_confirm.py "
+               "runs `report --out` on a confirmed fixture project"),
     "tinyresnet-tune report runs/tune/tiny20_hyperband --out tuning/results/tiny20_hyperband":
         NotRun("it reads the project of the committed search, which CI does not train; test_tuning_confirm.py "
                "runs `report --out` on a confirmed fixture project"),
