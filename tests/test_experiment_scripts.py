@@ -75,7 +75,7 @@ def test_the_batch_sweep_times_the_real_step_per_batch_size_and_fits_a_line(tmp_
     (["--net=Conv x, FC 2", "--batch-sizes=2,4"], "--net 'Conv x, FC 2'"),
     (["--net=Conv 8, Avg 128, FC 20", "--batch-sizes=2,4"], "pooling a 64x64 feature map by 128"),
     (["--net=search", "--batch-sizes=2,4"], "names every net of a search"),
-    (["--net=search trial 6", "--batch-sizes=2,4"], "2 trials '6'"),
+    (["--net=search trial 6", "--batch-sizes=2,4"], "trials '6' in"),  # as many as committed searches have
 ])
 def test_the_batch_sweep_refuses_bad_options_naming_them(tmp_path, args, message):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
