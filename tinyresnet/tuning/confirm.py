@@ -166,20 +166,37 @@ def equal_flops_runs(project_dir, planned: List[Run], seeds) -> Optional[List[Ru
     "Every confirmed net" is every searched net with finished equal-epoch runs in the project, planned now
     or by an earlier confirmation with a larger --top: the equal-FLOPs verdict waits for each (`waiting`).
     The reference is the first one named that finished (as `verdicts` and `waiting` take it)."""
+    budget = _equal_flops_budget(project_dir, planned)
+    return None if budget is None else _equal_flops_runs(project_dir, planned, budget, seeds)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Budget:
+    reference: str  # the reference whose training FLOPs set the budget
+    table: pd.DataFrame  # the finished equal-epoch runs, one row each
+    epochs: dict  # {searched net: `_equal_flops_epochs`}, best first by equal-epoch mean
+
+
+def _equal_flops_budget(project_dir, planned: List[Run]) -> Optional[_Budget]:
+    """The equal-FLOPs budget of the confirmation, once every run of `planned` is settled (None until then,
+    or without a finished reference)."""
     settled = all(runner.is_settled(os.path.join(project_dir, r.folder)) for r in planned)
     if not any(r.kind == "reference" for r in planned) or not settled:
         return None
-    epochs = planned[0].config.epochs
-    rows = [row for row in finished_runs(project_dir) if row["epochs"] == epochs]
     reference = budget_reference(project_dir, planned)
     if reference is None:
         return None
-    table = pd.DataFrame(rows)
+    epochs = planned[0].config.epochs
+    table = pd.DataFrame([row for row in finished_runs(project_dir) if row["epochs"] == epochs])
+    return _Budget(reference, table, _all_flops_epochs(table, reference, epochs))
+
+
+def _equal_flops_runs(project_dir, planned: List[Run], budget: _Budget, seeds) -> List[Run]:
     extra = []
-    for net, n in flops_epochs(table, reference, epochs).items():
+    for net, n in _trained_at_equal_flops(budget.epochs, planned[0].config.epochs).items():
         template = next((r.config for r in planned if r.net == net), None)
         if template is None:  # confirmed by an earlier run with a larger --top: its own run's config
-            folder = table[table["net"] == net]["run"].iloc[0]
+            folder = budget.table[budget.table["net"] == net]["run"].iloc[0]
             template = config_lib.from_dict(runs.read_json(os.path.join(project_dir, folder, runs.CONFIG)))
         extra += [Run(net, "searched", EQUAL_FLOPS, seed, dataclasses.replace(template, epochs=n, seed=seed))
                   for seed in range(seeds)]
@@ -195,17 +212,24 @@ def budget_reference(project_dir, planned: List[Run]) -> Optional[str]:
 def flops_epochs(table, reference, epochs) -> dict:
     """`{searched net: its epochs at the training FLOPs of the reference's `epochs`}` for the searched nets
     of `table` (best first by equal-epoch mean), leaving out those whose ratio rounds to 1."""
+    return _trained_at_equal_flops(_all_flops_epochs(table, reference, epochs), epochs)
+
+
+def _all_flops_epochs(table, reference, epochs) -> dict:
     gflops = table.groupby("net")["forward_gflops"].first()
     searched = table[table["kind"] == "searched"].groupby("net")["val_top1"].mean().sort_values(ascending=False)
-    found = {net: _equal_flops_epochs(epochs, gflops[reference], gflops[net]) for net in searched.index}
-    # 0: one epoch of the net costs more than twice the budget, so it has no equal-FLOPs runs (`verdicts`
+    return {net: _equal_flops_epochs(epochs, gflops[reference], gflops[net]) for net in searched.index}
+
+
+def _trained_at_equal_flops(found, epochs) -> dict:
+    # 0: one epoch of the net costs twice the budget or more, so it has no equal-FLOPs runs (`verdicts`
     # leaves it out at equal FLOPs); calling its 1-epoch runs "equal FLOPs" would judge it on more FLOPs.
     return {net: n for net, n in found.items() if n not in (epochs, 0)}
 
 
 def _equal_flops_epochs(epochs, reference_gflops, gflops):
     """Epochs of a net of `gflops` that cost what `epochs` of the reference cost (training FLOPs per image
-    are 3 x forward for both); 0 where even one epoch costs more than 1.5 times that."""
+    are 3 x forward for both); 0 where even one epoch costs twice that or more."""
     return round(epochs * reference_gflops / gflops)
 
 
@@ -283,20 +307,16 @@ def run(project_dir, trials, top, seeds, epochs, references, verbose=2, log=prin
     if nets < top:
         log(f"the search has {nets} distinct finished nets, fewer than --top {top}: confirming those")
     _train(project_dir, planned, verbose, log, epoch_lines)
-    extra = equal_flops_runs(project_dir, planned, seeds)
-    if extra is None:
+    budget = _equal_flops_budget(project_dir, planned)
+    if budget is None:
         return
-    reference = budget_reference(project_dir, planned)
-    gflops = {row["net"]: row["forward_gflops"] for row in finished_runs(project_dir)}
-    for net in dict.fromkeys([r.net for r in planned if r.kind == "searched" and
-                              runs.is_finished(os.path.join(project_dir, r.folder))] + [r.net for r in extra]):
-        mine = [r for r in extra if r.net == net]
-        too_costly = not mine and _equal_flops_epochs(epochs, gflops[reference], gflops[net]) == 0
-        log(f"equal training FLOPs: {net} for {_epochs(mine[0].config.epochs)} (the FLOPs of "
-            f"{reference}'s {_epochs(epochs)})" if mine else
-            f"equal training FLOPs: one epoch of {net} costs over 1.5 times {reference}'s {_epochs(epochs)}: it has no "
-            "equal-FLOPs runs, and no verdict at that budget" if too_costly else
-            f"equal training FLOPs: {net}'s FLOPs ratio to {reference} rounds to 1, so its "
+    extra = _equal_flops_runs(project_dir, planned, budget, seeds)
+    for net, n in budget.epochs.items():
+        log(f"equal training FLOPs: {net} for {_epochs(n)} (the FLOPs of {budget.reference}'s {_epochs(epochs)})"
+            if n not in (epochs, 0) else
+            f"equal training FLOPs: one epoch of {net} costs twice {budget.reference}'s {_epochs(epochs)} or more: it "
+            "has no equal-FLOPs runs, and no verdict at that budget" if n == 0 else
+            f"equal training FLOPs: {net}'s FLOPs ratio to {budget.reference} rounds to 1, so its "
             f"{_epochs(epochs)} runs are the equal-FLOPs ones too")
     _train(project_dir, extra, verbose, log, epoch_lines)
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tinyresnet import runs  # noqa: E402
+from tinyresnet import runner, runs  # noqa: E402
 from tinyresnet import spec as spec_lib  # noqa: E402
 from tinyresnet import tables  # noqa: E402
 from tinyresnet.tuning import confirm  # noqa: E402
@@ -205,10 +205,9 @@ def _best_so_far(done, epochs):
     order trials started in; where trials are not numbered, the order of their ids as text, as their folders
     sort: the table's own order is by val top-1, which would draw a flat line at the best), held to the last
     trial."""
-    number = pd.to_numeric(done["trial"], errors="coerce") + 1 if "trial" in done else None
-    if number is None or number.isna().any():
-        number = (done["trial"].astype(str).rank(method="first") if "trial" in done
-                  else pd.Series(range(1, len(done) + 1), index=done.index))
+    number = pd.to_numeric(done["trial"], errors="coerce") + 1
+    if number.isna().any():
+        number = done["trial"].astype(str).rank(method="first")
     mine = done.assign(n=number).sort_values("n", kind="stable")
     best = mine[mine["epochs"] == epochs].set_index("n")["val_top1"].cummax()
     last = mine["n"].iloc[-1]
@@ -216,7 +215,7 @@ def _best_so_far(done, epochs):
 
 
 def _epochs(n):
-    return f"{int(n)} epoch{'s' if n != 1 else ''}"
+    return runner.count(int(n), "epoch")
 
 
 def write(project_dir, out_dir=None):
