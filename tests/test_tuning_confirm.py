@@ -10,7 +10,7 @@ import pytest
 from conftest import Lines, searches_archive, unpadded
 from test_tuning import _popen, _search_file
 from tinyresnet import runs
-from tinyresnet.tuning import confirm
+from tinyresnet.tuning import confirm, verdicts
 
 
 def test_the_candidates_are_distinct_nets_ranked_by_epochs_reached_then_score():
@@ -276,7 +276,7 @@ def test_the_equal_flops_verdict_covers_every_reference_of_the_first_one_s_cost(
     table = pd.DataFrame([{"net": net, "kind": kind, "budget": budget, "epochs": epochs, "seed": seed,
                            "val_top1": value, "forward_gflops": gflops}
                           for net, kind, budget, epochs, values, gflops in rows for seed, value in enumerate(values)])
-    lines = confirm.verdicts(table)
+    lines = verdicts.verdicts(table)
     assert [line.split(" (")[0] for line in lines] == [
         "trial_1 beats net1 at equal epochs", "trial_1 beats net6 at equal epochs", "trial_1 beats cifar7 at equal "
         "epochs", "trial_1 beats net1 at equal FLOPs", "trial_1 beats net6 at equal FLOPs"]
@@ -299,7 +299,7 @@ def test_at_equal_flops_the_verdict_is_the_best_searched_net_at_that_budget_and_
             ("trial_1", "searched", confirm.EQUAL_FLOPS, 15, [0.60, 0.61, 0.61], 0.070),
             ("trial_2", "searched", confirm.EQUAL_FLOPS, 27, [0.64, 0.65, 0.66], 0.038),
             ("net1", "reference", confirm.EQUAL_EPOCHS, 9, [0.60, 0.61, 0.62], 0.114)]
-    lines = confirm.verdicts(_table(rows))
+    lines = verdicts.verdicts(_table(rows))
     assert [line.split(": ")[0] for line in lines] == [
         "trial_1 beats net1 at equal epochs (trial_1 9 epochs", "trial_2 beats net1 at equal FLOPs (trial_2 27 epochs"]
     assert lines[0].endswith("**not supported**") and lines[1].endswith("**supported**")
@@ -313,7 +313,7 @@ def test_at_equal_flops_the_verdict_is_the_best_searched_net_at_that_budget_and_
     early = _table(rows[:4] + rows[5:])
     waiting = confirm.waiting(str(project), early)
     assert waiting == {("trial_2", confirm.EQUAL_FLOPS)}
-    lines = confirm.verdicts(early, waiting)
+    lines = verdicts.verdicts(early, waiting)
     assert lines[1].startswith("trial_1 beats net1 at equal FLOPs") and lines[1].endswith("**pending (seeds still to train)**")
     assert confirm.waiting(str(project), _table(rows)) == set()
 
@@ -335,7 +335,7 @@ def test_the_first_reference_named_sets_the_equal_flops_budget_of_the_table_and_
                                                           "forward_gflops": gflops, "params": 1})
     table = confirm.table(str(project))
     assert list(dict.fromkeys(table["net"])) == ["trial_1", "net1", "cifar7"]
-    lines = confirm.verdicts(table, confirm.waiting(str(project), table))
+    lines = verdicts.verdicts(table, confirm.waiting(str(project), table))
     assert [line.split(" (")[0] for line in lines] == [
         "trial_1 beats net1 at equal epochs", "trial_1 beats cifar7 at equal epochs", "trial_1 beats net1 at equal FLOPs"]
     assert lines[-1].endswith("**supported**")
@@ -548,5 +548,5 @@ def test_a_net_of_which_one_epoch_costs_more_than_the_budget_has_no_verdict_at_e
             ("trial_3", "searched", confirm.EQUAL_FLOPS, 5, [0.28, 0.22], 0.00026),
             ("cifar7", "reference", confirm.EQUAL_EPOCHS, 1, [0.30, 0.31], 0.00129)]
     assert confirm.flops_epochs(_table(rows[:2] + rows[3:]), "cifar7", 1) == {"trial_3": 5}
-    lines = confirm.verdicts(_table(rows))
+    lines = verdicts.verdicts(_table(rows))
     assert lines[1].startswith("trial_3 beats cifar7 at equal FLOPs (trial_3 5 epochs"), lines

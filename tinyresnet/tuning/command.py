@@ -381,10 +381,10 @@ def report_main(argv):
     table = leaderboard.write(args.project_dir, args.out)
     out = args.out or args.project_dir
     print(leaderboard.markdown(table.head(10), leaderboard.references(args.project_dir)))
-    from tinyresnet.tuning import confirm
+    from tinyresnet.tuning import confirm, verdicts
     confirmed = confirm.table(args.project_dir)
     if confirmed is not None:
-        print(confirm.markdown(confirmed, confirm.waiting(args.project_dir, confirmed)))
+        print(verdicts.markdown(confirmed, confirm.waiting(args.project_dir, confirmed)))
     print(f"written: {out}/trials.csv, leaderboard.md, search.png" + (f", {confirm.CONFIRMED}" if confirmed is not None
                                                                       else ""))
     if args.retrain_best is not None:
@@ -490,15 +490,14 @@ def _confirm(args, references):
 def _confirm_report(project_dir, code):
     """Writes and shows what finished, even when a later run failed or was interrupted; the exit code."""
     from tinyresnet import locks
-    from tinyresnet.tuning import confirm
-    from tinyresnet.tuning import leaderboard
+    from tinyresnet.tuning import confirm, leaderboard, verdicts
     if confirm.table(project_dir) is not None:
         # One writer at a time: confirmations on other machines may finish together.
         with locks.claim(os.path.join(project_dir, confirm.CONFIRM_DIR, "results"), wait=True):
             confirmed = confirm.table(project_dir)
             leaderboard.write(project_dir)
         if code is None:
-            print(confirm.markdown(confirmed, confirm.waiting(project_dir, confirmed)))
+            print(verdicts.markdown(confirmed, confirm.waiting(project_dir, confirmed)))
         print(f"written: {project_dir}/{confirm.CONFIRMED}, leaderboard.md")
     diverged = confirm.diverged_runs(project_dir)
     if code is None and diverged:

@@ -15,6 +15,7 @@ from tinyresnet import spec as spec_lib  # noqa: E402
 from tinyresnet import tables  # noqa: E402
 from tinyresnet.tuning import confirm  # noqa: E402
 from tinyresnet.tuning import space as space_lib  # noqa: E402
+from tinyresnet.tuning import verdicts  # noqa: E402
 from tinyresnet.report import save_figure  # noqa: E402
 
 COLUMNS = ("trial", "status", "spec", "widths", "layers", "params", "forward_gflops", "val_top1", "best_val_top1",
@@ -240,7 +241,7 @@ def write(project_dir, out_dir=None):
     confirmed = confirm.table(project_dir)
     if confirmed is not None:
         runs.write_csv(os.path.join(out_dir, confirm.CONFIRMED), confirmed.to_dict("records"), confirm.COLUMNS)
-        board += "\n" + confirm.markdown(confirmed, confirm.waiting(project_dir, confirmed))
+        board += "\n" + verdicts.markdown(confirmed, confirm.waiting(project_dir, confirmed))
     runs.write_text(os.path.join(out_dir, "leaderboard.md"), board)
     plot(table, refs, os.path.join(out_dir, "search.png"), strongest(refs, confirmed))
     if refs:
