@@ -24,6 +24,7 @@ exactly as `tinyresnet-train` trains.
 
 import contextlib
 import dataclasses
+from concurrent import futures
 import io
 import os
 import sys
@@ -44,9 +45,11 @@ from keras_tuner.engine import trial as trial_module
 #   hands out again;
 # - _check_consecutive_failures: where it ends a search before saving the last trial; _retry: a stray print;
 # - _seed_state, _random_state: seed 0 read as no seed;
+# - distribute: the chief's server (`_serve`), which KerasTuner polls every 20 s;
 # - Hyperband's _get_num_brackets, _get_size, _get_epochs: its plan, which it keeps to itself.
 from keras_tuner.src import config as kt_config
 from keras_tuner.src import protos
+from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import conditions
 
 from tinyresnet import config as config_lib
@@ -215,6 +218,21 @@ def plan_text(search, oracle, max_trials):
             f"{epochs} epochs{steps}")
 
 
+def _serve(oracle):
+    """The chief: KerasTuner's `oracle_chief.start_server`, which checks every 20 s whether its workers are
+    done, so a search ended up to 20 s after its last trial; this checks every half second."""
+    import grpc
+    from keras_tuner.src.distribute import oracle_chief
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server.add_insecure_port(f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}")
+    server.start()
+    while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+        time.sleep(0.5)
+    server.stop(grace=1)
+
+
 class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """Runs a `Search`: each trial is `train_and_evaluate` of the base config with the trial's net.
 
@@ -310,6 +328,10 @@ class SpecTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return runs.read_json(os.path.join(trial_dir, runs.RESULTS))
 
     def search(self, *args, **kwargs):
+        if dist_utils.is_chief_oracle():  # as KerasTuner's search does for a chief
+            self.oracle.verbose = kwargs.get("verbose", self.oracle.verbose)
+            self.save()
+            return _serve(self.oracle)
         try:
             return super().search(*args, **kwargs)
         finally:
