@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from tinyresnet import startup
+
 NOISY = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
     "I0000 00:00:1796008466.190841    2093 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU "
@@ -34,3 +36,15 @@ def test_an_exception_inside_the_block_still_reaches_the_screen():
             "    raise SystemExit('error: named failure')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "error: named failure" in out.stderr
+
+
+def test_tensorflow_loads_without_scikit_learn_unless_the_bayesian_oracle_needs_it(monkeypatch):
+    # Keras imports scikit-learn for wrappers no command uses: ~1 s of every command's start.
+    monkeypatch.setattr(startup, "_LOADED", False)
+    monkeypatch.delitem(sys.modules, "sklearn", raising=False)
+    startup.load_tensorflow()
+    assert sys.modules["sklearn"] is None  # `import sklearn` raises ImportError, as where it is not installed
+    monkeypatch.setattr(startup, "_LOADED", False)
+    monkeypatch.delitem(sys.modules, "sklearn")
+    startup.load_tensorflow(sklearn=True)  # the search's: KerasTuner's Bayesian oracle imports it
+    assert "sklearn" not in sys.modules

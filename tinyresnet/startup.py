@@ -65,14 +65,21 @@ def has_nvidia_driver():
     return os.path.exists("/proc/driver/nvidia") or bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
-def load_tensorflow():
+def load_tensorflow(sklearn=False):
     """Imports TensorFlow and lists its devices (where CUDA start-up is tried), minus the noise.
 
     Ctrl-C during the import (a few seconds) exits with 130, as Ctrl-C does later.
+
+    Args:
+        sklearn: let Keras import scikit-learn where it is installed (keras-tuner[bayesian] installs it).
+            Keras imports it for wrappers no command uses, about 1 of the 6.5 s TensorFlow takes to load
+            here; only KerasTuner's Bayesian oracle needs it.
     """
     global _LOADED
     if _LOADED:
         return
+    if not sklearn:
+        sys.modules.setdefault("sklearn", None)  # `import sklearn` raises ImportError, which Keras expects
     filtered = native_noise_filtered() if not has_nvidia_driver() else contextlib.nullcontext()
     try:
         with filtered:

@@ -249,7 +249,7 @@ def search_main(argv):
         os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = address[0], str(address[1])
         os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.role == "chief" else (args.tuner_id or "worker0")
     onednn.enable_by_default()
-    startup.load_tensorflow()
+    startup.load_tensorflow(sklearn=True)  # for the Bayesian oracle
     # Private: KerasTuner waits an hour for a chief that is gone, with no public setting; a worker should say so sooner.
     from keras_tuner.src.distribute import oracle_client
     oracle_client.TIMEOUT = args.oracle_timeout

@@ -45,9 +45,6 @@ def _start(tuner_pid):
         # its call queue never ends (it holds that pipe's other end), so it would wait for ever.
         os._exit(EXIT_INTERRUPTED)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Keras imports scikit-learn, where it is installed (keras-tuner[bayesian] installs it), for
-    # wrappers a trial never uses: about 3 of the 8 s that loading TensorFlow took here.
-    sys.modules.setdefault("sklearn", None)
     onednn.enable_by_default()
     try:
         startup.load_tensorflow()
