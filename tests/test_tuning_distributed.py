@@ -86,8 +86,10 @@ def test_a_port_in_use_is_a_clear_error(tmp_path, data):
 @pytest.mark.slow
 def test_workers_flag_runs_a_local_chief_and_workers(tmp_path, data):
     project = str(tmp_path / "project")
+    # Trials in the workers' processes (a start of TensorFlow less for each); --workers with trial processes, the
+    # default, is test_a_dead_local_worker_stops_the_search_and_a_killed_launcher_takes_every_process_with_it's.
     out = _tune(f"--search={_search_file(tmp_path, data, trials=2, verbose=1)}", f"--project-dir={project}",
-                "--workers=2", "--oracle=bayesian", "--steps_per_epoch=1")
+                "--workers=2", "--oracle=bayesian", "--steps_per_epoch=1", "--trials-in-process")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     table = pd.read_csv(os.path.join(project, "trials.csv"))
     assert len(table) == 2 and set(table["status"]) == {"COMPLETED"}
