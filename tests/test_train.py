@@ -357,26 +357,6 @@ def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(t
     np.testing.assert_allclose(lr_split, lr_whole, rtol=1e-6)
 
 
-def test_a_run_traces_its_training_step_once(tmp_path, folder_zip):
-    # Keras builds the optimizer's slots inside the first trace when no strategy scope builds them, and
-    # TensorFlow then traces the step again: ~1.5 s of every small run (a search's trial, a quickstart).
-    traces = []
-
-    class CountTraces(keras.callbacks.Callback):
-        def set_model(self, model):  # before fit makes its train function of `model.train_step`
-            super().set_model(model)
-            step = model.train_step
-
-            def counted(data):
-                traces.append(1)  # Python runs the step only while TensorFlow traces it
-                return step(data)
-            model.train_step = counted
-
-    train.train_and_evaluate(tiny_config(folder_zip, epochs=2, steps_per_epoch=2), str(tmp_path / "run"),
-                             callbacks=[CountTraces()])
-    assert len(traces) == 1
-
-
 def test_multi_worker_is_refused_with_the_way_to_scale_out(tmp_path, folder_zip):
     with pytest.raises(ConfigError, match=r"keras-team/keras#20585.*tinyresnet-tune"):
         train.train_and_evaluate(Config(**{**vars(tiny_config(folder_zip)), "distribution": "multi_worker"}),
