@@ -44,7 +44,8 @@ def test_tensorflow_loads_without_scikit_learn_unless_the_bayesian_oracle_needs_
     monkeypatch.delitem(sys.modules, "sklearn", raising=False)
     startup.load_tensorflow()
     assert sys.modules["sklearn"] is None  # `import sklearn` raises ImportError, as where it is not installed
+    startup.load_tensorflow(sklearn=True)  # a search after a command in one process (helper's hunt: the Bayesian
+    assert "sklearn" not in sys.modules    # oracle said "Please install scikit-learn")
     monkeypatch.setattr(startup, "_LOADED", False)
-    monkeypatch.delitem(sys.modules, "sklearn")
     startup.load_tensorflow(sklearn=True)  # the search's: KerasTuner's Bayesian oracle imports it
     assert "sklearn" not in sys.modules

@@ -76,6 +76,8 @@ def load_tensorflow(sklearn=False):
             here; only KerasTuner's Bayesian oracle needs it.
     """
     global _LOADED
+    if sklearn and "sklearn" in sys.modules and sys.modules["sklearn"] is None:
+        del sys.modules["sklearn"]  # left out by an earlier load in this process (a script, a notebook)
     if _LOADED:
         return
     if not sklearn:
