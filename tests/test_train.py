@@ -357,6 +357,23 @@ def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(t
     np.testing.assert_allclose(lr_split, lr_whole, rtol=1e-6)
 
 
+@pytest.mark.parametrize("augment_on", ["data", "model"])
+def test_a_fresh_run_traces_its_training_step_once(tmp_path, folder_zip, monkeypatch, augment_on):
+    # Keras built the optimizer's slots inside the first trace of the step, and TensorFlow, having seen variables
+    # created there, traced the step again: ~0.6 s of every fresh run of a small net (a trial, a test). Two on
+    # the old code; a resumed run had built them when it loaded its backup.
+    traces = []
+    step = keras.Model.train_step
+
+    def counted(self, data):
+        traces.append(self.name)  # Python runs the step only while TensorFlow traces it
+        return step(self, data)
+    monkeypatch.setattr(keras.Model, "train_step", counted)
+    train.train_and_evaluate(tiny_config(folder_zip, epochs=2, steps_per_epoch=1, augment_on=augment_on),
+                             str(tmp_path / "run"))
+    assert len(traces) == 1, traces
+
+
 def test_multi_worker_is_refused_with_the_way_to_scale_out(tmp_path, folder_zip):
     with pytest.raises(ConfigError, match=r"keras-team/keras#20585.*tinyresnet-tune"):
         train.train_and_evaluate(Config(**{**vars(tiny_config(folder_zip)), "distribution": "multi_worker"}),
