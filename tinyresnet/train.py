@@ -164,21 +164,31 @@ def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
             augment = PaperAugment(config.flip_prob, config.crop_prob, seed=config.seed, resample="gather")
             inputs = keras.Input(image_shape, name="images")
             trainer = keras.Model(inputs, model(augment(inputs)), name=model.name + "_augmented")
-        loss = classification_loss(config.label_smoothing)
-
-        def metrics():
-            return [keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                    keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5")]
-
-        trainer.compile(optimizer=make_optimizer(config, steps), loss=loss, metrics=metrics(), jit_compile=jit_compile)
+        trainer.compile(optimizer=make_optimizer(config, steps), loss=classification_loss(config.label_smoothing),
+                        metrics=_metrics(num_classes), jit_compile=jit_compile)
         # Built here, or Keras builds the optimizer's slots inside the first trace of the training step, and
         # TensorFlow, having seen variables created, traces the step a second time (~0.6 s of a small net's run).
         trainer.optimizer.build(trainer.trainable_variables)
-        if trainer is not model:
-            # The inference model is evaluated and saved on its own: with the trainer's optimizer (the same
-            # variables, so the same state), or model.keras would hold Keras' default RMSprop.
-            model.compile(optimizer=trainer.optimizer, loss=loss, metrics=metrics(), jit_compile=jit_compile)
     return model, trainer
+
+
+def _metrics(num_classes):
+    return [keras.metrics.SparseCategoricalAccuracy(name="top1"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5")]
+
+
+def compile_inference_model(model, trainer):
+    """Compiles the inference model inside a trainer that augments (`build_trainer`) with the trainer's
+    optimizer, loss and metrics, to evaluate and save it on its own: model.keras then holds the trainer's
+    optimizer and its state, not Keras' default RMSprop.
+
+    Only after training: the trainer's checkpoints (best.keras, last.keras) hold the inference model as a
+    layer, and a compiled one there saved a second, empty copy of the optimizer that loading them warned of
+    ("Skipping variable loading for optimizer 'sgd' ... the saved optimizer has 0 variables").
+    """
+    if trainer is not model and not model.compiled:
+        model.compile(optimizer=trainer.optimizer, loss=trainer.loss, metrics=_metrics(model.output_shape[-1]),
+                      jit_compile=trainer.jit_compile)
 
 
 def model_key(config, spec, image_shape, num_classes):
@@ -265,6 +275,7 @@ def fit(config, model, trainer, train, validation, steps, callbacks, workdir):
             if stopper.asked:  # after the last check (in Keras' on_train_end): not to be lost
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
+        compile_inference_model(model, trainer)
         model.save(os.path.join(workdir, runs.INTERRUPTED))
         saved = (f"the last finished epoch is backed up in {workdir}/{runs.BACKUP}"
                  if os.path.isdir(os.path.join(workdir, runs.BACKUP)) else "no epoch had finished")
@@ -326,6 +337,7 @@ def train_and_evaluate(config, workdir, overwrite=False, datasets=None, strategy
         e.remedy = _diverged_remedy(config, workdir)
         raise
     clock.lap("fit")
+    compile_inference_model(model, trainer)
     model.save(os.path.join(workdir, runs.MODEL))
     clock.lap("save_model")
     results = evaluate(config, spec, model, datasets, workdir, wall)
