@@ -187,8 +187,9 @@ def compile_inference_model(model, trainer):
     ("Skipping variable loading for optimizer 'sgd' ... the saved optimizer has 0 variables").
     """
     if trainer is not model and not model.compiled:
-        model.compile(optimizer=trainer.optimizer, loss=trainer.loss, metrics=_metrics(model.output_shape[-1]),
-                      jit_compile=trainer.jit_compile)
+        with trainer.distribute_strategy.scope():  # where the trainer was compiled: its metrics' variables
+            model.compile(optimizer=trainer.optimizer, loss=trainer.loss, metrics=_metrics(model.output_shape[-1]),
+                          jit_compile=trainer.jit_compile)
 
 
 def model_key(config, spec, image_shape, num_classes):
