@@ -363,8 +363,8 @@ def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(t
 @pytest.mark.parametrize("augment_on", ["data", "model"])
 def test_a_fresh_run_traces_its_training_step_once(tmp_path, folder_zip, monkeypatch, augment_on):
     # Keras built the optimizer's slots inside the first trace of the step, and TensorFlow, having seen variables
-    # created there, traced the step again: ~0.6 s of every fresh run of a small net (a trial, a test). Two on
-    # the old code; a resumed run had built them when it loaded its backup.
+    # created there, traced the step again: about 1 s of every fresh run of a small net (a trial, a test). Two
+    # on the old code.
     traces = []
     step = keras.Model.train_step
 
