@@ -31,6 +31,7 @@ from tinyresnet.callbacks import (AtomicBackup, EpochHistory, StopOnNaN, StopOnS
                                   ctrl_c_at_batch_ends)
 from tinyresnet.losses import classification_loss
 from tinyresnet.models import build_model
+from tinyresnet.optimizer import make_optimizer
 
 __all__ = ["train_and_evaluate", "TrainingDiverged", "Interrupted"]
 
@@ -75,30 +76,6 @@ def load_datasets(config, reuse=True):
     _DECODED.clear()  # hold one dataset, not one per data source ever seen
     _DECODED[key] = datasets
     return datasets
-
-
-def make_optimizer(config, steps_per_epoch):
-    """SGD (Nesterov) or AdamW with warm-up then cosine/step decay, stepped per batch."""
-    total = max(1, config.epochs * steps_per_epoch)
-    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
-    lr = config.learning_rate
-    if config.schedule == "cosine":
-        schedule = keras.optimizers.schedules.CosineDecay(
-            lr * 1e-2 if warmup else lr, total - warmup, alpha=1e-3,
-            warmup_target=lr if warmup else None, warmup_steps=warmup)
-    elif config.schedule == "step":
-        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-            [int(total * 0.5), int(total * 0.75)], [lr, lr * 0.1, lr * 0.01])
-    else:
-        schedule = lr
-    if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
-                                         weight_decay=config.weight_decay or None)
-    else:
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    if config.weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return optimizer
 
 
 def make_strategy(config):
