@@ -144,7 +144,8 @@ def build_trainer(config, spec, image_shape, num_classes, steps, strategy=None):
         trainer.compile(optimizer=make_optimizer(config, steps), loss=classification_loss(config.label_smoothing),
                         metrics=_metrics(num_classes), jit_compile=jit_compile)
         # Built here, or Keras builds the optimizer's slots inside the first trace of the training step, and
-        # TensorFlow, having seen variables created, traces the step a second time (about 1 s of a tiny net's 2-epoch run here).
+        # TensorFlow, having seen variables created, traces the step a second time (about 1 s of a tiny net's
+        # 2-epoch run here).
         trainer.optimizer.build(trainer.trainable_variables)
     return model, trainer
 
