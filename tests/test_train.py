@@ -267,17 +267,18 @@ def test_a_smoothed_model_loads_without_importing_train(smoothed_run):
 def test_backup_survives_a_death_while_writing(tmp_path, folder_zip, monkeypatch):
     run = tmp_path / "run"
     cfg = tiny_config(folder_zip, epochs=2, steps_per_epoch=2)
-    real_save = keras.Model.save_weights
+    from tinyresnet.callbacks import AtomicBackup
+    real_write = AtomicBackup._write
     calls = []
 
-    def dies_on_the_second_backup(self, filepath, overwrite=True, **kwargs):
+    def dies_on_the_second_backup(self, filepath):
         calls.append(filepath)
         if len(calls) == 2:  # epoch 1's backup: half a file, then the process "dies"
             open(filepath, "wb").write(b"half a file")
             raise KeyboardInterrupt
-        return real_save(self, filepath, overwrite=overwrite, **kwargs)
+        return real_write(self, filepath)
 
-    monkeypatch.setattr(keras.Model, "save_weights", dies_on_the_second_backup)
+    monkeypatch.setattr(AtomicBackup, "_write", dies_on_the_second_backup)
     with pytest.raises(train.Interrupted):
         train.train_and_evaluate(cfg, str(run))
     monkeypatch.undo()
@@ -327,10 +328,20 @@ def whole(folder_zip, tmp_path_factory):
     return run, train.train_and_evaluate(_whole_config(folder_zip), str(run))
 
 
+def _keras_h5_backups(self, path):
+    """How backups were written before they were `.npz` files: Keras' `save_weights`."""
+    self.model.save_weights(path, overwrite=True)
+
+
+@pytest.mark.parametrize("backup", ["npz", "keras weights.h5 of earlier versions"])
 def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(tmp_path, folder_zip, monkeypatch,
-                                                                               whole):
+                                                                               whole, backup):
     cfg = _whole_config(folder_zip)
     real = train.make_callbacks
+    if backup != "npz":  # a run of an earlier version resumed by this one
+        from tinyresnet import callbacks
+        monkeypatch.setattr(callbacks.AtomicBackup, "SUFFIX", ".weights.h5")
+        monkeypatch.setattr(callbacks.AtomicBackup, "_write", _keras_h5_backups)
 
     def stops_before_epoch_2(config, workdir):
         class Stop(keras.callbacks.Callback):
@@ -344,6 +355,8 @@ def test_an_interrupted_run_resumes_to_the_same_weights_optimizer_and_schedule(t
         train.train_and_evaluate(cfg, str(tmp_path / "split"))
     monkeypatch.undo()
     assert runs.resume_epoch(str(tmp_path / "split")) == 2
+    written = "backup-2" + (".npz" if backup == "npz" else ".weights.h5")
+    assert sorted(os.listdir(tmp_path / "split" / "backup")) == [written, "state.json"]
     train.train_and_evaluate(cfg, str(tmp_path / "split"))
 
     whole_dir, whole = whole[0], keras.saving.load_model(whole[0] / "checkpoints" / "last.keras")

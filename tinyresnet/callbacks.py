@@ -117,6 +117,12 @@ class AtomicBackup(keras.callbacks.Callback):
     naming a complete file. Mid-epoch backups (`save_steps`) resume at the
     start of that epoch with the newer weights.
 
+    The weights file is the model's weights and the optimizer's variables,
+    what Keras' `save_weights` writes, as one `.npz` in a fixed order: Keras'
+    `.weights.h5` took 0.26 s a save for Net 1 at width 0.125 against 0.04 s,
+    and a run backs up every epoch. A backup of an earlier version (a
+    `.weights.h5`) is read with Keras' `load_weights`.
+
     Keras' weight files leave out the layers' random seed states (dropout,
     in-model augmentation); they go into `state.json`, so a resumed run draws
     the same dropout masks as an uninterrupted one.
@@ -141,7 +147,11 @@ class AtomicBackup(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        path = os.path.join(self.backup_dir, state["weights"])
+        if path.endswith(".weights.h5"):  # written by an earlier version
+            self.model.load_weights(path)
+        else:
+            _restore(self.model, path)
         seeds = state.get("seeds", [])
         variables = _seed_states(self.model)
         if len(seeds) == len(variables):  # same architecture, same order (names carry global counters)
@@ -150,6 +160,12 @@ class AtomicBackup(keras.callbacks.Callback):
         self._count = state["count"]
         # The hook Keras' own BackupAndRestore uses: fit() starts at this epoch.
         self.model._initial_epoch = state["epoch"]
+
+    SUFFIX = ".npz"
+
+    def _write(self, path):
+        with open(path, "wb") as f:  # a file, not a name: numpy would append ".npz" to the temporary one
+            np.savez(f, *[keras.ops.convert_to_numpy(v) for v in _backed_up(self.model)])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -164,15 +180,32 @@ class AtomicBackup(keras.callbacks.Callback):
     def _save(self, next_epoch):
         os.makedirs(self.backup_dir, exist_ok=True)
         self._count += 1
-        name = f"backup-{self._count}.weights.h5"
-        tmp = os.path.join(self.backup_dir, f".tmp-{os.getpid()}.weights.h5")
-        self.model.save_weights(tmp, overwrite=True)
+        name = f"backup-{self._count}{self.SUFFIX}"
+        tmp = os.path.join(self.backup_dir, f".tmp-{os.getpid()}{self.SUFFIX}")
+        self._write(tmp)
         os.replace(tmp, os.path.join(self.backup_dir, name))
         seeds = [np.asarray(v).tolist() for v in _seed_states(self.model)]
         write_json(self._state_path, {"epoch": next_epoch, "weights": name, "count": self._count, "seeds": seeds})
         for old in os.listdir(self.backup_dir):
             if old.startswith("backup-") and old != name:
                 os.remove(os.path.join(self.backup_dir, old))
+
+
+def _backed_up(model):
+    """What Keras' `save_weights` saves of a model: its weights, then its optimizer's variables."""
+    return model.weights + (list(model.optimizer.variables) if model.optimizer is not None else [])
+
+
+def _restore(model, path):
+    variables = _backed_up(model)
+    with np.load(path) as saved:
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    shapes = [tuple(v.shape) for v in variables]
+    if [value.shape for value in values] != shapes:
+        raise ValueError(f"{path}: the backup holds {len(values)} variables of other shapes than this model's "
+                         f"{len(variables)}: it was written by another model")
+    for variable, value in zip(variables, values):
+        variable.assign(value)
 
 
 def _seed_states(model):
