@@ -289,6 +289,49 @@ def test_backup_survives_a_death_while_writing(tmp_path, folder_zip, monkeypatch
     assert [row["epoch"] for row in read_history(str(run / "history.csv"))] == [0, 1]
 
 
+def _interrupted_after_epoch_0(folder_zip, run):
+    from fixtures import stop_before_epoch
+    cfg = tiny_config(folder_zip, epochs=2, steps_per_epoch=1)
+    with pytest.raises(train.Interrupted):
+        train.train_and_evaluate(cfg, str(run), callbacks=[stop_before_epoch(1)])
+    return cfg
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "deleted"])
+def test_a_damaged_backup_is_refused_in_one_line_naming_it_and_its_remedy_works(tmp_path, folder_zip, damage):
+    # From the hunt of the .npz backup: a damaged backup (a disk fault) ended the command in a traceback of numpy's
+    # or h5py's that named no file, in this version and the one before.
+    run = tmp_path / "run"
+    cfg = _interrupted_after_epoch_0(folder_zip, run)
+    backup = run / "backup" / json.loads((run / "backup" / "state.json").read_text())["weights"]
+    if damage == "deleted":
+        backup.unlink()
+    else:
+        backup.write_bytes(backup.read_bytes()[:backup.stat().st_size // 2] if damage == "truncated" else b"")
+    with pytest.raises(RunDirError) as refused:
+        train.train_and_evaluate(cfg, str(run))
+    assert str(refused.value).startswith(f"{backup}: the run's backup cannot be read (")
+    assert str(refused.value).endswith(f"delete {run / 'backup'} to train the run again from its first epoch")
+    import shutil
+    shutil.rmtree(run / "backup")  # as the message says
+    assert train.train_and_evaluate(cfg, str(run))["epochs"] == 2
+    assert [row["epoch"] for row in read_history(str(run / "history.csv"))] == [0, 1]
+
+
+def test_a_backup_s_temporary_file_left_by_a_killed_writer_is_removed_and_a_live_one_s_kept(tmp_path, folder_zip):
+    # From the hunt of the .npz backup: a process killed while writing its backup left `.tmp-<pid>...` for good.
+    run = tmp_path / "run"
+    cfg = _interrupted_after_epoch_0(folder_zip, run)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (run / "backup" / f".tmp-{gone.pid}.npz").write_bytes(b"half a file")
+    (run / "backup" / f".tmp-{gone.pid}.weights.h5").write_bytes(b"half a file")  # an earlier version's
+    live = run / "backup" / f".tmp-{os.getppid()}.npz"  # a writer that is still at it
+    live.write_bytes(b"")
+    train.train_and_evaluate(cfg, str(run))
+    assert sorted(os.listdir(run / "backup")) == [live.name, "backup-2.npz", "state.json"]
+
+
 def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path, folder_zip):
     project = tmp_path / "my_project"
     project.mkdir()

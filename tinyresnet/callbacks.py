@@ -8,11 +8,12 @@ import os
 import signal
 import threading
 import time
+import zipfile
 
 import keras
 import numpy as np
 
-from tinyresnet.runs import HISTORY_COLUMNS, read_history, write_history, write_json
+from tinyresnet.runs import HISTORY_COLUMNS, RunDirError, process_alive, read_history, write_history, write_json
 
 
 class TrainingDiverged(RuntimeError):
@@ -142,16 +143,21 @@ class AtomicBackup(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not os.path.exists(self._state_path):
             return
-        with open(self._state_path) as f:
-            state = json.load(f)
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        path = os.path.join(self.backup_dir, state["weights"])
-        if path.endswith(".weights.h5"):  # written by an earlier version
-            self.model.load_weights(path)
-        else:
-            _restore(self.model, path)
+        path = self._state_path
+        try:  # a disk fault or a hand edit; its writes are atomic
+            with open(path) as f:
+                state = json.load(f)
+            path = os.path.join(self.backup_dir, state["weights"])
+            if path.endswith(".weights.h5"):  # written by an earlier version
+                self.model.load_weights(path)
+            else:
+                _restore(self.model, path)
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
+            raise RunDirError(f"{path}: the run's backup cannot be read ({type(e).__name__}: {e}); delete "
+                              f"{self.backup_dir} to train the run again from its first epoch") from None
         seeds = state.get("seeds", [])
         variables = _seed_states(self.model)
         if len(seeds) == len(variables):  # same architecture, same order (names carry global counters)
@@ -187,8 +193,14 @@ class AtomicBackup(keras.callbacks.Callback):
         seeds = [np.asarray(v).tolist() for v in _seed_states(self.model)]
         write_json(self._state_path, {"epoch": next_epoch, "weights": name, "count": self._count, "seeds": seeds})
         for old in os.listdir(self.backup_dir):
-            if old.startswith("backup-") and old != name:
+            if old.startswith("backup-") and old != name or _left_by_a_dead_writer(old):
                 os.remove(os.path.join(self.backup_dir, old))
+
+
+def _left_by_a_dead_writer(name):
+    """A backup's temporary file (`.tmp-<pid>...`) whose process died while writing it."""
+    pid = name[len(".tmp-"):].split(".")[0]
+    return name.startswith(".tmp-") and pid.isdigit() and not process_alive(int(pid))
 
 
 def _backed_up(model):
@@ -200,10 +212,9 @@ def _restore(model, path):
     variables = _backed_up(model)
     with np.load(path) as saved:
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    shapes = [tuple(v.shape) for v in variables]
-    if [value.shape for value in values] != shapes:
-        raise ValueError(f"{path}: the backup holds {len(values)} variables of other shapes than this model's "
-                         f"{len(variables)}: it was written by another model")
+    if [(value.shape, str(value.dtype)) for value in values] != [(tuple(v.shape), str(v.dtype)) for v in variables]:
+        raise ValueError(f"it holds {len(values)} variables of other shapes or types than this model's "
+                         f"{len(variables)}: another model wrote it")
     for variable, value in zip(variables, values):
         variable.assign(value)
 
