@@ -326,6 +326,7 @@ def test_a_backup_s_temporary_file_left_by_a_killed_writer_is_removed_and_a_live
     gone.wait()
     (run / "backup" / f".tmp-{gone.pid}.npz").write_bytes(b"half a file")
     (run / "backup" / f".tmp-{gone.pid}.weights.h5").write_bytes(b"half a file")  # an earlier version's
+    (run / "backup" / f"state.json.tmp-{gone.pid}-1").write_bytes(b"{")  # runs.write_json's
     live = run / "backup" / f".tmp-{os.getppid()}.npz"  # a writer that is still at it
     live.write_bytes(b"")
     train.train_and_evaluate(cfg, str(run))

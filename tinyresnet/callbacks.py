@@ -5,6 +5,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -197,10 +198,13 @@ class AtomicBackup(keras.callbacks.Callback):
                 os.remove(os.path.join(self.backup_dir, old))
 
 
+_TEMPORARY = re.compile(r"\.tmp-(\d+)")  # ours (`.tmp-<pid>.npz`) and `runs.write_json`'s (`state.json.tmp-<pid>-...`)
+
+
 def _left_by_a_dead_writer(name):
-    """A backup's temporary file (`.tmp-<pid>...`) whose process died while writing it."""
-    pid = name[len(".tmp-"):].split(".")[0]
-    return name.startswith(".tmp-") and pid.isdigit() and not process_alive(int(pid))
+    """A temporary file of the backup folder whose process died while writing it."""
+    match = _TEMPORARY.search(name)
+    return match is not None and not process_alive(int(match[1]))
 
 
 def _backed_up(model):
