@@ -7,10 +7,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from tinyresnet import runs  # noqa: E402
-from tinyresnet import tables  # noqa: E402
 
 TABLE_COLUMNS = ("run", "variant", "train_top1", "val_top1", "gap", "best_val_top1", "layers", "params",
                  "epochs", "images_per_sec")
@@ -68,6 +66,7 @@ def compare(run_dirs, out_dir=None, names=None):
     Returns:
         A `pandas.DataFrame`, one row per run.
     """
+    import pandas as pd  # here: a training run plots its curves, and pandas takes 0.5 s to load
     names = names or [os.path.basename(os.path.normpath(d)) for d in run_dirs]
     rows, histories = [], {}
     for name, run_dir in zip(names, run_dirs):
@@ -86,6 +85,8 @@ def compare(run_dirs, out_dir=None, names=None):
 
 def to_markdown(table):
     """Markdown of a comparison table, fractions shown as percent."""
+    import pandas as pd
+    from tinyresnet import tables
     percent = {"train_top1", "val_top1", "gap", "best_val_top1"}
 
     def cell(key, value):

@@ -60,6 +60,12 @@ def native_noise_filtered(noise=NOISE):
 
 _LOADED = False
 
+# Libraries that TensorFlow and Keras import at start-up for features no command uses (SciPy sparse and
+# pandas inputs to `fit`, Keras' plotting utilities), each import guarded by `except ImportError`: 1.4 of
+# the 5 s that `import tensorflow, keras` takes here. They are left out while those two load and may be
+# imported again afterwards (tinyresnet imports pandas and matplotlib itself, where it needs them).
+DEFERRED = ("scipy", "pandas", "matplotlib")
+
 
 def has_nvidia_driver():
     return os.path.exists("/proc/driver/nvidia") or bool(glob.glob("/dev/nvidia[0-9]*"))
@@ -82,12 +88,19 @@ def load_tensorflow(sklearn=False):
         return
     if not sklearn:
         sys.modules.setdefault("sklearn", None)  # `import sklearn` raises ImportError, which Keras expects
+    deferred = [name for name in DEFERRED if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(deferred, None))
     filtered = native_noise_filtered() if not has_nvidia_driver() else contextlib.nullcontext()
     try:
         with filtered:
             import tensorflow as tf
+            import keras  # noqa: F401  (it loads its optional libraries at once, so within the deferral)
             tf.config.list_physical_devices()
     except KeyboardInterrupt:
         print("\ninterrupted while loading TensorFlow", file=sys.stderr)
         raise SystemExit(130) from None
+    finally:
+        for name in deferred:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
     _LOADED = True
