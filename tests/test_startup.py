@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tinyresnet import startup
 
 NOISY = (
@@ -51,6 +53,7 @@ def test_tensorflow_loads_without_scikit_learn_unless_the_bayesian_oracle_needs_
     assert "sklearn" not in sys.modules
 
 
+@pytest.mark.slow  # a fresh TensorFlow interpreter
 def test_scipy_pandas_and_matplotlib_are_left_out_while_tensorflow_loads_and_import_afterwards():
     # A fresh process: Keras imports them at start-up for `fit` inputs and plots no command uses, 1.4 of the
     # 5 s `import tensorflow, keras` takes; each command imports what it uses itself, after.
