@@ -77,9 +77,13 @@ def load_tensorflow(sklearn=False):
     Ctrl-C during the import (a few seconds) exits with 130, as Ctrl-C does later.
 
     Args:
-        sklearn: let Keras import scikit-learn where it is installed (keras-tuner[bayesian] installs it).
+        sklearn: leave scikit-learn importable after the load (keras-tuner[bayesian] installs it; its
+            Bayesian oracle needs it). Otherwise `import sklearn` raises ImportError in this process:
             Keras imports it for wrappers no command uses, about 1 of the 6.5 s TensorFlow takes to load
-            here; only KerasTuner's Bayesian oracle needs it.
+            here.
+
+    Keras' own plotting utilities (`keras.visualization`) and its wrappers of scikit-learn do not work in
+    a process that loaded TensorFlow here (`DEFERRED`); the package uses neither.
     """
     global _LOADED
     if sklearn and "sklearn" in sys.modules and sys.modules["sklearn"] is None:
@@ -88,7 +92,9 @@ def load_tensorflow(sklearn=False):
         return
     if not sklearn:
         sys.modules.setdefault("sklearn", None)  # `import sklearn` raises ImportError, which Keras expects
-    deferred = [name for name in DEFERRED if name not in sys.modules]
+    # scikit-learn needs SciPy: while SciPy is left out, Keras' import of it would fail half-way and leave
+    # parts of it in sys.modules. So it is left out too, and the Bayesian oracle's own import loads it whole.
+    deferred = [name for name in DEFERRED + (("sklearn",) if sklearn else ()) if name not in sys.modules]
     sys.modules.update(dict.fromkeys(deferred, None))
     filtered = native_noise_filtered() if not has_nvidia_driver() else contextlib.nullcontext()
     try:
